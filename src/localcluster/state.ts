@@ -1,0 +1,40 @@
+// What `cluster:up` leaves behind for the rest of the project (tests, quickstart, benchmarks):
+// one JSON file describing the running local cluster.
+import fs from 'node:fs';
+import path from 'node:path';
+
+/** Root of everything the local cluster writes at run time (not the binary cache). */
+export const localDir = process.env.GANTRY_LOCAL_DIR ?? '/var/lib/gantry-local';
+export const stateFile = path.join(localDir, 'cluster.json');
+export const kubeconfigPath = path.join(localDir, 'kubeconfig');
+
+export interface LocalHost {
+  /** Host and core Node name, e.g. "host-1". */
+  name: string;
+  /** containerd's CRI socket (unix path, no scheme). */
+  criSocket: string;
+  /** Pod subnet of this host's CNI bridge. */
+  podCIDR: string;
+}
+
+export interface LocalCluster {
+  kubeconfig: string;
+  apiServerURL: string;
+  /** 127.0.0.1:5000 */
+  registry: string;
+  hosts: LocalHost[];
+  /** Test images in the local registry, by role. */
+  images: { web: string; web2: string; counter: string; pause: string };
+  runtime: { name: string; version: string };
+  checkpoint: { works: boolean; detail: string };
+  /** Directory with kubectl, helm, criu... matching the cluster's versions; put it first on PATH. */
+  binDir: string;
+}
+
+export function readLocalCluster(): LocalCluster | undefined {
+  try {
+    return JSON.parse(fs.readFileSync(stateFile, 'utf8')) as LocalCluster;
+  } catch {
+    return undefined;
+  }
+}

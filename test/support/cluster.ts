@@ -1,0 +1,46 @@
+// Access to the real local cluster for integration and e2e tests.
+// test/run.ts starts the cluster (or reuses a running one) before these tests run.
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { readLocalCluster, type LocalCluster } from '../../src/localcluster/state.js';
+
+const run = promisify(execFile);
+
+/** The running local cluster; throws (failing the test) when it is not up. */
+export function localCluster(): LocalCluster {
+  const c = readLocalCluster();
+  if (!c) throw new Error('the local cluster is not up: run `npm run cluster:up` (test/run.ts does it for you)');
+  return c;
+}
+
+export function kubeConfig(): k8s.KubeConfig {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(localCluster().kubeconfig);
+  return kc;
+}
+
+export interface CmdResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs kubectl (the cluster's own version) against the local cluster; never throws on a non-zero exit. */
+export async function kubectl(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<CmdResult> {
+  const c = localCluster();
+  const child = run(`${c.binDir}/kubectl`, ['--kubeconfig', c.kubeconfig, ...args], {
+    timeout: opts.timeoutMs ?? 60_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (opts.input !== undefined) {
+    child.child.stdin?.end(opts.input);
+  }
+  try {
+    const { stdout, stderr } = await child;
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof err.code === 'number' ? err.code : 1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
