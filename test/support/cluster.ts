@@ -10,7 +10,8 @@ const run = promisify(execFile);
 /** The running local cluster; throws (failing the test) when it is not up. */
 export function localCluster(): LocalCluster {
   const c = readLocalCluster();
-  if (!c) throw new Error('the local cluster is not up: run `npm run cluster:up` (test/run.ts does it for you)');
+  if (!c)
+    throw new Error('the local cluster is not up: run `npm run cluster:up` (test/run.ts does it for you)');
   return c;
 }
 
@@ -27,7 +28,10 @@ export interface CmdResult {
 }
 
 /** Runs kubectl (the cluster's own version) against the local cluster; never throws on a non-zero exit. */
-export async function kubectl(args: string[], opts: { input?: string; timeoutMs?: number } = {}): Promise<CmdResult> {
+export async function kubectl(
+  args: string[],
+  opts: { input?: string; timeoutMs?: number } = {},
+): Promise<CmdResult> {
   const c = localCluster();
   const child = run(`${c.binDir}/kubectl`, ['--kubeconfig', c.kubeconfig, ...args], {
     timeout: opts.timeoutMs ?? 60_000,
@@ -41,6 +45,10 @@ export async function kubectl(args: string[], opts: { input?: string; timeoutMs?
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof err.code === 'number' ? err.code : 1, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+    return {
+      code: typeof err.code === 'number' ? err.code : 1,
+      stdout: err.stdout ?? '',
+      stderr: err.stderr ?? '',
+    };
   }
 }

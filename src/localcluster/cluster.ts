@@ -1,0 +1,252 @@
+// The embedded local cluster: `up` starts etcd, kube-apiserver, kube-controller-manager, a registry
+// with test images and N containerd hosts (each with a core Node object), idempotently; `down`
+// stops all of it by recorded PID and leaves no mounts, bridges, processes or changed sysctls.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { ensureBinaries } from './binaries.js';
+import { apiServerURL, startApiserver, startControllerManager, startEtcd } from './controlplane.js';
+import { cleanUpRuntime, probeCheckpoint, runtimeVersion } from './runtime.js';
+import { hostLayout, startHost, stopHost, writeRegistryHosts } from './hosts.js';
+import { ensureClientCert, ensurePki, writeKubeconfig } from './pki.js';
+import { ensureDebianPackages, requireGo, requireRoot } from './prerequisites.js';
+import { imageRef, pushTestImages, startRegistry } from './registry.js';
+import { livePid, stopPidFile } from './proc.js';
+import { type LocalCluster, kubeconfigPath, localDir, readLocalCluster, stateFile } from './state.js';
+import { versions } from './versions.js';
+
+const layout = {
+  dir: localDir,
+  pids: path.join(localDir, 'pids'),
+  logs: path.join(localDir, 'logs'),
+  certsDir: path.join(localDir, 'certs.d'),
+  ipForwardBackup: path.join(localDir, 'ip_forward.orig'),
+};
+
+const ipForward = '/proc/sys/net/ipv4/ip_forward';
+
+type Progress = (line: string) => void;
+
+/** Runs the numbered steps, printing one line per step with how long it took. */
+class Steps {
+  private n = 0;
+  constructor(
+    private readonly total: number,
+    private readonly out: Progress,
+  ) {}
+
+  async step<T>(title: string, fn: (note: Progress) => Promise<T>): Promise<T> {
+    const prefix = `[${++this.n}/${this.total}]`;
+    const started = Date.now();
+    this.out(`${prefix} ${title}`);
+    const result = await fn((line) => this.out(`${prefix}   ${line}`));
+    this.out(`${prefix} ${title}: done in ${((Date.now() - started) / 1000).toFixed(1)}s`);
+    return result;
+  }
+}
+
+export interface UpOptions {
+  hosts: number;
+  out?: Progress;
+}
+
+export async function up(opts: UpOptions): Promise<LocalCluster> {
+  const out = opts.out ?? ((l: string) => console.log(l));
+  const steps = new Steps(8, out);
+  requireRoot();
+  fs.mkdirSync(layout.pids, { recursive: true });
+  fs.mkdirSync(layout.logs, { recursive: true });
+
+  const bins = await steps.step('prerequisites: Debian packages, Go, pinned binaries', async (note) => {
+    await ensureDebianPackages(note);
+    await requireGo();
+    return ensureBinaries(note);
+  });
+
+  const { pki, admin } = await steps.step('certificates and the admin kubeconfig', async () => {
+    const pki = await ensurePki(path.join(localDir, 'pki'));
+    const admin = await ensureClientCert(pki, 'admin', 'gantry-admin', ['system:masters']);
+    writeKubeconfig(kubeconfigPath, apiServerURL, pki, admin, 'gantry-admin');
+    return { pki, admin };
+  });
+
+  await steps.step(`etcd v${versions.etcd}`, () => startEtcd(layout, bins));
+  await steps.step(`kube-apiserver v${versions.kubernetes} (RBAC, client certificates)`, () =>
+    startApiserver(layout, bins, pki, admin),
+  );
+  await steps.step(`kube-controller-manager v${versions.kubernetes} (garbage collection, namespaces)`, () =>
+    startControllerManager(layout, bins, pki),
+  );
+
+  const images = await steps.step('registry on 127.0.0.1:5000 and test images', async () => {
+    await startRegistry(path.join(localDir, 'registry'), layout.pids, layout.logs);
+    return pushTestImages(path.join(layout.logs, 'images.log'));
+  });
+
+  const hosts = await steps.step(
+    `${opts.hosts} containerd v${versions.containerd} hosts and their Nodes`,
+    async () => {
+      recordIpForward();
+      writeRegistryHosts(layout.certsDir);
+      const started = [];
+      for (let i = 1; i <= opts.hosts; i++) {
+        started.push(
+          await startHost(hostLayout(localDir, i), bins, { ...layout, pauseImage: imageRef('pause') }),
+        );
+      }
+      await stopExtraHosts(opts.hosts);
+      await registerNodes(started.map((h) => ({ name: h.name, podCIDR: h.podCIDR })));
+      return started;
+    },
+  );
+
+  const checkpoint = await steps.step('checkpoint/restore probe (CRIU through CRI)', async (note) => {
+    const answer = await probeCheckpoint(hosts[0]!.criSocket);
+    note(
+      answer.works
+        ? `checkpoint/restore works: ${answer.detail}`
+        : `checkpoint/restore does NOT work: ${answer.detail}`,
+    );
+    return answer;
+  });
+
+  const cluster: LocalCluster = {
+    kubeconfig: kubeconfigPath,
+    apiServerURL,
+    registry: '127.0.0.1:5000',
+    hosts,
+    images,
+    runtime: await runtimeVersion(hosts[0]!.criSocket),
+    checkpoint,
+    binDir: bins.binDir,
+  };
+  fs.writeFileSync(stateFile, JSON.stringify(cluster, null, 2) + '\n');
+  return cluster;
+}
+
+/** Remembers ip_forward before the first bridge (isGateway) turns it on, so down can restore it. */
+function recordIpForward(): void {
+  if (!fs.existsSync(layout.ipForwardBackup)) {
+    fs.writeFileSync(layout.ipForwardBackup, fs.readFileSync(ipForward, 'utf8'));
+  }
+}
+
+function hostIndexesRunning(): number[] {
+  if (!fs.existsSync(layout.pids)) return [];
+  return fs
+    .readdirSync(layout.pids)
+    .map((f) => /^containerd-host-(\d+)\.pid$/.exec(f)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number);
+}
+
+async function stopExtraHosts(wanted: number): Promise<void> {
+  for (const i of hostIndexesRunning().filter((i) => i > wanted)) {
+    const h = hostLayout(localDir, i);
+    await cleanUpRuntime(h.socket).catch(() => undefined);
+    await stopHost(h, layout.pids);
+    await deleteNode(h.name);
+  }
+}
+
+function adminClient(): k8s.CoreV1Api {
+  const kc = new k8s.KubeConfig();
+  kc.loadFromFile(kubeconfigPath);
+  return kc.makeApiClient(k8s.CoreV1Api);
+}
+
+/** One core Node per host, so `kubectl cordon` and `kubectl get nodes` work as on a real cluster. */
+async function registerNodes(hosts: { name: string; podCIDR: string }[]): Promise<void> {
+  const api = adminClient();
+  for (const h of hosts) {
+    const body: k8s.V1Node = {
+      metadata: {
+        name: h.name,
+        labels: {
+          'kubernetes.io/hostname': h.name,
+          'kubernetes.io/os': 'linux',
+          'gantry.dev/local-cluster': 'true',
+        },
+      },
+      spec: { podCIDR: h.podCIDR },
+    };
+    try {
+      await api.createNode({ body });
+    } catch (e) {
+      if ((e as { code?: number }).code !== 409) throw e;
+    }
+  }
+}
+
+async function deleteNode(name: string): Promise<void> {
+  await adminClient()
+    .deleteNode({ name })
+    .catch(() => undefined);
+}
+
+/** Lazily unmounts everything under dir, deepest first (netns and overlay mounts, shm...). */
+function unmountUnder(dir: string, out: Progress): void {
+  const mounts = fs
+    .readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m): m is string => m !== undefined && (m === dir || m.startsWith(dir + '/')))
+    .sort((a, b) => b.length - a.length);
+  for (const m of mounts) {
+    const r = spawnSync('umount', ['-l', m]);
+    if (r.status !== 0) out(`  could not unmount ${m}: ${r.stderr.toString().trim()}`);
+  }
+}
+
+export async function down(out: Progress = (l) => console.log(l)): Promise<void> {
+  requireRoot();
+  if (!fs.existsSync(localDir)) {
+    out('the local cluster is not up: nothing to stop');
+    return;
+  }
+  const steps = new Steps(4, out);
+  await steps.step('containers, containerd hosts and bridges', async () => {
+    // Gantry processes (controller, agents) first, so nothing recreates containers meanwhile.
+    for (const f of pidFiles().filter((f) => /^(gantry-|agent-|controller)/.test(path.basename(f)))) {
+      await stopPidFile(f);
+    }
+    for (const i of hostIndexesRunning()) {
+      const h = hostLayout(localDir, i);
+      if (livePid(path.join(layout.pids, `containerd-${h.name}.pid`))) {
+        await cleanUpRuntime(h.socket).catch((e: Error) =>
+          out(`  ${h.name}: CRI clean-up failed: ${e.message}`),
+        );
+      }
+      await stopHost(h, layout.pids);
+    }
+  });
+  await steps.step('control plane and registry', async () => {
+    for (const name of ['kube-controller-manager', 'kube-apiserver', 'etcd', 'registry']) {
+      await stopPidFile(path.join(layout.pids, `${name}.pid`));
+    }
+    // Anything else we started and recorded.
+    for (const f of pidFiles()) await stopPidFile(f);
+  });
+  await steps.step('mounts and sysctls', async () => {
+    unmountUnder(localDir, out);
+    if (fs.existsSync(layout.ipForwardBackup)) {
+      fs.writeFileSync(ipForward, fs.readFileSync(layout.ipForwardBackup, 'utf8'));
+    }
+  });
+  await steps.step(`remove ${localDir}`, async () => {
+    fs.rmSync(localDir, { recursive: true, force: true });
+  });
+}
+
+function pidFiles(): string[] {
+  if (!fs.existsSync(layout.pids)) return [];
+  return fs.readdirSync(layout.pids).map((f) => path.join(layout.pids, f));
+}
+
+export function status(): { cluster?: LocalCluster; processes: { name: string; pid?: number }[] } {
+  return {
+    cluster: readLocalCluster(),
+    processes: pidFiles().map((f) => ({ name: path.basename(f, '.pid'), pid: livePid(f) })),
+  };
+}

@@ -1,0 +1,158 @@
+// The local OCI registry (Debian's docker-registry on 127.0.0.1:5000) and the test images in it,
+// built with buildah FROM scratch out of busybox-static, so no outside registry is ever needed.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cacheDir } from './versions.js';
+import { livePid, run, startDaemon, waitFor } from './proc.js';
+
+export const registryAddress = '127.0.0.1:5000';
+
+interface TestImage {
+  repo: string;
+  tag: string;
+  /** Which busybox applets the image gets (all, or just these). */
+  applets: 'all' | string[];
+  files?: Record<string, string>;
+  cmd: string[];
+}
+
+// PID 1 in a container ignores SIGTERM unless it handles it, so every command traps TERM and
+// exits; otherwise each stop would wait for the whole grace period.
+const testImages = {
+  pause: {
+    repo: 'gantry/pause',
+    tag: '1',
+    applets: ['sh', 'sleep'],
+    cmd: ['/bin/sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'],
+  },
+  web: {
+    repo: 'gantry/web',
+    tag: '1',
+    applets: 'all',
+    files: { 'www/index.html': 'gantry web v1\n' },
+    cmd: ['/bin/sh', '-c', 'httpd -f -p 8080 -h /www & trap "kill $!; exit 0" TERM INT; wait'],
+  },
+  web2: {
+    repo: 'gantry/web',
+    tag: '2',
+    applets: 'all',
+    files: { 'www/index.html': 'gantry web v2\n' },
+    cmd: ['/bin/sh', '-c', 'httpd -f -p 8080 -h /www & trap "kill $!; exit 0" TERM INT; wait'],
+  },
+  // Counts up once a second in memory and writes the count to /tmp/count and stdout: the state a
+  // checkpoint migration must carry over (a restart would begin again at 1).
+  counter: {
+    repo: 'gantry/counter',
+    tag: '1',
+    applets: 'all',
+    cmd: [
+      '/bin/sh',
+      '-c',
+      'trap "exit 0" TERM INT; i=0; while :; do i=$((i+1)); echo $i > /tmp/count; echo "count $i"; sleep 1; done',
+    ],
+  },
+} satisfies Record<string, TestImage>;
+
+export type TestImageName = keyof typeof testImages;
+
+export function imageRef(name: TestImageName): string {
+  const i = testImages[name];
+  return `${registryAddress}/${i.repo}:${i.tag}`;
+}
+
+export async function startRegistry(dir: string, pids: string, logs: string): Promise<void> {
+  const pidFile = path.join(pids, 'registry.pid');
+  const logFile = path.join(logs, 'registry.log');
+  if (livePid(pidFile)) return;
+  const config = path.join(dir, 'config.yml');
+  fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
+  fs.writeFileSync(
+    config,
+    [
+      'version: 0.1',
+      'log: { level: warn }',
+      `storage: { filesystem: { rootdirectory: ${path.join(dir, 'data')} }, delete: { enabled: true } }`,
+      `http: { addr: ${registryAddress} }`,
+      '',
+    ].join('\n'),
+  );
+  const pid = startDaemon('docker-registry', ['serve', config], { pidFile, logFile });
+  await waitFor(
+    `the registry to answer on ${registryAddress}`,
+    () =>
+      fetch(`http://${registryAddress}/v2/`)
+        .then((r) => r.ok)
+        .catch(() => false),
+    { pid, logFile, timeoutMs: 30_000 },
+  );
+}
+
+const busybox = '/bin/busybox';
+
+function contentKey(img: TestImage): string {
+  const h = crypto.createHash('sha256');
+  h.update(JSON.stringify(img));
+  h.update(fs.readFileSync(busybox));
+  return h.digest('hex').slice(0, 16);
+}
+
+/** Builds the image into an OCI layout in the cache unless that exact content was built before. */
+async function buildImage(img: TestImage, logFile: string): Promise<string> {
+  const layout = path.join(cacheDir, 'images', `${img.repo.replace('/', '-')}-${img.tag}-${contentKey(img)}`);
+  if (fs.existsSync(path.join(layout, 'index.json'))) return layout;
+  const ctx = fs.mkdtempSync(path.join(cacheDir, 'images', 'ctx-'));
+  const bin = path.join(ctx, 'rootfs', 'bin');
+  fs.mkdirSync(bin, { recursive: true });
+  fs.mkdirSync(path.join(ctx, 'rootfs', 'tmp'), { recursive: true });
+  fs.copyFileSync(busybox, path.join(bin, 'busybox'));
+  fs.chmodSync(path.join(bin, 'busybox'), 0o755);
+  const applets =
+    img.applets === 'all'
+      ? (await run(busybox, ['--list'])).split('\n').filter((a) => a && a !== 'busybox')
+      : img.applets;
+  for (const a of applets) fs.symlinkSync('busybox', path.join(bin, a));
+  for (const [file, content] of Object.entries(img.files ?? {})) {
+    fs.mkdirSync(path.dirname(path.join(ctx, 'rootfs', file)), { recursive: true });
+    fs.writeFileSync(path.join(ctx, 'rootfs', file), content);
+  }
+  fs.writeFileSync(
+    path.join(ctx, 'Containerfile'),
+    `FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCMD ${JSON.stringify(img.cmd)}\n`,
+  );
+  const buildah = [
+    '--root',
+    path.join(cacheDir, 'buildah', 'root'),
+    '--runroot',
+    path.join(cacheDir, 'buildah', 'run'),
+    '--storage-driver',
+    'vfs',
+  ];
+  const local = `localhost/${img.repo}:${img.tag}`;
+  await run('buildah', [...buildah, 'bud', '-q', '--layers=false', '-f', 'Containerfile', '-t', local, '.'], {
+    cwd: ctx,
+    logFile,
+  });
+  const tmpLayout = `${layout}.tmp`;
+  fs.rmSync(tmpLayout, { recursive: true, force: true });
+  await run('buildah', [...buildah, 'push', '-q', local, `oci:${tmpLayout}`], { logFile });
+  await run('buildah', [...buildah, 'rmi', local], { logFile });
+  fs.renameSync(tmpLayout, layout);
+  fs.rmSync(ctx, { recursive: true, force: true });
+  return layout;
+}
+
+/** Builds (first time) and pushes every test image to the registry; answers refs by role. */
+export async function pushTestImages(logFile: string): Promise<Record<TestImageName, string>> {
+  fs.mkdirSync(path.join(cacheDir, 'images'), { recursive: true });
+  const refs = {} as Record<TestImageName, string>;
+  for (const [name, img] of Object.entries(testImages) as [TestImageName, TestImage][]) {
+    const layout = await buildImage(img, logFile);
+    const ref = imageRef(name);
+    await run('skopeo', ['copy', '-q', '--dest-tls-verify=false', `oci:${layout}`, `docker://${ref}`], {
+      logFile,
+    });
+    refs[name] = ref;
+  }
+  return refs;
+}
