@@ -150,6 +150,26 @@ async function stopExtraHosts(wanted: number): Promise<void> {
   }
 }
 
+function hostByName(name: string) {
+  const i = /^host-(\d+)$/.exec(name)?.[1];
+  if (i === undefined) throw new Error(`no such host: ${name}`);
+  return hostLayout(localDir, Number(i));
+}
+
+/**
+ * Stops a host's containerd the way a crash or an upgrade would: its containers keep running
+ * under their shims. For tests of what Gantry does while a runtime is away.
+ */
+export async function stopRuntime(hostName: string): Promise<void> {
+  await stopPidFile(path.join(layout.pids, `containerd-${hostByName(hostName).name}.pid`), 15_000);
+}
+
+/** Starts a host's containerd again (after stopRuntime); it finds its running containers. */
+export async function startRuntime(hostName: string): Promise<void> {
+  const bins = await ensureBinaries(() => undefined);
+  await startHost(hostByName(hostName), bins, { ...layout, pauseImage: imageRef('pause') });
+}
+
 function adminClient(): k8s.CoreV1Api {
   const kc = new k8s.KubeConfig();
   kc.loadFromFile(kubeconfigPath);

@@ -124,6 +124,8 @@ export async function startHost(
     fs.writeFileSync(config, containerdConfig(h, opts.certsDir, opts.pauseImage));
     // containerd finds its shim and criu on PATH: ours first.
     const env = { ...process.env, PATH: `${bins.containerdDir}:${bins.criuDir}:${process.env.PATH}` };
+    // A socket left by a killed containerd would pass the wait below before the new one listens.
+    fs.rmSync(h.socket, { force: true });
     const pid = startDaemon(bins.containerd, ['--config', config], { pidFile, logFile }, { env });
     await waitFor(`containerd of ${h.name}`, () => fs.existsSync(h.socket), {
       pid,
