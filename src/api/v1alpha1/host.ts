@@ -1,0 +1,164 @@
+// Host: one machine with a Gantry agent and a container runtime (the Docker daemon's host). The agent
+// registers it and reports status; users cordon it (unschedulable) or ask for a drain.
+import { z } from 'zod';
+import { conditions, dateTime, defineKind, observedGeneration, QuantitySchema } from './common.js';
+import { int32, int64 } from './rules.js';
+
+export const HostSpecSchema = z
+  .object({
+    unschedulable: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Cordon: the scheduler puts no new Containers here; running ones stay. Follows kubectl cordon.',
+      ),
+    drain: z
+      .boolean()
+      .default(false)
+      .describe(
+        'Drain request: when true the controller moves every Container off this Host (Workloads by their ' +
+          'migrationPolicy) and keeps it unschedulable; progress is in status.drain.',
+      ),
+    maxConcurrentMigrations: int32(1, 64)
+      .default(2)
+      .describe('Most Migrations with this Host as source or target at once.'),
+  })
+  .describe('What users may change about a Host: cordon, drain and migration concurrency.');
+
+const ResourceAmountsSchema = z.object({
+  cpu: QuantitySchema.optional().describe('CPU in cores.'),
+  memory: QuantitySchema.optional().describe('Memory in bytes.'),
+});
+
+export const HostStatusSchema = z
+  .object({
+    observedGeneration: observedGeneration(),
+    runtimeVersion: z
+      .string()
+      .max(256)
+      .optional()
+      .describe('Runtime as <name>://<version>, like a Node containerRuntimeVersion: containerd://2.3.7.'),
+    runtime: z
+      .object({
+        name: z.string().max(64).optional().describe('Runtime name from CRI Version, e.g. containerd.'),
+        version: z.string().max(128).optional().describe('Runtime version, e.g. v2.3.7.'),
+        apiVersion: z.string().max(64).optional().describe('CRI API version the runtime speaks, e.g. v1.'),
+      })
+      .optional()
+      .describe('The container runtime, as its CRI Version call reports it.'),
+    checkpoint: z
+      .object({
+        supported: z
+          .boolean()
+          .describe('Whether checkpoint/restore (CRIU) was probed and works on this Host.'),
+        message: z.string().max(4096).optional().describe('Why it does not work, or the probe details.'),
+      })
+      .optional()
+      .describe('Whether Containers can be live-migrated from and to this Host.'),
+    capacity: ResourceAmountsSchema.optional().describe(
+      'Resources of the slice of the machine given to Gantry.',
+    ),
+    allocatable: ResourceAmountsSchema.optional().describe(
+      'Resources the scheduler may hand out: capacity less reservations.',
+    ),
+    images: z
+      .array(
+        z.object({
+          names: z.array(z.string().max(512)).max(16).optional().describe('References (tags) of the image.'),
+          digest: z.string().max(256).describe('Image ID or repo digest (sha256:...).'),
+          sizeBytes: int64().optional().describe('Size in bytes.'),
+        }),
+      )
+      .max(256)
+      .optional()
+      .describe(
+        'Images present in the runtime (at most 256, largest first), used to place work near its image.',
+      ),
+    containers: int32(0).optional().describe('Number of Gantry containers running on this Host.'),
+    cpuUsageCores: z.number().min(0).optional().describe('CPU in use by Gantry containers, in cores.'),
+    agentVersion: z.string().max(128).optional().describe('Version of the Gantry agent.'),
+    lastHeartbeatTime: dateTime()
+      .optional()
+      .describe('When the agent last reported; a stale value means the Host is lost.'),
+    drain: z
+      .object({
+        phase: z
+          .enum(['Draining', 'Drained'])
+          .describe('Draining while Containers remain; Drained once the Host is empty.'),
+        pending: int32(0).optional().describe('Containers not yet moved.'),
+        migrating: int32(0).optional().describe('Containers being moved now.'),
+        completed: int32(0).optional().describe('Containers moved.'),
+        failed: int32(0).optional().describe('Containers whose move failed (they are retried or restarted).'),
+      })
+      .optional()
+      .describe('Progress of a drain requested with spec.drain.'),
+    conditions: conditions('Ready: the agent reports and the runtime answers; CheckpointReady'),
+  })
+  .describe('What the agent of this Host reports (the controller writes status.drain).');
+
+export const HostKind = defineKind({
+  kind: 'Host',
+  plural: 'hosts',
+  singular: 'host',
+  shortNames: ['hst'],
+  scope: 'Cluster',
+  description:
+    'Host is a machine with a Gantry agent and a containerd runtime, named after its Node. The agent ' +
+    'registers it and reports runtime, checkpoint support, capacity and images; spec cordons or drains it.',
+  spec: HostSpecSchema,
+  specDefaultsToEmpty: true,
+  status: HostStatusSchema,
+  printerColumns: [
+    {
+      name: 'Ready',
+      type: 'string',
+      jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+      description: 'Status of the Ready condition.',
+    },
+    {
+      name: 'Runtime',
+      type: 'string',
+      jsonPath: '.status.runtimeVersion',
+      description: 'Container runtime.',
+    },
+    {
+      name: 'Checkpoint',
+      type: 'boolean',
+      jsonPath: '.status.checkpoint.supported',
+      description: 'Whether checkpoint/restore works.',
+    },
+    {
+      name: 'Containers',
+      type: 'integer',
+      jsonPath: '.status.containers',
+      description: 'Running containers.',
+    },
+    {
+      name: 'Age',
+      type: 'date',
+      jsonPath: '.metadata.creationTimestamp',
+      description: 'Time since creation.',
+    },
+    {
+      name: 'Unschedulable',
+      type: 'boolean',
+      jsonPath: '.spec.unschedulable',
+      description: 'Cordoned.',
+      priority: 1,
+    },
+    {
+      name: 'Agent',
+      type: 'string',
+      jsonPath: '.status.agentVersion',
+      description: 'Agent version.',
+      priority: 1,
+    },
+  ],
+});
+
+export const HostSchema = HostKind.schema;
+export type Host = z.output<typeof HostSchema>;
+export type HostInput = z.input<typeof HostSchema>;
+export type HostSpec = z.output<typeof HostSpecSchema>;
+export type HostSpecInput = z.input<typeof HostSpecSchema>;
+export type HostStatus = z.output<typeof HostStatusSchema>;

@@ -1,0 +1,302 @@
+// The API against a real kube-apiserver, driven with kubectl as a user would: the CRDs install and
+// become Established, the examples apply, discovery (categories, explain, printer columns, field
+// selectors, /scale) works, every invalid fixture is refused with its message, and the transition
+// rules hold on update.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { kubectl } from '../../support/cluster.js';
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+const crdDir = `${root}crds/`;
+const examplesDir = `${root}examples/`;
+const fixturesDir = `${root}test/fixtures/invalid/`;
+const ns = `gantry-api-it-${Date.now().toString(36)}`;
+const exampleHost = 'edge-box-1';
+const testHost = `gantry-api-it-${Date.now().toString(36)}`;
+
+async function ok(args: string[], input?: string): Promise<string> {
+  const r = await kubectl(args, input === undefined ? {} : { input });
+  assert.equal(r.code, 0, `kubectl ${args.join(' ')} failed:\n${r.stderr}`);
+  return r.stdout;
+}
+
+/** Retries until fn stops throwing (discovery and OpenAPI publishing lag behind CRD creation). */
+async function eventually<T>(fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+  }
+}
+
+/** Runs fn over items with at most `limit` in flight. */
+async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await fn(items[i]!);
+      }
+    }),
+  );
+  return results;
+}
+
+async function installCrds(): Promise<void> {
+  await ok(['apply', '--server-side', '--force-conflicts', '--field-manager=gantry-api-test', '-f', crdDir]);
+  await ok(['wait', '--for=condition=Established', '--timeout=60s', '-f', crdDir]);
+}
+
+describe('gantry.dev/v1alpha1 on a real apiserver', () => {
+  before(async () => {
+    await installCrds();
+    await ok(['create', 'namespace', ns]);
+  });
+
+  after(async () => {
+    // Objects first: the namespace may stay Terminating, and a running controller may hold finalizers.
+    await kubectl(['delete', 'images,containers,workloads,migrations', '--all', '-n', ns, '--wait=false']);
+    await kubectl(['delete', 'namespace', ns, '--wait=false', '--ignore-not-found']);
+    await kubectl(['delete', 'host', exampleHost, testHost, '--wait=false', '--ignore-not-found']);
+  });
+
+  it('installs every CRD with its names, categories and Established condition', async () => {
+    const out = await ok(['get', 'crd', '-l', 'app.kubernetes.io/part-of=gantry', '-o', 'name']);
+    assert.deepEqual(out.trim().split('\n').sort(), [
+      'customresourcedefinition.apiextensions.k8s.io/containers.gantry.dev',
+      'customresourcedefinition.apiextensions.k8s.io/hosts.gantry.dev',
+      'customresourcedefinition.apiextensions.k8s.io/images.gantry.dev',
+      'customresourcedefinition.apiextensions.k8s.io/migrations.gantry.dev',
+      'customresourcedefinition.apiextensions.k8s.io/workloads.gantry.dev',
+    ]);
+    const resources = await eventually(async () => {
+      const r = await ok(['api-resources', '--api-group=gantry.dev', '--no-headers']);
+      assert.equal(r.trim().split('\n').length, 5);
+      return r;
+    });
+    for (const short of ['img', 'ctr', 'wl', 'hst', 'mig'])
+      assert.match(resources, new RegExp(`\\b${short}\\b`));
+  });
+
+  const examples = fs.readdirSync(examplesDir).filter((f) => f.endsWith('.yaml'));
+
+  for (const f of examples) {
+    it(`examples/${f} applies with --dry-run=server and then for real`, async () => {
+      const file = `${examplesDir}${f}`;
+      const dry = await ok(['apply', '--server-side', '--dry-run=server', '-n', ns, '-f', file]);
+      assert.match(dry, /serverside-applied \(server dry run\)/);
+      const real = await ok(['apply', '--server-side', '-n', ns, '-f', file]);
+      assert.match(real, /serverside-applied/);
+    });
+  }
+
+  it('kubectl get gantry lists every kind (category)', async () => {
+    const out = await ok(['get', 'gantry', '-n', ns, '-o', 'name']);
+    for (const name of [
+      'image.gantry.dev/web',
+      'container.gantry.dev/counter',
+      'workload.gantry.dev/web',
+      `host.gantry.dev/${exampleHost}`,
+      'migration.gantry.dev/counter-move-1',
+    ]) {
+      assert.ok(out.includes(name), `${name} missing from:\n${out}`);
+    }
+  });
+
+  it('prints the printer columns', async () => {
+    const headers: Record<string, string[]> = {
+      images: ['NAME', 'REF', 'DIGEST', 'READY', 'DESIRED', 'AGE'],
+      containers: ['NAME', 'HOST', 'PHASE', 'IMAGE', 'RESTARTS', 'AGE'],
+      workloads: ['NAME', 'DESIRED', 'READY', 'UP-TO-DATE', 'AVAILABLE', 'AGE'],
+      migrations: ['NAME', 'CONTAINER', 'FROM', 'TO', 'PHASE', 'DOWNTIME', 'AGE'],
+    };
+    for (const [plural, want] of Object.entries(headers)) {
+      const out = await ok(['get', plural, '-n', ns]);
+      assert.deepEqual(out.split('\n')[0]!.trim().split(/\s+/), want, plural);
+    }
+    const hosts = await ok(['get', 'host', exampleHost]);
+    assert.deepEqual(hosts.split('\n')[0]!.trim().split(/\s+/), [
+      'NAME',
+      'READY',
+      'RUNTIME',
+      'CHECKPOINT',
+      'CONTAINERS',
+      'AGE',
+    ]);
+    const workload = await ok(['get', 'workload', 'web', '-n', ns, '--no-headers']);
+    assert.match(workload, /^web\s+3\s/);
+  });
+
+  it('kubectl explain describes workload.spec.placement', async () => {
+    const out = await eventually(async () => {
+      const text = await ok(['explain', 'workload.spec.placement']);
+      assert.match(text, /maxSkew/);
+      return text;
+    });
+    for (const field of ['nodeSelector', 'maxSkew', 'maxPerHost']) assert.match(out, new RegExp(field));
+    assert.match(out, /Where replicas may run and how they spread over Hosts/);
+    const nodeName = await ok(['explain', 'container.spec.nodeName']);
+    assert.match(nodeName, /Cannot change once set/);
+  });
+
+  const fixtures = fs.readdirSync(fixturesDir).filter((f) => f.endsWith('.yaml'));
+
+  it(`refuses each of the ${fixtures.length} invalid fixtures with its expected message`, async () => {
+    const failures = (
+      await pool(fixtures, 4, async (f) => {
+        const text = fs.readFileSync(`${fixturesDir}${f}`, 'utf8');
+        const expect = /^# expect: (.*)$/m.exec(text)![1]!;
+        const r = await kubectl(['apply', '--server-side', '--dry-run=server', '-n', ns, '-f', '-'], {
+          input: text,
+        });
+        if (r.code === 0) return `${f}: accepted`;
+        if (!r.stderr.includes(expect)) return `${f}: expected "${expect}" in:\n${r.stderr.trim()}`;
+        return undefined;
+      })
+    ).filter((x) => x !== undefined);
+    assert.deepEqual(failures, []);
+  });
+
+  it('Container: nodeName can be set once, never changed or removed', async () => {
+    const manifest = (nodeName?: string) =>
+      JSON.stringify({
+        apiVersion: 'gantry.dev/v1alpha1',
+        kind: 'Container',
+        metadata: { name: 'pinned', namespace: ns },
+        spec: { image: '127.0.0.1:5000/gantry/counter:1', ...(nodeName ? { nodeName } : {}) },
+      });
+    await ok(['apply', '--server-side', '--field-manager=it', '-f', '-'], manifest());
+    await ok(['apply', '--server-side', '--field-manager=it', '-f', '-'], manifest(testHost));
+    const moved = await kubectl(['apply', '--server-side', '--field-manager=it', '-f', '-'], {
+      input: manifest(`${testHost}-2`),
+    });
+    assert.notEqual(moved.code, 0);
+    assert.match(moved.stderr, /nodeName cannot be changed once the container is bound to a host/);
+    const cleared = await kubectl(['apply', '--server-side', '--field-manager=it', '-f', '-'], {
+      input: manifest(),
+    });
+    assert.notEqual(cleared.code, 0);
+    assert.match(cleared.stderr, /nodeName cannot be changed/);
+  });
+
+  it('Container: agents can select their containers by spec.nodeName (selectableFields)', async () => {
+    const mine = await ok([
+      'get',
+      'containers',
+      '-n',
+      ns,
+      '--field-selector',
+      `spec.nodeName=${testHost}`,
+      '-o',
+      'name',
+    ]);
+    assert.equal(mine.trim(), 'container.gantry.dev/pinned');
+    const none = await ok([
+      'get',
+      'containers',
+      '-n',
+      ns,
+      '--field-selector',
+      'spec.nodeName=elsewhere',
+      '-o',
+      'name',
+    ]);
+    assert.equal(none.trim(), '');
+  });
+
+  it('Workload: kubectl scale works through /scale, and the selector is immutable', async () => {
+    await ok(['scale', 'workload/web', '-n', ns, '--replicas=5']);
+    assert.equal(await ok(['get', 'workload', 'web', '-n', ns, '-o', 'jsonpath={.spec.replicas}']), '5');
+    const scale = JSON.parse(
+      await ok(['get', '--raw', `/apis/gantry.dev/v1alpha1/namespaces/${ns}/workloads/web/scale`]),
+    );
+    assert.equal(scale.kind, 'Scale');
+    assert.equal(scale.spec.replicas, 5);
+    const patch = JSON.stringify({ spec: { selector: { matchLabels: { app: 'web', tier: 'x' } } } });
+    const r = await kubectl(['patch', 'workload', 'web', '-n', ns, '--type=merge', '-p', patch]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /selector is immutable/);
+  });
+
+  it('Migration: the spec is immutable', async () => {
+    const r = await kubectl([
+      'patch',
+      'migration',
+      'counter-move-1',
+      '-n',
+      ns,
+      '--type=merge',
+      '-p',
+      '{"spec":{"timeoutSeconds":60}}',
+    ]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /spec is immutable/);
+  });
+
+  it('Host: a user can cordon and drain through spec', async () => {
+    await ok(['patch', 'host', exampleHost, '--type=merge', '-p', '{"spec":{"drain":true}}']);
+    const spec = JSON.parse(await ok(['get', 'host', exampleHost, '-o', 'jsonpath={.spec}']));
+    assert.deepEqual(spec, { drain: true, maxConcurrentMigrations: 2, unschedulable: true });
+  });
+
+  it('status: the subresource accepts a valid status and refuses a malformed condition', async () => {
+    const condition = {
+      type: 'Ready',
+      status: 'True',
+      observedGeneration: 1,
+      lastTransitionTime: '2025-01-31T12:00:00Z',
+      reason: 'Running',
+      message: 'running on host',
+    };
+    const status = { phase: 'Running', restartCount: 0, health: 'Healthy', conditions: [condition] };
+    await ok([
+      'patch',
+      'container',
+      'counter',
+      '-n',
+      ns,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status }),
+    ]);
+    const columns = await ok(['get', 'container', 'counter', '-n', ns, '--no-headers', '-o', 'wide']);
+    assert.match(columns, /Running/);
+    const bad = { status: { conditions: [{ ...condition, status: 'Yes' }] } };
+    const r = await kubectl([
+      'patch',
+      'container',
+      'counter',
+      '-n',
+      ns,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify(bad),
+    ]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /Unsupported value: "Yes"/);
+    const hostStatus = {
+      status: { conditions: [{ ...condition, reason: 'AgentReady' }], runtimeVersion: 'containerd://2.3.7' },
+    };
+    await ok([
+      'patch',
+      'host',
+      exampleHost,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify(hostStatus),
+    ]);
+    const host = await ok(['get', 'host', exampleHost, '--no-headers']);
+    assert.match(host, new RegExp(`^${exampleHost}\\s+True\\s+containerd://2\\.3\\.7`));
+  });
+});
