@@ -139,7 +139,8 @@ export async function startControllerManager(l: Layout, bins: Binaries, pki: Pki
       '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller',
       `--service-account-private-key-file=${pki.saKey}`,
       `--root-ca-file=${pki.caCert}`,
-      '--use-service-account-credentials=false',
+      // Each controller acts as its own service account, with the RBAC roles Kubernetes bootstraps for it.
+      '--use-service-account-credentials=true',
       '--v=1',
     ],
     f,
