@@ -39,6 +39,7 @@ export const ContainerPhaseSchema = z.enum([
   'Pending',
   'Creating',
   'Running',
+  'Restarting',
   'Succeeded',
   'Failed',
   'Unknown',
@@ -50,8 +51,9 @@ export const ContainerStatusSchema = z
   .object({
     observedGeneration: observedGeneration(),
     phase: ContainerPhaseSchema.optional().describe(
-      'Pending (not on a host yet), Creating (pulling, creating the sandbox), Running, Succeeded or Failed ' +
-        '(exited, not restarted), Unknown (the host stopped reporting).',
+      'Pending (not on a host yet), Creating (pulling, creating the sandbox), Running, Restarting (exited, ' +
+        'waiting out the restart back-off), Succeeded or Failed (exited, not restarted), Unknown (the host ' +
+        'stopped reporting).',
     ),
     containerID: runtimeId('Runtime container ID (CRI), once created.'),
     sandboxID: runtimeId('Runtime pod sandbox ID (CRI), once created.'),

@@ -2,7 +2,7 @@
 // registers it and reports status; users cordon it (unschedulable) or ask for a drain.
 import { z } from 'zod';
 import { conditions, dateTime, defineKind, observedGeneration, QuantitySchema } from './common.js';
-import { int32, int64 } from './rules.js';
+import { int32, int64, listMap } from './rules.js';
 
 export const HostSpecSchema = z
   .object({
@@ -74,6 +74,25 @@ export const HostStatusSchema = z
       .describe(
         'Images present in the runtime (at most 256, largest first), used to place work near its image.',
       ),
+    imagePulls: listMap(
+      z.object({
+        image: z
+          .string()
+          .max(317)
+          .describe('The Image object that asked for the pull, as <namespace>/<name>.'),
+        state: z.enum(['Pulling', 'Failed']).describe('Pulling now, or the last pull failed.'),
+        reason: z
+          .string()
+          .max(1024)
+          .optional()
+          .describe('Short CamelCase cause of a failure, e.g. Unauthorized.'),
+        message: z.string().max(4096).optional().describe('The error the runtime returned.'),
+      }),
+      ['image'],
+      64,
+    )
+      .optional()
+      .describe('Pulls of Image objects that are not done: in progress or failed (at most 64).'),
     containers: int32(0).optional().describe('Number of Gantry containers running on this Host.'),
     cpuUsageCores: z.number().min(0).optional().describe('CPU in use by Gantry containers, in cores.'),
     agentVersion: z.string().max(128).optional().describe('Version of the Gantry agent.'),
