@@ -1,5 +1,6 @@
 // Types shared by the Gantry kinds: names, labels, conditions, quantities and the container template that
 // both Container and Workload use. Every rule here is stated once for zod and the CRD (see rules.ts).
+import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { IMAGE_REFERENCE_PATTERN } from './imageref.js';
 import { compareQuantities, isQuantity, QUANTITY_PATTERN } from './quantity.js';
@@ -430,18 +431,14 @@ export function formatLabelSelector(selector: LabelSelector): string {
 export const MigrationModeSchema = z.enum(['Checkpoint', 'Restart']);
 export const MigrationFallbackSchema = z.enum(['Restart', 'None']);
 
-export const ObjectMetaSchema = z.looseObject({
-  name: z.string().optional(),
-  generateName: z.string().optional(),
-  namespace: z.string().optional(),
-  uid: z.string().optional(),
-  resourceVersion: z.string().optional(),
-  generation: z.number().optional(),
-  creationTimestamp: z.string().optional(),
-  deletionTimestamp: z.string().optional(),
-  labels: z.record(z.string(), z.string()).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
-});
+/**
+ * metav1.ObjectMeta: the apiserver validates it, so zod only checks that it is an object, and the
+ * TypeScript type is client-node's, which makes every Gantry object a KubernetesObject.
+ */
+export const ObjectMetaSchema = z.custom<V1ObjectMeta>(
+  (v) => typeof v === 'object' && v !== null && !Array.isArray(v),
+  'metadata must be an object',
+);
 
 export interface PrinterColumn {
   name: string;
