@@ -22,7 +22,8 @@ interface ManagedFieldsEntry {
 /**
  * True when applying `applied` as `fieldManager` would change nothing on `live`: every applied
  * value is already there, and no field this manager applied last time is missing from
- * `applied` (the apply would remove it). Lists compare element by element, in order.
+ * `applied` (the apply would remove it). Lists compare element by element, in order, except
+ * condition lists, which compare by type (a condition we stopped writing is not noticed).
  * `subresource` is 'status' for applies to /status.
  */
 export function isApplyNoop(
@@ -41,12 +42,25 @@ export function isApplyNoop(
   return !mine || !dropsOwnedField(mine.fieldsV1, wanted);
 }
 
+/** A list of conditions (objects keyed by `type`): each writer owns only its own entries. */
+function isConditionList(list: unknown[]): list is { type: string }[] {
+  return list.length > 0 && list.every((e) => typeof (e as { type?: unknown } | null)?.type === 'string');
+}
+
 function isSubset(wanted: unknown, live: unknown): boolean {
   if (wanted === null) return live === null || live === undefined;
   if (Array.isArray(wanted)) {
-    return (
-      Array.isArray(live) && live.length === wanted.length && wanted.every((w, i) => isSubset(w, live[i]))
-    );
+    if (!Array.isArray(live)) return false;
+    if (isConditionList(wanted)) {
+      // Other managers' conditions may sit beside ours: match ours by type, in any order.
+      return wanted.every((w) =>
+        isSubset(
+          w,
+          live.find((l) => (l as { type?: unknown } | null)?.type === w.type),
+        ),
+      );
+    }
+    return live.length === wanted.length && wanted.every((w, i) => isSubset(w, live[i]));
   }
   if (typeof wanted === 'object') {
     if (typeof live !== 'object' || live === null || Array.isArray(live)) return false;

@@ -83,8 +83,11 @@ export class CustomResourceClient<T extends KubernetesObject> {
       : this.api.patchClusterCustomObject({ ...this.base(), name: name.name, body: patch }, options))) as T;
   }
 
-  /** Server-side apply of the fields in `obj` (spec, metadata.labels...) as `fieldManager`. */
-  async apply(obj: T, opts: ApplyOptions): Promise<T> {
+  /**
+   * Server-side apply of the fields in `obj` (spec, metadata.labels...) as `fieldManager`: only
+   * the fields this writer owns, so `obj` is usually a fragment of a T.
+   */
+  async apply(obj: Partial<T> & KubernetesObject, opts: ApplyOptions): Promise<T> {
     const body = { ...obj, apiVersion: this.apiVersion, kind: this.type.kind };
     const params = { ...this.base(), name: nameOf(obj).name, body, fieldManager: opts.fieldManager };
     const force = opts.force ?? true;

@@ -103,6 +103,17 @@ export interface ControllerSpec {
   rateLimiter?: RateLimiter<string>;
 }
 
+/**
+ * A background task the manager starts once caches have synced (and, when it needs leader
+ * election, only while leading) and stops at shutdown by aborting `signal`: periodic sweeps,
+ * heartbeats, streams. start() resolves when the task has stopped.
+ */
+export interface Runnable {
+  name: string;
+  needLeaderElection: boolean;
+  start(signal: AbortSignal): Promise<void>;
+}
+
 export class Manager {
   /** Liveness checks behind /healthz. */
   readonly liveness = new Checks();
@@ -115,6 +126,9 @@ export class Manager {
   private readonly clock: Clock;
   private readonly informers = new Map<string, Informer<KubernetesObject>>();
   private readonly controllers: Controller[] = [];
+  private readonly runnables: Runnable[] = [];
+  private readonly running: Promise<void>[] = [];
+  private readonly stopRunnables = new AbortController();
   private elector: LeaderElector | undefined;
   private ran = false;
 
@@ -165,6 +179,11 @@ export class Manager {
     return controller;
   }
 
+  /** Adds a background task (see Runnable). */
+  add(runnable: Runnable): void {
+    this.runnables.push(runnable);
+  }
+
   /** True when this process runs the controllers (always, without election). */
   isLeader(): boolean {
     if (!this.opts.leaderElection) return true;
@@ -198,6 +217,7 @@ export class Manager {
       await Promise.all([...this.informers.values()].map((i) => i.waitForSync(stop.signal)));
       if (!stop.signal.aborted) {
         this.log.info('Caches synced', { informers: this.informers.size });
+        this.startRunnables(false);
         if (this.opts.leaderElection) {
           this.elector = this.newElector(this.opts.leaderElection, () => {
             if (!stop.signal.aborted) fail(new Error('leader election lost'));
@@ -238,6 +258,17 @@ export class Manager {
 
   private startControllers(): void {
     for (const controller of this.controllers) controller.start();
+    this.startRunnables(true);
+  }
+
+  private startRunnables(needLeaderElection: boolean): void {
+    for (const r of this.runnables.filter((r) => r.needLeaderElection === needLeaderElection)) {
+      this.running.push(
+        r.start(this.stopRunnables.signal).catch((err: unknown) => {
+          this.log.error('Background task failed', { runnable: r.name, err });
+        }),
+      );
+    }
   }
 
   /** Adds each server to `servers` as it starts, so a later failure still closes it. */
@@ -269,6 +300,10 @@ export class Manager {
     if (!drained) {
       this.log.warn('Grace period over with reconciles still running; aborting them');
       for (const c of this.controllers) c.abort();
+    }
+    this.stopRunnables.abort();
+    if (!(await this.within(Promise.all(this.running), deadline - this.clock.now()))) {
+      this.log.warn('Background tasks did not stop within the grace period');
     }
     election.abort(); // releases the lease
     if (!(await this.within(leading, deadline - this.clock.now()))) {

@@ -1,0 +1,295 @@
+// The node agent: one per host. It watches the Containers bound to its host (field selector on
+// spec.nodeName), the Image objects, its Host and its Node, and turns them into CRI calls; it
+// reports back in Container and Host status. No leader election: one agent per host, and every
+// step is idempotent, so a restarted agent simply picks up where the runtime is.
+import path from 'node:path';
+import type { V1Node } from '@kubernetes/client-node';
+import {
+  type Container,
+  type Host,
+  type Image,
+  kinds,
+  normalizeImageReference,
+  parseImageReference,
+  quantityNanos,
+} from '../api/v1alpha1/index.js';
+import { Backoff } from '../kube/backoff.js';
+import { realClock, sleep } from '../kube/clock.js';
+import type { KubeClient } from '../kube/client.js';
+import { CustomResourceClient } from '../kube/customresource.js';
+import { EventRecorder } from '../kube/events.js';
+import { joinKey, objectKey } from '../kube/keys.js';
+import { type Manager, watch } from '../kube/manager.js';
+import type { Logger } from '../obs/logger.js';
+import { EventsV1Api } from '@kubernetes/client-node';
+import { ContainerReconciler } from './containers.js';
+import { CriClient, CriError } from './cri/client.js';
+import { HealthMonitor } from './health.js';
+import { HostReporter, machineCapacity } from './host.js';
+import { ImageWarmer } from './images.js';
+import { observeCriCall } from './metrics.js';
+import type { AgentOptions } from './options.js';
+import { ImagePuller } from './pull.js';
+import { pullAuth } from './pullsecrets.js';
+import { labels } from './runtimespec.js';
+import { StatsCollector } from './stats.js';
+
+export const agentVersion = '0.1.0';
+
+function resourceClient<T extends Container | Image | Host>(
+  client: KubeClient,
+  kind: 'Container' | 'Image' | 'Host',
+) {
+  const k = kinds[kind];
+  return new CustomResourceClient<T>(client, {
+    group: 'gantry.dev',
+    version: 'v1alpha1',
+    plural: k.plural,
+    kind: k.kind,
+    namespaced: k.scope === 'Namespaced',
+  });
+}
+
+/** Capacity less what is reserved for the system, in the quantity units Kubernetes uses. */
+function allocatable(
+  capacity: { cpu: string; memory: string },
+  o: AgentOptions,
+): { cpu: string; memory: string } {
+  const minus = (a: string, b: string, unit: bigint) => {
+    const nanos = quantityNanos(a) - quantityNanos(b);
+    return nanos <= 0n ? 0n : nanos / unit;
+  };
+  return {
+    cpu: `${minus(capacity.cpu, o.reservedCpu, 1_000_000n)}m`,
+    memory: String(minus(capacity.memory, o.reservedMemory, 1_000_000_000n)),
+  };
+}
+
+/** Wires the agent's informers, reconcilers and background tasks into `manager`. */
+export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions, log: Logger): void {
+  const host = o.hostName;
+  const fieldManager = `gantry-agent/${host}`;
+  const cri = new CriClient(o.criSocket, { observer: observeCriCall });
+  const containersApi = resourceClient<Container>(client, 'Container');
+  const imagesApi = resourceClient<Image>(client, 'Image');
+  const hostsApi = resourceClient<Host>(client, 'Host');
+
+  const containers = manager.informer<Container>({
+    path: containersApi.collectionPath(),
+    fieldSelector: `spec.nodeName=${host}`,
+    // Runtime state can change without an API event (an exit the event stream missed).
+    resyncPeriodMs: 30_000,
+  });
+  const images = manager.informer<Image>({ path: imagesApi.collectionPath(), resyncPeriodMs: 60_000 });
+  const hosts = manager.informer<Host>({
+    path: hostsApi.collectionPath(),
+    fieldSelector: `metadata.name=${host}`,
+  });
+  const nodes = manager.informer<V1Node>({ path: '/api/v1/nodes', fieldSelector: `metadata.name=${host}` });
+
+  const recorder = new EventRecorder({
+    api: client.api(EventsV1Api),
+    reportingController: 'gantry.dev/agent',
+    reportingInstance: fieldManager,
+    log,
+  });
+  const puller = new ImagePuller(cri, {
+    concurrency: o.pullConcurrency,
+    initialBackoffMs: o.restartBackoffSeconds * 1000,
+    maxBackoffMs: o.restartBackoffMaxSeconds * 1000,
+  });
+  const stats = new StatsCollector(cri, log);
+
+  let enqueueContainer: (key: string) => void = () => {};
+  let enqueueImage: (key: string) => void = () => {};
+  const health = new HealthMonitor(cri, (key) => enqueueContainer(key));
+
+  const capacity = {
+    cpu: o.capacityCpu ?? machineCapacity().cpu,
+    memory: o.capacityMemory ?? machineCapacity().memory,
+  };
+  const warmer = new ImageWarmer({
+    cri,
+    puller,
+    images: images.cache,
+    containers: containers.cache,
+    hostLabels: () => hosts.cache.get(host)?.metadata.labels ?? {},
+    pullAuth: (image) =>
+      pullAuth(
+        client,
+        image.metadata.namespace ?? 'default',
+        (image.spec.pullSecrets ?? []).map((s) => s.name),
+        image.spec.image,
+      ),
+    enqueue: (key) => enqueueImage(key),
+    onPullsChanged: () => reporter.poke(),
+  });
+  const reporter = new HostReporter(
+    {
+      host,
+      fieldManager,
+      agentVersion,
+      leaseNamespace: o.leaseNamespace,
+      leaseDurationSeconds: o.leaseDurationSeconds,
+      renewIntervalMs: o.renewIntervalSeconds * 1000,
+      reportIntervalMs: o.reportIntervalSeconds * 1000,
+      capacity,
+      allocatable: allocatable(capacity, o),
+      probeImage: o.probeImage,
+      stateDir: o.stateDir,
+    },
+    {
+      client,
+      cri,
+      hosts: hostsApi,
+      hostCache: hosts.cache,
+      nodeCache: nodes.cache,
+      imagePulls: () => warmer.pullStates(),
+      cpuUsageCores: () => stats.cpuUsageCores(),
+      log,
+    },
+  );
+
+  const containerReconciler = new ContainerReconciler(
+    {
+      host,
+      fieldManager,
+      logRoot: path.join(o.stateDir, 'logs'),
+      cgroupParent: o.cgroupParent,
+      backoff: {
+        initialMs: o.restartBackoffSeconds * 1000,
+        maxMs: o.restartBackoffMaxSeconds * 1000,
+        resetAfterMs: 600_000,
+      },
+    },
+    {
+      cri,
+      cache: containers.cache,
+      containers: containersApi,
+      puller,
+      health,
+      recorder,
+      pullAuth: (c, image) =>
+        pullAuth(
+          client,
+          c.metadata.namespace ?? 'default',
+          (c.spec.imagePullSecrets ?? []).map((s) => s.name),
+          image,
+        ),
+      pinnedImage: (namespace, image) => {
+        const wanted = normalizeImageReference(image);
+        if (parseImageReference(image).digest) return undefined;
+        const match = images.cache
+          .listByNamespace(namespace)
+          .find((i) => i.status?.resolvedImage && normalizeImageReference(i.spec.image) === wanted);
+        return match?.status?.resolvedImage;
+      },
+      enqueue: (key) => enqueueContainer(key),
+    },
+  );
+
+  const containerController = manager.controller({
+    name: 'agent-container',
+    kind: 'Container',
+    reconciler: containerReconciler,
+    workers: 4,
+    watches: [watch(containers)],
+  });
+  enqueueContainer = (key) => containerController.enqueue(key);
+  const imageController = manager.controller({
+    name: 'agent-image',
+    kind: 'Image',
+    reconciler: warmer,
+    workers: 2,
+    // A change of the Host's labels can change which Images this host keeps.
+    watches: [watch(images), watch(hosts, () => images.cache.list().map((i) => objectKey(i)))],
+  });
+  enqueueImage = (key) => imageController.enqueue(key);
+  hosts.addEventHandler({ onUpdate: () => reporter.poke() });
+  nodes.addEventHandler({
+    onAdd: () => reporter.poke(),
+    onUpdate: () => void reporter.register().then(() => reporter.poke()),
+  });
+
+  manager.add({ name: 'host-reporter', needLeaderElection: false, start: (signal) => reporter.run(signal) });
+  manager.add({
+    name: 'container-stats',
+    needLeaderElection: false,
+    start: (signal) => stats.run(signal, o.statsIntervalSeconds * 1000),
+  });
+  manager.add({
+    name: 'orphan-sweep',
+    needLeaderElection: false,
+    start: async (signal) => {
+      while (!signal.aborted) {
+        try {
+          const removed = await containerReconciler.sweepOrphans(log);
+          if (removed > 0) log.info('Removed runtime objects of deleted Containers', { count: removed });
+          warmer.resyncKept();
+        } catch (e) {
+          log.warn('Orphan sweep failed', { err: e });
+        }
+        await sleep(realClock, 30_000, signal);
+      }
+    },
+  });
+  manager.add({
+    name: 'runtime-events',
+    needLeaderElection: false,
+    start: (signal) =>
+      followRuntimeEvents(
+        cri,
+        (key) => enqueueContainer(key),
+        () => containers.cache.keys(),
+        log,
+        signal,
+      ),
+  });
+  manager.add({
+    name: 'cri-close',
+    needLeaderElection: false,
+    start: async (signal) => {
+      await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+      health.stopAll();
+      await recorder.flush();
+      cri.close();
+    },
+  });
+  manager.readiness.add('cri', async () => {
+    await cri.version({}, { timeoutMs: 2000 });
+  });
+}
+
+/**
+ * Enqueues a Container whenever the runtime reports a change of one of its containers, so exits
+ * are noticed at once. After the stream breaks (runtime restart) everything is reconciled again,
+ * since events may have been missed. Runtimes without the stream rely on the periodic resync.
+ */
+async function followRuntimeEvents(
+  cri: CriClient,
+  enqueue: (key: string) => void,
+  allKeys: () => string[],
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
+  const backoff = new Backoff({ initialMs: 500, maxMs: 10_000 });
+  while (!signal.aborted) {
+    try {
+      for await (const ev of cri.getContainerEvents({}, { signal })) {
+        backoff.reset();
+        const l = ev.containersStatuses[0]?.labels ?? ev.podSandboxStatus?.labels ?? {};
+        const namespace = l[labels.namespace];
+        const name = l[labels.name];
+        if (namespace && name) enqueue(joinKey({ namespace, name }));
+      }
+    } catch (e) {
+      if (e instanceof CriError && e.isUnimplemented()) {
+        log.info('The runtime has no container event stream; relying on periodic resync');
+        return;
+      }
+      log.warn('Runtime event stream ended; reconnecting', { err: e });
+    }
+    await sleep(realClock, backoff.next(), signal);
+    for (const key of allKeys()) enqueue(key);
+  }
+}

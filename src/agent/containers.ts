@@ -1,0 +1,532 @@
+// The agent's Container reconciler: makes the runtime match the Containers bound to this host.
+// The runtime is the only record of what runs: sandboxes and containers carry the Container's UID
+// in their labels, and restart counts and back-off steps live in the runtime's metadata, so a
+// restarted agent adopts what is running instead of starting it twice. Each step is idempotent.
+import fs from 'node:fs';
+import type { Container, ContainerSpec } from '../api/v1alpha1/index.js';
+import { defaultPullPolicy, parseSpec } from '../api/v1alpha1/index.js';
+import { getCondition, metaTime, setCondition, type Condition } from '../kube/conditions.js';
+import type { CustomResourceClient } from '../kube/customresource.js';
+import type { EventRecorder } from '../kube/events.js';
+import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
+import { splitKey } from '../kube/keys.js';
+import type { Cache } from '../kube/store.js';
+import type { Logger } from '../obs/logger.js';
+import {
+  type AuthConfig,
+  type Container as RuntimeContainer,
+  type CriClient,
+  CriError,
+  nanosToDate,
+  type PodSandbox,
+} from './cri/client.js';
+import type { HealthMonitor } from './health.js';
+import { containerRestarts, containerStartDuration } from './metrics.js';
+import { type ImagePuller, PullError } from './pull.js';
+import { MissingPullSecretError } from './pullsecrets.js';
+import { type BackoffSettings, decideRestart } from './restart.js';
+import {
+  type ContainerIdentity,
+  containerConfig,
+  labels,
+  logDirectory,
+  managedByValue,
+  sandboxConfig,
+  specHash,
+} from './runtimespec.js';
+
+export const finalizer = 'gantry.dev/runtime-cleanup';
+/** Label on a runtime container: the restart back-off step it was started with. */
+const backoffStepLabel = 'gantry.dev/backoff-step';
+
+export type ContainerStatus = NonNullable<Container['status']>;
+
+export interface ContainerReconcilerOptions {
+  host: string;
+  fieldManager: string;
+  /** Root of the containers' log directories. */
+  logRoot: string;
+  cgroupParent?: string;
+  backoff: BackoffSettings;
+}
+
+export interface ContainerReconcilerDeps {
+  cri: CriClient;
+  cache: Cache<Container>;
+  containers: CustomResourceClient<Container>;
+  puller: ImagePuller;
+  health: HealthMonitor;
+  recorder: EventRecorder;
+  /** Registry credentials for a Container's image from its imagePullSecrets. */
+  pullAuth: (c: Container, image: string) => Promise<AuthConfig | undefined>;
+  /** The digest-pinned reference of the image when an Image object resolved it. */
+  pinnedImage: (namespace: string, image: string) => string | undefined;
+  /** Asks for another reconcile of a key (a pull finished...). */
+  enqueue: (key: string) => void;
+}
+
+/** What the runtime holds for one Container UID. */
+interface RuntimeState {
+  sandbox?: PodSandbox;
+  /** Sandboxes to remove: not ready, or duplicates. */
+  staleSandboxes: PodSandbox[];
+  /** The sandbox's containers, newest attempt last. */
+  attempts: RuntimeContainer[];
+  nextSandboxAttempt: number;
+}
+
+function identity(c: Container): ContainerIdentity {
+  return {
+    namespace: c.metadata.namespace ?? 'default',
+    name: c.metadata.name ?? '',
+    uid: c.metadata.uid ?? '',
+    labels: c.metadata.labels,
+  };
+}
+
+/** The digest part of a runtime's image reference (repo@sha256:...), or the reference itself. */
+function digestOf(imageRef: string): string {
+  const at = imageRef.lastIndexOf('@');
+  return at >= 0 ? imageRef.slice(at + 1) : imageRef;
+}
+
+function timeOf(ns: bigint): string | undefined {
+  const d = nanosToDate(ns);
+  return d ? metaTime(d) : undefined;
+}
+
+export class ContainerReconciler implements Reconciler {
+  constructor(
+    private readonly opts: ContainerReconcilerOptions,
+    private readonly deps: ContainerReconcilerDeps,
+  ) {}
+
+  async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
+    const c = this.deps.cache.get(key);
+    if (!c) {
+      // Deleted without our finalizer (we never acted on it): the orphan sweep removes leftovers.
+      this.deps.health.stop(key);
+      return;
+    }
+    if (c.metadata.deletionTimestamp) return this.finalize(key, c, ctx.log);
+    const parsed = parseSpec('Container', c.spec);
+    if (!parsed.ok) {
+      await this.writeStatus(c, { phase: 'Failed', reason: 'InvalidSpec', message: parsed.error });
+      return;
+    }
+    await this.ensureFinalizer(c);
+    return this.converge(key, c, parsed.value, ctx.log);
+  }
+
+  /** Removes everything the runtime holds for a UID: a graceful stop first, then the sandbox. */
+  async teardown(uid: string, graceSeconds: number, log: Logger): Promise<void> {
+    const { containers } = await this.deps.cri.listContainers({
+      filter: { labelSelector: { [labels.uid]: uid } },
+    });
+    await Promise.all(
+      containers
+        .filter((rc) => rc.state === 'CONTAINER_RUNNING')
+        .map((rc) => this.deps.cri.stopContainer({ containerId: rc.id, timeout: graceSeconds })),
+    );
+    for (const rc of containers)
+      await this.ignoreNotFound(this.deps.cri.removeContainer({ containerId: rc.id }));
+    const { items } = await this.deps.cri.listPodSandbox({
+      filter: { labelSelector: { [labels.uid]: uid } },
+    });
+    for (const s of items) {
+      await this.ignoreNotFound(this.deps.cri.stopPodSandbox({ podSandboxId: s.id }));
+      await this.ignoreNotFound(this.deps.cri.removePodSandbox({ podSandboxId: s.id }));
+      const meta = s.metadata;
+      if (meta) {
+        fs.rmSync(logDirectory(this.opts.logRoot, { namespace: meta.namespace, name: meta.name, uid }), {
+          recursive: true,
+          force: true,
+        });
+      }
+    }
+    log.info('Removed runtime objects', { uid, containers: containers.length, sandboxes: items.length });
+  }
+
+  /**
+   * Removes runtime objects whose Container no longer exists (deleted while the agent was away,
+   * or without our finalizer). Only UIDs absent from the synced cache are touched.
+   */
+  async sweepOrphans(log: Logger): Promise<number> {
+    const known = new Set(this.deps.cache.list().map((c) => c.metadata.uid));
+    const { items } = await this.deps.cri.listPodSandbox({
+      filter: { labelSelector: { [labels.managedBy]: managedByValue } },
+    });
+    const orphans = [
+      ...new Set(items.map((s) => s.labels[labels.uid]).filter((u): u is string => !!u)),
+    ].filter((uid) => !known.has(uid));
+    for (const uid of orphans) await this.teardown(uid, 10, log);
+    return orphans.length;
+  }
+
+  private async ignoreNotFound(p: Promise<unknown>): Promise<void> {
+    try {
+      await p;
+    } catch (e) {
+      if (!(e instanceof CriError && e.isNotFound())) throw e;
+    }
+  }
+
+  private async finalize(key: string, c: Container, log: Logger): Promise<void> {
+    this.deps.health.stop(key);
+    if (!c.metadata.finalizers?.includes(finalizer)) return;
+    const grace = c.spec?.terminationGracePeriodSeconds ?? 30;
+    this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', `Stopping container (grace period ${grace}s)`);
+    await this.teardown(c.metadata.uid ?? '', grace, log);
+    await this.setFinalizer(c, false);
+  }
+
+  private async ensureFinalizer(c: Container): Promise<void> {
+    if (!c.metadata.finalizers?.includes(finalizer)) await this.setFinalizer(c, true);
+  }
+
+  /** Server-side apply of our finalizer alone: other finalizers are other managers' business. */
+  private async setFinalizer(c: Container, present: boolean): Promise<void> {
+    await this.deps.containers.apply(
+      {
+        apiVersion: 'gantry.dev/v1alpha1',
+        kind: 'Container',
+        metadata: {
+          name: c.metadata.name,
+          namespace: c.metadata.namespace,
+          uid: c.metadata.uid,
+          finalizers: present ? [finalizer] : [],
+        },
+      },
+      { fieldManager: this.opts.fieldManager },
+    );
+  }
+
+  private async observe(uid: string): Promise<RuntimeState> {
+    const selector = { [labels.uid]: uid };
+    const [{ items }, { containers }] = await Promise.all([
+      this.deps.cri.listPodSandbox({ filter: { labelSelector: selector } }),
+      this.deps.cri.listContainers({ filter: { labelSelector: selector } }),
+    ]);
+    const byAge = [...items].sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1));
+    const sandbox = byAge.find((s) => s.state === 'SANDBOX_READY');
+    const attempts = containers
+      .filter((rc) => rc.podSandboxId === sandbox?.id)
+      .sort((a, b) => (a.metadata?.attempt ?? 0) - (b.metadata?.attempt ?? 0));
+    return {
+      sandbox,
+      staleSandboxes: byAge.filter((s) => s !== sandbox),
+      attempts,
+      nextSandboxAttempt: Math.max(-1, ...items.map((s) => s.metadata?.attempt ?? 0)) + 1,
+    };
+  }
+
+  private async converge(
+    key: string,
+    c: Container,
+    spec: ContainerSpec,
+    log: Logger,
+  ): Promise<ReconcileResult | void> {
+    const id = identity(c);
+    const state = await this.observe(id.uid);
+    for (const stale of state.staleSandboxes) {
+      await this.ignoreNotFound(this.deps.cri.stopPodSandbox({ podSandboxId: stale.id }));
+      await this.ignoreNotFound(this.deps.cri.removePodSandbox({ podSandboxId: stale.id }));
+    }
+    const latest = state.attempts.at(-1);
+
+    if (latest?.state === 'CONTAINER_RUNNING' && latest.labels[labels.specHash] === specHash(spec)) {
+      return this.reportRunning(key, c, spec, state.sandbox!, latest);
+    }
+    if (latest?.state === 'CONTAINER_RUNNING') {
+      // The spec changed under a running container: replace it once the new image is there.
+      return this.startAttempt(key, c, spec, state, (latest.metadata?.attempt ?? 0) + 1, 0, log, latest);
+    }
+    if (latest?.state === 'CONTAINER_CREATED') {
+      await this.deps.cri.startContainer({ containerId: latest.id });
+      return this.deps.enqueue(key);
+    }
+    if (latest && state.sandbox) return this.handleExited(key, c, spec, state, latest, log);
+    // Nothing runs for this Container yet (or its sandbox died with the host's network).
+    return this.startAttempt(key, c, spec, state, latest ? (latest.metadata?.attempt ?? 0) + 1 : 0, 0, log);
+  }
+
+  private async handleExited(
+    key: string,
+    c: Container,
+    spec: ContainerSpec,
+    state: RuntimeState,
+    latest: RuntimeContainer,
+    log: Logger,
+  ): Promise<ReconcileResult | void> {
+    this.deps.health.stop(key);
+    const { status: rs } = await this.deps.cri.containerStatus({ containerId: latest.id });
+    const attempt = latest.metadata?.attempt ?? 0;
+    const exitCode = rs?.exitCode ?? -1;
+    const exited = {
+      containerID: latest.id,
+      sandboxID: state.sandbox?.id,
+      exitCode,
+      startedAt: timeOf(rs?.startedAt ?? 0n),
+      finishedAt: timeOf(rs?.finishedAt ?? 0n),
+      restartCount: attempt,
+      imageDigest: rs ? digestOf(rs.imageRef) : undefined,
+    };
+    const decision = decideRestart(
+      spec.restartPolicy,
+      {
+        exitCode,
+        startedAt: nanosToDate(rs?.startedAt ?? 0n),
+        finishedAt: nanosToDate(rs?.finishedAt ?? 0n),
+        backoffStep: Number(latest.labels[backoffStepLabel] ?? 0),
+      },
+      this.opts.backoff,
+    );
+    const why = `exit code ${exitCode}${rs?.reason ? ` (${rs.reason})` : ''}`;
+    if (!decision.restart) {
+      await this.writeStatus(c, {
+        ...exited,
+        phase: decision.phase,
+        reason: rs?.reason || (decision.phase === 'Succeeded' ? 'Completed' : 'Error'),
+        message: `The process exited with ${why}; restartPolicy is ${spec.restartPolicy}`,
+      });
+      return;
+    }
+    const waitMs = decision.at.getTime() - Date.now();
+    if (waitMs > 0) {
+      this.deps.recorder.event(
+        c,
+        'Warning',
+        'BackOff',
+        'Restart',
+        `Back-off restarting the container after ${why}`,
+      );
+      await this.writeStatus(c, {
+        ...exited,
+        phase: 'Restarting',
+        reason: 'CrashLoopBackOff',
+        message: `The process exited with ${why}; restarting in ${Math.ceil(waitMs / 1000)}s`,
+        nextRestartAt: metaTime(decision.at),
+      });
+      return { requeueAfter: waitMs };
+    }
+    containerRestarts.inc({ namespace: c.metadata.namespace, name: c.metadata.name });
+    return this.startAttempt(key, c, spec, state, attempt + 1, decision.backoffStep, log);
+  }
+
+  /** Pulls the image without holding a worker: a pending pull re-enqueues the key when done. */
+  private async imageFor(
+    key: string,
+    c: Container,
+    spec: ContainerSpec,
+  ): Promise<{ image: string } | { waiting: Partial<ContainerStatus>; requeueAfter?: number }> {
+    const ref = this.deps.pinnedImage(c.metadata.namespace ?? 'default', spec.image) ?? spec.image;
+    const policy = spec.imagePullPolicy ?? defaultPullPolicy(spec.image);
+    const { puller } = this.deps;
+    if (policy !== 'Always') {
+      const present = await puller.present(ref);
+      if (present) return { image: present };
+    }
+    if (puller.isPulling(ref)) {
+      return { waiting: { phase: 'Creating', reason: 'Pulling', message: `Pulling image ${ref}` } };
+    }
+    let auth: AuthConfig | undefined;
+    try {
+      auth = await this.deps.pullAuth(c, ref);
+    } catch (e) {
+      if (!(e instanceof MissingPullSecretError)) throw e;
+      return { waiting: { phase: 'Creating', reason: 'ImagePullSecretMissing', message: e.message } };
+    }
+    try {
+      // Either at once (present, or a quick pull), or in the background.
+      const pulling = puller.ensure(ref, policy, auth);
+      const done = await Promise.race([pulling, new Promise<undefined>((r) => setTimeout(r, 50, undefined))]);
+      if (done) return { image: done };
+      this.deps.recorder.event(c, 'Normal', 'Pulling', 'Pull', `Pulling image ${ref}`);
+      pulling.then(
+        () => this.deps.enqueue(key),
+        () => this.deps.enqueue(key),
+      );
+      return { waiting: { phase: 'Creating', reason: 'Pulling', message: `Pulling image ${ref}` } };
+    } catch (e) {
+      if (!(e instanceof PullError)) throw e;
+      this.deps.recorder.event(c, 'Warning', e.reason, 'Pull', e.message);
+      return {
+        waiting: { phase: 'Creating', reason: e.reason, message: e.message },
+        requeueAfter: Math.max(1000, e.retryAt - Date.now()),
+      };
+    }
+  }
+
+  private async startAttempt(
+    key: string,
+    c: Container,
+    spec: ContainerSpec,
+    state: RuntimeState,
+    attempt: number,
+    backoffStep: number,
+    log: Logger,
+    replacing?: RuntimeContainer,
+  ): Promise<ReconcileResult | void> {
+    const id = identity(c);
+    const image = await this.imageFor(key, c, spec);
+    if ('waiting' in image) {
+      if (!replacing) await this.writeStatus(c, { ...image.waiting, restartCount: attempt });
+      return image.requeueAfter ? { requeueAfter: image.requeueAfter } : undefined;
+    }
+    if (replacing) {
+      this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', 'The spec changed: replacing the container');
+      this.deps.health.stop(key);
+      await this.deps.cri.stopContainer({
+        containerId: replacing.id,
+        timeout: spec.terminationGracePeriodSeconds,
+      });
+    }
+    let sandbox = state.sandbox;
+    const sbConfig = sandboxConfig(id, spec, {
+      logRoot: this.opts.logRoot,
+      cgroupParent: this.opts.cgroupParent,
+      attempt: sandbox?.metadata?.attempt ?? state.nextSandboxAttempt,
+    });
+    if (!sandbox) {
+      await this.writeStatus(c, {
+        phase: 'Creating',
+        reason: 'ContainerCreating',
+        message: 'Creating the sandbox',
+      });
+      fs.mkdirSync(sbConfig.logDirectory!, { recursive: true });
+      const { podSandboxId } = await this.deps.cri.runPodSandbox({ config: sbConfig });
+      sandbox = (await this.observe(id.uid)).sandbox;
+      if (sandbox?.id !== podSandboxId)
+        throw new Error(`sandbox ${podSandboxId} is not ready after creation`);
+    }
+    // Older attempts only take space; the latest exited one stays until the new one exists.
+    const previous = state.attempts.filter((rc) => rc.podSandboxId === sandbox!.id);
+    const config = containerConfig(id, spec, { image: image.image, attempt });
+    config.labels = { ...config.labels, [backoffStepLabel]: String(backoffStep) };
+    let containerId: string;
+    try {
+      ({ containerId } = await this.deps.cri.createContainer({
+        podSandboxId: sandbox.id,
+        config,
+        sandboxConfig: sbConfig,
+      }));
+    } catch (e) {
+      // A create that succeeded before a crash of ours: the name is taken by our own container.
+      if (!(e instanceof CriError && /already reserved|already exists/.test(e.details))) throw e;
+      return this.deps.enqueue(key);
+    }
+    for (const old of previous)
+      await this.ignoreNotFound(this.deps.cri.removeContainer({ containerId: old.id }));
+    this.deps.recorder.event(c, 'Normal', 'Created', 'Create', `Created container (attempt ${attempt})`);
+    await this.deps.cri.startContainer({ containerId });
+    this.deps.recorder.event(c, 'Normal', 'Started', 'Start', `Started container from ${spec.image}`);
+    log.info('Started container', { containerID: containerId, attempt });
+    if (attempt === 0 && c.metadata.creationTimestamp) {
+      // Raw JSON from the informer: a string at run time, whatever client-node's type says.
+      containerStartDuration.observe((Date.now() - new Date(c.metadata.creationTimestamp).getTime()) / 1000);
+    }
+    this.deps.enqueue(key);
+  }
+
+  private async reportRunning(
+    key: string,
+    c: Container,
+    spec: ContainerSpec,
+    sandbox: PodSandbox,
+    rc: RuntimeContainer,
+  ): Promise<ReconcileResult | void> {
+    const [{ status: rs }, { status: ss }] = await Promise.all([
+      this.deps.cri.containerStatus({ containerId: rc.id }),
+      this.deps.cri.podSandboxStatus({ podSandboxId: sandbox.id }),
+    ]);
+    const ip = ss?.network?.ip || undefined;
+    let health: ContainerStatus['health'];
+    let healthMessage: string | undefined;
+    if (spec.healthCheck) {
+      this.deps.health.ensure(
+        key,
+        { containerId: rc.id, ip, startedAt: nanosToDate(rs?.startedAt ?? 0n) },
+        spec.healthCheck,
+      );
+      const h = this.deps.health.get(key);
+      health = h?.health ?? 'Starting';
+      healthMessage = h?.message;
+    } else {
+      this.deps.health.stop(key);
+    }
+    await this.writeStatus(
+      c,
+      {
+        phase: 'Running',
+        reason: 'Started',
+        message: '',
+        containerID: rc.id,
+        sandboxID: sandbox.id,
+        ip,
+        imageDigest: digestOf(rs?.imageRef ?? rc.imageRef),
+        startedAt: timeOf(rs?.startedAt ?? 0n),
+        restartCount: rc.metadata?.attempt ?? 0,
+        health,
+      },
+      healthMessage,
+    );
+  }
+
+  /** Writes the agent's part of the status; Ready follows phase and health. */
+  private async writeStatus(
+    c: Container,
+    fields: Partial<ContainerStatus>,
+    healthMessage?: string,
+  ): Promise<void> {
+    const generation = c.metadata.generation;
+    const ready = readyCondition(fields, healthMessage);
+    const current = getCondition(c.status?.conditions as Condition[] | undefined, 'Ready');
+    const conditions = setCondition(current ? [current] : [], { ...ready, observedGeneration: generation });
+    const status: Partial<ContainerStatus> = {
+      observedGeneration: generation,
+      ...fields,
+      conditions: conditions as ContainerStatus['conditions'],
+    };
+    const name = splitKey(`${c.metadata.namespace}/${c.metadata.name}`);
+    await this.deps.containers.applyStatus(name, prune(status), {
+      fieldManager: this.opts.fieldManager,
+      live: c,
+    });
+  }
+}
+
+function readyCondition(
+  s: Partial<ContainerStatus>,
+  healthMessage: string | undefined,
+): { type: string; status: 'True' | 'False'; reason: string; message: string } {
+  if (s.phase !== 'Running') {
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: s.reason ?? s.phase ?? 'NotRunning',
+      message: s.message ?? '',
+    };
+  }
+  if (s.health === 'Unhealthy') {
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'Unhealthy',
+      message: healthMessage ?? 'The health check fails',
+    };
+  }
+  if (s.health === 'Starting') {
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'HealthCheckStarting',
+      message: 'Waiting for the first healthy check',
+    };
+  }
+  return { type: 'Ready', status: 'True', reason: 'Running', message: '' };
+}
+
+/** Drops undefined fields, so an unchanged status compares equal to the live one (no write). */
+function prune<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}

@@ -1,0 +1,83 @@
+// The agent's command line: flags (or GANTRY_AGENT_* environment variables), checked with zod so
+// a wrong value stops the agent with a message saying which flag and why.
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+import { z } from 'zod';
+import { isQuantity } from '../api/v1alpha1/index.js';
+
+const quantity = z.string().refine(isQuantity, 'must be a quantity such as 2, 500m or 4Gi');
+const seconds = z.coerce.number().positive();
+
+export const AgentOptionsSchema = z.object({
+  hostName: z
+    .string()
+    .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS subdomain (the name of the Node)'),
+  criSocket: z.string().min(1),
+  kubeconfig: z.string().optional(),
+  stateDir: z.string().min(1),
+  metricsBindAddress: z.string(),
+  healthProbeBindAddress: z.string(),
+  leaseNamespace: z.string().min(1),
+  leaseDurationSeconds: z.coerce.number().int().min(5),
+  renewIntervalSeconds: seconds,
+  reportIntervalSeconds: seconds,
+  statsIntervalSeconds: seconds,
+  probeImage: z.string(),
+  restartBackoffSeconds: seconds,
+  restartBackoffMaxSeconds: seconds,
+  pullConcurrency: z.coerce.number().int().min(1).max(32),
+  capacityCpu: quantity.optional(),
+  capacityMemory: quantity.optional(),
+  reservedCpu: quantity,
+  reservedMemory: quantity,
+  cgroupParent: z.string().optional(),
+  logLevel: z.enum(['error', 'warn', 'info', 'debug']),
+});
+
+export type AgentOptions = z.output<typeof AgentOptionsSchema>;
+
+const defaults: Record<keyof AgentOptions, string | undefined> = {
+  hostName: os.hostname().toLowerCase(),
+  criSocket: '/run/containerd/containerd.sock',
+  kubeconfig: undefined,
+  stateDir: '/var/lib/gantry/agent',
+  metricsBindAddress: '127.0.0.1:9090',
+  healthProbeBindAddress: '127.0.0.1:9091',
+  leaseNamespace: 'gantry-system',
+  leaseDurationSeconds: '40',
+  renewIntervalSeconds: '10',
+  reportIntervalSeconds: '60',
+  statsIntervalSeconds: '10',
+  probeImage: '',
+  restartBackoffSeconds: '10',
+  restartBackoffMaxSeconds: '300',
+  pullConcurrency: '3',
+  capacityCpu: undefined,
+  capacityMemory: undefined,
+  reservedCpu: '0',
+  reservedMemory: '0',
+  cgroupParent: undefined,
+  logLevel: 'info',
+};
+
+const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const envName = (k: string) => `GANTRY_AGENT_${kebab(k).replace(/-/g, '_').toUpperCase()}`;
+
+/** Flags win over environment variables, which win over defaults. */
+export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentOptions {
+  const keys = Object.keys(defaults) as (keyof AgentOptions)[];
+  const { values } = parseArgs({
+    args: argv,
+    options: Object.fromEntries(keys.map((k) => [kebab(k), { type: 'string' as const }])),
+    strict: true,
+  });
+  const raw = Object.fromEntries(
+    keys.map((k) => [k, (values[kebab(k)] as string | undefined) ?? env[envName(k)] ?? defaults[k]]),
+  );
+  const parsed = AgentOptionsSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `--${kebab(String(i.path[0]))}: ${i.message}`);
+    throw new Error(`invalid options: ${problems.join('; ')}`);
+  }
+  return parsed.data;
+}

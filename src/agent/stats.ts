@@ -1,0 +1,80 @@
+// CPU and memory of this host's containers from CRI stats, sampled periodically: per-container
+// gauges (by namespace and name) and the host's total, which the Host status reports.
+import { realClock, sleep } from '../kube/clock.js';
+import type { Logger } from '../obs/logger.js';
+import type { CriClient } from './cri/client.js';
+import { containerCpuUsage, containerMemoryWorkingSet } from './metrics.js';
+import { labels, managedByValue } from './runtimespec.js';
+
+export interface ContainerUsage {
+  namespace: string;
+  name: string;
+  /** Label gantry.dev/workload of the Container, if any. */
+  workload?: string;
+  cpuCores: number;
+  memoryBytes: number;
+}
+
+export class StatsCollector {
+  private latest: ContainerUsage[] = [];
+  private sampled = false;
+
+  constructor(
+    private readonly cri: CriClient,
+    private readonly log: Logger,
+  ) {}
+
+  /** The last sample, or undefined before the runtime has answered with rates. */
+  usage(): ContainerUsage[] | undefined {
+    return this.sampled ? this.latest : undefined;
+  }
+
+  cpuUsageCores(): number | undefined {
+    return this.sampled ? this.latest.reduce((sum, u) => sum + u.cpuCores, 0) : undefined;
+  }
+
+  async sample(): Promise<void> {
+    const { stats } = await this.cri.listContainerStats({
+      filter: { labelSelector: { [labels.managedBy]: managedByValue } },
+    });
+    const next: ContainerUsage[] = [];
+    for (const s of stats) {
+      const l = s.attributes?.labels ?? {};
+      const namespace = l[labels.namespace];
+      const name = l[labels.name];
+      if (!namespace || !name) continue;
+      next.push({
+        namespace,
+        name,
+        workload: l[labels.workload],
+        // The runtime computes the rate between its samples; absent on the very first one.
+        cpuCores: Number(s.cpu?.usageNanoCores?.value ?? 0n) / 1e9,
+        memoryBytes: Number(s.memory?.workingSetBytes?.value ?? 0n),
+      });
+    }
+    const gone = this.latest.filter(
+      (o) => !next.some((n) => n.namespace === o.namespace && n.name === o.name),
+    );
+    for (const g of gone) {
+      containerCpuUsage.remove({ namespace: g.namespace, name: g.name });
+      containerMemoryWorkingSet.remove({ namespace: g.namespace, name: g.name });
+    }
+    for (const u of next) {
+      containerCpuUsage.set({ namespace: u.namespace, name: u.name }, u.cpuCores);
+      containerMemoryWorkingSet.set({ namespace: u.namespace, name: u.name }, u.memoryBytes);
+    }
+    this.latest = next;
+    this.sampled = true;
+  }
+
+  async run(signal: AbortSignal, intervalMs: number): Promise<void> {
+    while (!signal.aborted) {
+      try {
+        await this.sample();
+      } catch (e) {
+        this.log.warn('Sampling container stats failed', { err: e });
+      }
+      await sleep(realClock, intervalMs, signal);
+    }
+  }
+}
