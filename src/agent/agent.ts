@@ -146,6 +146,7 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
       nodeCache: nodes.cache,
       imagePulls: () => warmer.pullStates(),
       cpuUsageCores: () => stats.cpuUsageCores(),
+      workloadUsage: () => stats.workloadUsage(),
       log,
     },
   );

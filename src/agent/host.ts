@@ -46,6 +46,7 @@ export interface HostReporterDeps {
   nodeCache: Cache<V1Node>;
   imagePulls: () => ImagePullState[];
   cpuUsageCores: () => number | undefined;
+  workloadUsage: () => HostStatus['workloadUsage'];
   log: Logger;
 }
 
@@ -208,6 +209,7 @@ export class HostReporter {
       message: cordoned === 'NodeCordoned' ? `Node ${this.opts.host} is cordoned` : '',
     });
     const cpu = this.deps.cpuUsageCores();
+    const workloadUsage = this.deps.workloadUsage();
     return {
       runtimeVersion: `${version.runtimeName}://${version.runtimeVersion.replace(/^v/, '')}`,
       runtime: {
@@ -230,7 +232,8 @@ export class HostReporter {
         .slice(0, 256),
       imagePulls: this.deps.imagePulls(),
       containers: containers.length,
-      ...(cpu !== undefined ? { cpuUsageCores: Math.round(cpu * 1000) / 1000 } : {}),
+      ...(cpu !== undefined ? { cpuUsageCores: Math.round(cpu * 100) / 100 } : {}),
+      ...(workloadUsage ? { workloadUsage } : {}),
       agentVersion: this.opts.agentVersion,
       conditions: conds as HostStatus['conditions'],
     };

@@ -33,6 +33,34 @@ export class StatsCollector {
     return this.sampled ? this.latest.reduce((sum, u) => sum + u.cpuCores, 0) : undefined;
   }
 
+  /** CPU per Workload (containers carrying its label), for Host.status.workloadUsage. */
+  workloadUsage():
+    { namespace: string; workload: string; containers: number; cpuCores: number }[] | undefined {
+    if (!this.sampled) return undefined;
+    const byWorkload = new Map<
+      string,
+      { namespace: string; workload: string; containers: number; cpuCores: number }
+    >();
+    for (const u of this.latest) {
+      if (!u.workload) continue;
+      const key = `${u.namespace}/${u.workload}`;
+      const w = byWorkload.get(key) ?? {
+        namespace: u.namespace,
+        workload: u.workload,
+        containers: 0,
+        cpuCores: 0,
+      };
+      w.containers++;
+      w.cpuCores += u.cpuCores;
+      byWorkload.set(key, w);
+    }
+    // Rounded to 0.01 core: finer jitter would rewrite the Host status at every sample.
+    for (const w of byWorkload.values()) w.cpuCores = Math.round(w.cpuCores * 100) / 100;
+    return [...byWorkload.values()].sort((a, b) =>
+      `${a.namespace}/${a.workload}`.localeCompare(`${b.namespace}/${b.workload}`),
+    );
+  }
+
   async sample(): Promise<void> {
     const { stats } = await this.cri.listContainerStats({
       filter: { labelSelector: { [labels.managedBy]: managedByValue } },

@@ -1,7 +1,14 @@
 // Host: one machine with a Gantry agent and a container runtime (the Docker daemon's host). The agent
 // registers it and reports status; users cordon it (unschedulable) or ask for a drain.
 import { z } from 'zod';
-import { conditions, dateTime, defineKind, observedGeneration, QuantitySchema } from './common.js';
+import {
+  conditions,
+  dateTime,
+  defineKind,
+  objectName,
+  observedGeneration,
+  QuantitySchema,
+} from './common.js';
 import { int32, int64, listMap } from './rules.js';
 
 export const HostSpecSchema = z
@@ -95,6 +102,20 @@ export const HostStatusSchema = z
       .describe('Pulls of Image objects that are not done: in progress or failed (at most 64).'),
     containers: int32(0).optional().describe('Number of Gantry containers running on this Host.'),
     cpuUsageCores: z.number().min(0).optional().describe('CPU in use by Gantry containers, in cores.'),
+    workloadUsage: z
+      .array(
+        z.object({
+          namespace: objectName().describe('Namespace of the Workload.'),
+          workload: objectName().describe('Name of the Workload.'),
+          containers: int32(0).describe('Running Containers of the Workload on this Host.'),
+          cpuCores: z.number().min(0).describe('CPU they use together, in cores.'),
+        }),
+      )
+      .max(1024)
+      .optional()
+      .describe(
+        'CPU used by each Workload on this Host, from runtime stats: what built-in autoscaling reads.',
+      ),
     agentVersion: z.string().max(128).optional().describe('Version of the Gantry agent.'),
     lastHeartbeatTime: dateTime()
       .optional()
