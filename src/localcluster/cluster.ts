@@ -13,7 +13,14 @@ import { ensureClientCert, ensurePki, writeKubeconfig } from './pki.js';
 import { ensureDebianPackages, requireGo, requireRoot } from './prerequisites.js';
 import { imageRef, pushTestImages, startRegistry } from './registry.js';
 import { livePid, stopPidFile } from './proc.js';
-import { type LocalCluster, kubeconfigPath, localDir, readLocalCluster, stateFile } from './state.js';
+import {
+  type LocalCluster,
+  kubeconfigPath,
+  localDir,
+  readLocalCluster,
+  stateFile,
+  systemNamespace,
+} from './state.js';
 import { versions } from './versions.js';
 
 const layout = {
@@ -176,15 +183,14 @@ function adminClient(): k8s.CoreV1Api {
   return kc.makeApiClient(k8s.CoreV1Api);
 }
 
-/** Gantry's own namespace (leases, events about cluster-scoped objects), as the Helm chart would create it. */
-export const systemNamespace = 'gantry-system';
-
 /** One core Node per host, so `kubectl cordon` and `kubectl get nodes` work as on a real cluster. */
 async function registerNodes(hosts: { name: string; podCIDR: string }[]): Promise<void> {
   const api = adminClient();
-  await api.createNamespace({ body: { metadata: { name: systemNamespace } } }).catch((e: { code?: number }) => {
-    if (e.code !== 409) throw e;
-  });
+  await api
+    .createNamespace({ body: { metadata: { name: systemNamespace } } })
+    .catch((e: { code?: number }) => {
+      if (e.code !== 409) throw e;
+    });
   for (const h of hosts) {
     const body: k8s.V1Node = {
       metadata: {

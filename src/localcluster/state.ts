@@ -7,6 +7,8 @@ import path from 'node:path';
 export const localDir = process.env.GANTRY_LOCAL_DIR ?? '/var/lib/gantry-local';
 export const stateFile = path.join(localDir, 'cluster.json');
 export const kubeconfigPath = path.join(localDir, 'kubeconfig');
+/** Gantry's own namespace (leases, events about cluster-scoped objects), as the Helm chart creates it. */
+export const systemNamespace = 'gantry-system';
 
 export interface LocalHost {
   /** Host and core Node name, e.g. "host-1". */
