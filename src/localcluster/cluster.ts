@@ -6,12 +6,17 @@ import fs from 'node:fs';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { ensureBinaries } from './binaries.js';
-import { apiServerURL, startApiserver, startControllerManager, startEtcd } from './controlplane.js';
+import {
+  apiServerURL,
+  startApiserver as launchApiserver,
+  startControllerManager,
+  startEtcd,
+} from './controlplane.js';
 import { cleanUpRuntime, probeCheckpoint, runtimeVersion } from './runtime.js';
 import { hostLayout, startHost, stopHost, writeRegistryHosts } from './hosts.js';
 import { ensureClientCert, ensurePki, writeKubeconfig } from './pki.js';
 import { ensureDebianPackages, requireGo, requireRoot } from './prerequisites.js';
-import { imageRef, pushTestImages, startRegistry } from './registry.js';
+import { authRegistry, imageRef, pushTestImages, startRegistries } from './registry.js';
 import { livePid, stopPidFile } from './proc.js';
 import {
   type LocalCluster,
@@ -80,16 +85,19 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
 
   await steps.step(`etcd v${versions.etcd}`, () => startEtcd(layout, bins));
   await steps.step(`kube-apiserver v${versions.kubernetes} (RBAC, client certificates)`, () =>
-    startApiserver(layout, bins, pki, admin),
+    launchApiserver(layout, bins, pki, admin),
   );
   await steps.step(`kube-controller-manager v${versions.kubernetes} (garbage collection, namespaces)`, () =>
     startControllerManager(layout, bins, pki),
   );
 
-  const images = await steps.step('registry on 127.0.0.1:5000 and test images', async () => {
-    await startRegistry(path.join(localDir, 'registry'), layout.pids, layout.logs);
-    return pushTestImages(path.join(layout.logs, 'images.log'));
-  });
+  const images = await steps.step(
+    'registries on 127.0.0.1:5000 (open) and :5001 (login) with test images',
+    async () => {
+      await startRegistries(path.join(localDir, 'registry'), layout.pids, layout.logs);
+      return pushTestImages(path.join(layout.logs, 'images.log'));
+    },
+  );
 
   const hosts = await steps.step(
     `${opts.hosts} containerd v${versions.containerd} hosts and their Nodes`,
@@ -122,6 +130,7 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
     kubeconfig: kubeconfigPath,
     apiServerURL,
     registry: '127.0.0.1:5000',
+    authRegistry,
     hosts,
     images,
     runtime: await runtimeVersion(hosts[0]!.criSocket),
@@ -175,6 +184,23 @@ export async function stopRuntime(hostName: string): Promise<void> {
 export async function startRuntime(hostName: string): Promise<void> {
   const bins = await ensureBinaries(() => undefined);
   await startHost(hostByName(hostName), bins, { ...layout, pauseImage: imageRef('pause') });
+}
+
+/**
+ * Stops kube-apiserver as a crash or an upgrade would; etcd keeps every object. For tests of
+ * clients riding out an apiserver restart. SIGKILL follows SIGTERM after 3 s: the apiserver stops
+ * listening at once but can take 15 s and more to exit.
+ */
+export async function stopApiserver(): Promise<void> {
+  await stopPidFile(path.join(layout.pids, 'kube-apiserver.pid'), 3_000);
+}
+
+/** Starts kube-apiserver again (after stopApiserver) with the same flags, and waits for /readyz. */
+export async function startApiserver(): Promise<void> {
+  const bins = await ensureBinaries(() => undefined);
+  const pki = await ensurePki(path.join(localDir, 'pki'));
+  const admin = await ensureClientCert(pki, 'admin', 'gantry-admin', ['system:masters']);
+  await launchApiserver(layout, bins, pki, admin);
 }
 
 function adminClient(): k8s.CoreV1Api {
@@ -254,7 +280,7 @@ export async function down(out: Progress = (l) => console.log(l)): Promise<void>
     }
   });
   await steps.step('control plane and registry', async () => {
-    for (const name of ['kube-controller-manager', 'kube-apiserver', 'etcd', 'registry']) {
+    for (const name of ['kube-controller-manager', 'kube-apiserver', 'etcd', 'registry', 'registry-auth']) {
       await stopPidFile(path.join(layout.pids, `${name}.pid`));
     }
     // Anything else we started and recorded.

@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Binaries } from './binaries.js';
-import { registryAddress } from './registry.js';
+import { authRegistry, registryAddress } from './registry.js';
 import { isAlive, livePid, run, startDaemon, stopPid, waitFor } from './proc.js';
 import type { LocalHost } from './state.js';
 
@@ -100,14 +100,16 @@ function cniConfig(h: HostLayout): string {
   );
 }
 
-/** containerd's registry config: plain HTTP to the local registry. */
+/** containerd's registry config: plain HTTP to the local registries. */
 export function writeRegistryHosts(certsDir: string): void {
-  const dir = path.join(certsDir, registryAddress);
-  fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(
-    path.join(dir, 'hosts.toml'),
-    `server = "http://${registryAddress}"\n[host."http://${registryAddress}"]\n  capabilities = ["pull", "resolve", "push"]\n`,
-  );
+  for (const address of [registryAddress, authRegistry.address]) {
+    const dir = path.join(certsDir, address);
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(
+      path.join(dir, 'hosts.toml'),
+      `server = "http://${address}"\n[host."http://${address}"]\n  capabilities = ["pull", "resolve", "push"]\n`,
+    );
+  }
 }
 
 export async function startHost(

@@ -61,9 +61,27 @@ export function imageRef(name: TestImageName): string {
   return `${registryAddress}/${i.repo}:${i.tag}`;
 }
 
-export async function startRegistry(dir: string, pids: string, logs: string): Promise<void> {
-  const pidFile = path.join(pids, 'registry.pid');
-  const logFile = path.join(logs, 'registry.log');
+/**
+ * A second registry that requires a login (htpasswd), holding a copy of the web image: what tests
+ * of pull secrets and of bad credentials pull from.
+ */
+export const authRegistry = {
+  address: '127.0.0.1:5001',
+  username: 'gantry',
+  password: 'gantry-registry-secret',
+  image: '127.0.0.1:5001/gantry/web:1',
+};
+
+interface RegistrySpec {
+  name: string;
+  address: string;
+  /** htpasswd file; none means anonymous access. */
+  htpasswd?: string;
+}
+
+async function startOneRegistry(r: RegistrySpec, dir: string, pids: string, logs: string): Promise<void> {
+  const pidFile = path.join(pids, `${r.name}.pid`);
+  const logFile = path.join(logs, `${r.name}.log`);
   if (livePid(pidFile)) return;
   const config = path.join(dir, 'config.yml');
   fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
@@ -73,18 +91,33 @@ export async function startRegistry(dir: string, pids: string, logs: string): Pr
       'version: 0.1',
       'log: { level: warn }',
       `storage: { filesystem: { rootdirectory: ${path.join(dir, 'data')} }, delete: { enabled: true } }`,
-      `http: { addr: ${registryAddress} }`,
+      `http: { addr: ${r.address} }`,
+      ...(r.htpasswd ? [`auth: { htpasswd: { realm: gantry-test, path: ${r.htpasswd} } }`] : []),
       '',
     ].join('\n'),
   );
   const pid = startDaemon('docker-registry', ['serve', config], { pidFile, logFile });
   await waitFor(
-    `the registry to answer on ${registryAddress}`,
+    `the registry to answer on ${r.address}`,
+    // 401 is an answer too: the authenticated registry wants a login.
     () =>
-      fetch(`http://${registryAddress}/v2/`)
-        .then((r) => r.ok)
+      fetch(`http://${r.address}/v2/`)
+        .then((res) => res.ok || res.status === 401)
         .catch(() => false),
     { pid, logFile, timeoutMs: 30_000 },
+  );
+}
+
+/** The test registry, and the one that requires a login. */
+export async function startRegistries(dir: string, pids: string, logs: string): Promise<void> {
+  await startOneRegistry({ name: 'registry', address: registryAddress }, path.join(dir, 'open'), pids, logs);
+  const htpasswd = path.join(dir, 'htpasswd');
+  await run('htpasswd', ['-Bbc', htpasswd, authRegistry.username, authRegistry.password]);
+  await startOneRegistry(
+    { name: 'registry-auth', address: authRegistry.address, htpasswd },
+    path.join(dir, 'auth'),
+    pids,
+    logs,
   );
 }
 
@@ -154,5 +187,20 @@ export async function pushTestImages(logFile: string): Promise<Record<TestImageN
     });
     refs[name] = ref;
   }
+  const web = await buildImage(testImages.web, logFile);
+  const creds = `${authRegistry.username}:${authRegistry.password}`;
+  await run(
+    'skopeo',
+    [
+      'copy',
+      '-q',
+      '--dest-tls-verify=false',
+      '--dest-creds',
+      creds,
+      `oci:${web}`,
+      `docker://${authRegistry.image}`,
+    ],
+    { logFile },
+  );
   return refs;
 }

@@ -24,6 +24,8 @@ export interface LocalCluster {
   apiServerURL: string;
   /** 127.0.0.1:5000 */
   registry: string;
+  /** A registry that wants a login, with a copy of the web image. */
+  authRegistry: { address: string; username: string; password: string; image: string };
   hosts: LocalHost[];
   /** Test images in the local registry, by role. */
   images: { web: string; web2: string; counter: string; pause: string };

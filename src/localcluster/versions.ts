@@ -32,6 +32,8 @@ export const debianPackages = [
   'runc',
   'containernetworking-plugins',
   'docker-registry',
+  // htpasswd, for the registry that wants a login
+  'apache2-utils',
   'skopeo',
   'buildah',
   'busybox-static',
