@@ -7,6 +7,7 @@ import type { Container, ContainerSpec } from '../api/v1alpha1/index.js';
 import { defaultPullPolicy, parseSpec } from '../api/v1alpha1/index.js';
 import { getCondition, metaTime, setCondition, type Condition } from '../kube/conditions.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
+import { isConflict, isNotFound } from '../kube/errors.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import { splitKey } from '../kube/keys.js';
@@ -184,21 +185,29 @@ export class ContainerReconciler implements Reconciler {
     if (!c.metadata.finalizers?.includes(finalizer)) await this.setFinalizer(c, true);
   }
 
-  /** Server-side apply of our finalizer alone: other finalizers are other managers' business. */
+  /**
+   * Server-side apply of our finalizer alone: other finalizers are other managers' business. The
+   * UID makes it a precondition: if the object is gone (or replaced by a namesake), the apply is
+   * refused with a conflict instead of creating it again, and there is nothing left to do.
+   */
   private async setFinalizer(c: Container, present: boolean): Promise<void> {
-    await this.deps.containers.apply(
-      {
-        apiVersion: 'gantry.dev/v1alpha1',
-        kind: 'Container',
-        metadata: {
-          name: c.metadata.name,
-          namespace: c.metadata.namespace,
-          uid: c.metadata.uid,
-          finalizers: present ? [finalizer] : [],
+    await this.deps.containers
+      .apply(
+        {
+          apiVersion: 'gantry.dev/v1alpha1',
+          kind: 'Container',
+          metadata: {
+            name: c.metadata.name,
+            namespace: c.metadata.namespace,
+            uid: c.metadata.uid,
+            finalizers: present ? [finalizer] : [],
+          },
         },
-      },
-      { fieldManager: this.opts.fieldManager },
-    );
+        { fieldManager: this.opts.fieldManager },
+      )
+      .catch((e: unknown) => {
+        if (!isConflict(e) && !isNotFound(e)) throw e;
+      });
   }
 
   private async observe(uid: string): Promise<RuntimeState> {
@@ -326,15 +335,15 @@ export class ContainerReconciler implements Reconciler {
       const present = await puller.present(ref);
       if (present) return { image: present };
     }
-    if (puller.isPulling(ref)) {
-      return { waiting: { phase: 'Creating', reason: 'Pulling', message: `Pulling image ${ref}` } };
-    }
     let auth: AuthConfig | undefined;
     try {
       auth = await this.deps.pullAuth(c, ref);
     } catch (e) {
       if (!(e instanceof MissingPullSecretError)) throw e;
       return { waiting: { phase: 'Creating', reason: 'ImagePullSecretMissing', message: e.message } };
+    }
+    if (puller.isPulling(ref, auth)) {
+      return { waiting: { phase: 'Creating', reason: 'Pulling', message: `Pulling image ${ref}` } };
     }
     try {
       // Either at once (present, or a quick pull), or in the background.

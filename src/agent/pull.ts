@@ -43,8 +43,20 @@ export interface PullerOptions {
   maxBackoffMs: number;
 }
 
+/**
+ * Pulls share in-flight work and failure back-off only with pulls of the same reference made with
+ * the same credentials: a pull without credentials must not ride on, or be blocked by, one with.
+ */
+function pullKey(ref: string, auth?: AuthConfig): string {
+  return auth
+    ? `${ref}\u0000${auth.serverAddress ?? ''}\u0000${auth.username ?? ''}\u0000${auth.password ?? ''}`
+    : ref;
+}
+
 export class ImagePuller {
   private readonly inFlight = new Map<string, Promise<string>>();
+  /** The last pull queued per reference (see pull()). */
+  private readonly byRef = new Map<string, Promise<void>>();
   private readonly failures = new Map<string, Failure>();
   private running = 0;
   private readonly waiting: (() => void)[] = [];
@@ -76,44 +88,56 @@ export class ImagePuller {
         );
       }
     }
-    const failed = this.failures.get(ref);
+    const key = pullKey(ref, auth);
+    const failed = this.failures.get(key);
     if (failed && Date.now() < failed.retryAt) {
       throw new PullError(failed.reason, `back-off pulling ${ref}: ${failed.message}`, failed.retryAt);
     }
-    let pull = this.inFlight.get(ref);
+    let pull = this.inFlight.get(key);
     if (!pull) {
-      pull = this.pull(ref, auth).finally(() => this.inFlight.delete(ref));
-      this.inFlight.set(ref, pull);
+      pull = this.pull(key, ref, auth).finally(() => this.inFlight.delete(key));
+      this.inFlight.set(key, pull);
     }
     return pull;
   }
 
-  /** The last failure of `ref`, if its latest pull failed. */
-  lastFailure(ref: string): { reason: string; message: string } | undefined {
-    return this.failures.get(ref);
+  isPulling(ref: string, auth?: AuthConfig): boolean {
+    return this.inFlight.has(pullKey(ref, auth));
   }
 
-  isPulling(ref: string): boolean {
-    return this.inFlight.has(ref);
+  private async pull(key: string, ref: string, auth?: AuthConfig): Promise<string> {
+    // containerd merges concurrent pulls of one reference, whatever their credentials: a pull with
+    // wrong credentials would succeed on the back of one with good ones. One at a time per reference.
+    const before = this.byRef.get(ref) ?? Promise.resolve();
+    let release!: () => void;
+    const mine = new Promise<void>((r) => (release = r));
+    this.byRef.set(ref, mine);
+    await before;
+    try {
+      return await this.pullNow(key, ref, auth);
+    } finally {
+      if (this.byRef.get(ref) === mine) this.byRef.delete(ref);
+      release();
+    }
   }
 
-  private async pull(ref: string, auth?: AuthConfig): Promise<string> {
+  private async pullNow(key: string, ref: string, auth?: AuthConfig): Promise<string> {
     await this.acquire();
     const started = performance.now();
     try {
       const { imageRef } = await this.cri.pullImage({ image: { image: ref }, ...(auth ? { auth } : {}) });
       imagePullDuration.observe({ result: 'success' }, (performance.now() - started) / 1000);
-      this.failures.delete(ref);
+      this.failures.delete(key);
       const { image } = await this.cri.imageStatus({ image: { image: ref } });
       if (image) imagePullBytes.inc(Number(image.size));
       return imageRef;
     } catch (e) {
       imagePullDuration.observe({ result: 'error' }, (performance.now() - started) / 1000);
       const message = e instanceof CriError ? e.details : (e as Error).message;
-      const attempts = (this.failures.get(ref)?.attempts ?? 0) + 1;
+      const attempts = (this.failures.get(key)?.attempts ?? 0) + 1;
       const delay = Math.min(this.opts.maxBackoffMs, this.opts.initialBackoffMs * 2 ** (attempts - 1));
       const failure = { reason: classifyPullError(message), message, attempts, retryAt: Date.now() + delay };
-      this.failures.set(ref, failure);
+      this.failures.set(key, failure);
       throw new PullError(failure.reason, message, failure.retryAt);
     } finally {
       this.release();

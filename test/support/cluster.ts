@@ -52,3 +52,23 @@ export async function kubectl(
     };
   }
 }
+
+/** `kubectl get -o json`, parsed; undefined when the object does not exist. */
+export async function getObject<T>(args: string[]): Promise<T | undefined> {
+  const r = await kubectl(['get', ...args, '-o', 'json']);
+  if (r.code !== 0) {
+    if (/NotFound|not found/.test(r.stderr)) return undefined;
+    throw new Error(`kubectl get ${args.join(' ')}: ${r.stderr}`);
+  }
+  return JSON.parse(r.stdout) as T;
+}
+
+/** kubectl that must succeed: returns stdout, throws with stderr otherwise. */
+export async function kubectlOk(
+  args: string[],
+  opts: { input?: string; timeoutMs?: number } = {},
+): Promise<string> {
+  const r = await kubectl(args, opts);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
+  return r.stdout;
+}
