@@ -1,0 +1,20 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { parseAgentOptions } from '../../../src/agent/options.js';
+
+test('flags win over environment variables, which win over defaults', () => {
+  const o = parseAgentOptions(['--host-name', 'edge-1', '--pull-concurrency=5'], {
+    GANTRY_AGENT_PULL_CONCURRENCY: '7',
+    GANTRY_AGENT_CRI_SOCKET: '/run/k3s/containerd/containerd.sock',
+  });
+  assert.equal(o.hostName, 'edge-1');
+  assert.equal(o.pullConcurrency, 5);
+  assert.equal(o.criSocket, '/run/k3s/containerd/containerd.sock');
+  assert.equal(o.leaseNamespace, 'gantry-system');
+});
+
+test('a bad value names the flag and says why', () => {
+  assert.throws(() => parseAgentOptions(['--host-name', 'Bad_Name']), /--host-name: must be a DNS subdomain/);
+  assert.throws(() => parseAgentOptions(['--reserved-cpu', 'lots']), /--reserved-cpu: must be a quantity/);
+  assert.throws(() => parseAgentOptions(['--no-such-flag']), /Unknown option/);
+});
