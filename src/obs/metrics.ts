@@ -5,6 +5,15 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry });
+// prom-client names three gauges *_total, a suffix Prometheus reserves for counters (promtool
+// check metrics fails on them); their per-type siblings (nodejs_active_handles{type}...) remain.
+for (const name of [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+]) {
+  registry.removeSingleMetric(name);
+}
 
 const registers = [registry];
 

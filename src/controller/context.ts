@@ -1,0 +1,35 @@
+// What every controller's setup function gets: the one manager, client, event recorder and
+// logger of the process, and the parsed flags; and typed clients for Gantry's kinds.
+import { GROUP, kinds, VERSION, type KindName, type ObjectOf } from '../api/v1alpha1/index.js';
+import type { KubeClient } from '../kube/client.js';
+import { CustomResourceClient } from '../kube/customresource.js';
+import type { EventRecorder } from '../kube/events.js';
+import type { Manager } from '../kube/manager.js';
+import type { Logger } from '../obs/logger.js';
+import type { ControllerOptions } from './options.js';
+
+export interface ControllerContext {
+  manager: Manager;
+  client: KubeClient;
+  recorder: EventRecorder;
+  log: Logger;
+  options: ControllerOptions;
+}
+
+/** Creates a controller's informers and registers it with ctx.manager. */
+export type ControllerSetup = (ctx: ControllerContext) => void;
+
+/** Typed access to one of Gantry's kinds. */
+export function resourceClient<K extends KindName>(
+  client: KubeClient,
+  kind: K,
+): CustomResourceClient<ObjectOf<K>> {
+  const def = kinds[kind];
+  return new CustomResourceClient<ObjectOf<K>>(client, {
+    group: GROUP,
+    version: VERSION,
+    plural: def.plural,
+    kind: def.kind,
+    namespaced: def.scope === 'Namespaced',
+  });
+}

@@ -1,0 +1,312 @@
+// The Image controller: resolves each Image's reference to a manifest digest and reports how many
+// of the Hosts it selects hold that digest (their agents pull it; imagestatus.ts counts).
+//  - A digest reference needs no registry. A tag is resolved when first seen, when the spec
+//    changes, every refreshInterval, and after a failure with a backoff of 5 s doubling to 5 min.
+//    A failed refresh keeps the last good digest, so Hosts keep what works.
+//  - A reconcile that changes nothing reads only the caches. Registry calls and status writes go
+//    by a fresh read of the Image: the cache may not show our own last write yet, and acting on
+//    it would resolve twice or write an older digest back.
+import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
+import {
+  durationMillis,
+  formatImageReference,
+  parseImageReference,
+  parseSpec,
+  pinnedImageReference,
+  type Host,
+  type Image,
+  type ImageReference,
+  type ImageSpec,
+  type ImageStatus,
+} from '../api/v1alpha1/index.js';
+import { isApplyNoop } from '../kube/apply.js';
+import { realClock, type Clock } from '../kube/clock.js';
+import { getCondition, metaTime } from '../kube/conditions.js';
+import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
+import type { CustomResourceClient } from '../kube/customresource.js';
+import { isNotFound } from '../kube/errors.js';
+import type { EventRecorder } from '../kube/events.js';
+import type { Informer } from '../kube/informer.js';
+import { objectKey, splitKey } from '../kube/keys.js';
+import { watch, type Source } from '../kube/manager.js';
+import { ItemExponentialFailureRateLimiter } from '../kube/ratelimiter.js';
+import type { Cache } from '../kube/store.js';
+import { resourceClient, type ControllerContext } from './context.js';
+import { credentialsFor, dockerConfigFromSecret, type DockerConfig } from './dockerconfig.js';
+import {
+  aggregateHosts,
+  hostState,
+  imageStatus,
+  invalidImageStatus,
+  type ImageTarget,
+  type Resolution,
+} from './imagestatus.js';
+import { RegistryClient, RegistryError, type Credentials } from './registry.js';
+
+export const fieldManager = 'gantry-controller';
+
+export function setupImageController(ctx: ControllerContext): void {
+  const api = resourceClient(ctx.client, 'Image');
+  const images = ctx.manager.informer<Image>({ path: api.collectionPath() });
+  const hosts = ctx.manager.informer<Host>({ path: resourceClient(ctx.client, 'Host').collectionPath() });
+  const core = ctx.client.api(CoreV1Api);
+  const reconciler = new ImageReconciler({
+    images: images.cache,
+    hosts: hosts.cache,
+    api,
+    readSecret: async (namespace, name) => {
+      try {
+        return await core.readNamespacedSecret({ namespace, name });
+      } catch (err) {
+        if (isNotFound(err)) return undefined;
+        throw err;
+      }
+    },
+    registry: new RegistryClient({
+      insecureRegistries: ctx.options.insecureRegistries,
+      timeoutMs: ctx.options.registryTimeoutMs,
+    }),
+    recorder: ctx.recorder,
+  });
+  ctx.manager.controller({
+    name: 'image',
+    kind: 'Image',
+    reconciler,
+    watches: [watch(images), hostChanges(images, hosts)],
+  });
+}
+
+function targetOf(image: Image): ImageTarget {
+  return {
+    key: objectKey(image),
+    nodeSelector: image.spec?.nodeSelector,
+    digest: image.status?.digest,
+    resolvedImage: image.status?.resolvedImage,
+  };
+}
+
+/** Host events requeue only the Images whose view of that Host changed (not every heartbeat). */
+function hostChanges(images: Informer<Image>, hosts: Informer<Host>): Source {
+  return {
+    connect(enqueue) {
+      const compare = (before: Host | undefined, after: Host | undefined): void => {
+        for (const image of images.cache.list()) {
+          const target = targetOf(image);
+          const changed =
+            JSON.stringify(hostState(target, before)) !== JSON.stringify(hostState(target, after));
+          if (changed) enqueue(target.key);
+        }
+      };
+      hosts.addEventHandler({
+        onAdd: (host) => compare(undefined, host),
+        onUpdate: (before, after) => compare(before, after),
+        onDelete: (host) => compare(host, undefined),
+      });
+    },
+  };
+}
+
+export interface ImageReconcilerOptions {
+  images: Cache<Image>;
+  hosts: Cache<Host>;
+  api: Pick<CustomResourceClient<Image>, 'get' | 'applyStatus'>;
+  /** undefined when the Secret does not exist. */
+  readSecret(namespace: string, name: string): Promise<V1Secret | undefined>;
+  registry: Pick<RegistryClient, 'digest' | 'inspect'>;
+  recorder: Pick<EventRecorder, 'event'>;
+  clock?: Clock;
+}
+
+/** The parsed spec and whether the registry must be asked now, or why the spec is unusable. */
+type Plan = { ok: true; spec: ImageSpec; ref: ImageReference; due: boolean } | { ok: false; error: string };
+
+export class ImageReconciler implements Reconciler {
+  private readonly opts: ImageReconcilerOptions;
+  private readonly clock: Clock;
+  /** Failed resolutions per Image: 5 s doubling to 5 min, and when the next attempt is due. */
+  private readonly failures = new ItemExponentialFailureRateLimiter<string>(5_000, 300_000);
+  private readonly retryAt = new Map<string, number>();
+
+  constructor(opts: ImageReconcilerOptions) {
+    this.opts = opts;
+    this.clock = opts.clock ?? realClock;
+  }
+
+  async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
+    const cached = this.opts.images.get(key);
+    if (!cached) return this.forget(key);
+    const cachedPlan = this.plan(key, cached);
+    if (!(cachedPlan.ok && cachedPlan.due)) {
+      const status = this.status(cached, cachedPlan, undefined);
+      if (unchanged(cached, status)) return this.requeue(key, cachedPlan, status);
+    }
+    const live = await this.opts.api.get(splitKey(key));
+    if (!live) return this.forget(key);
+    const plan = this.plan(key, live);
+    const resolution = plan.ok && plan.due ? await this.resolve(key, live, plan, ctx) : undefined;
+    const status = this.status(live, plan, resolution);
+    await this.opts.api.applyStatus(splitKey(key), status, { fieldManager, live });
+    return this.requeue(key, plan, status);
+  }
+
+  private plan(key: string, image: Image): Plan {
+    const parsed = parseSpec('Image', image.spec);
+    if (!parsed.ok) return { ok: false, error: parsed.error };
+    const spec = parsed.value;
+    const ref = parseImageReference(spec.image);
+    return { ok: true, spec, ref, due: this.resolutionDue(key, image, spec, ref) };
+  }
+
+  private resolutionDue(key: string, image: Image, spec: ImageSpec, ref: ImageReference): boolean {
+    if (ref.digest) return false;
+    const resolved = getCondition(image.status?.conditions, 'Resolved');
+    if (!resolved || resolved.observedGeneration !== image.metadata?.generation) return true;
+    const now = this.clock.now();
+    if (resolved.status !== 'True') return now >= (this.retryAt.get(key) ?? 0);
+    const last = Date.parse(image.status?.lastResolvedTime ?? '');
+    if (!image.status?.digest || Number.isNaN(last)) return true;
+    return spec.refreshInterval !== undefined && now >= last + durationMillis(spec.refreshInterval);
+  }
+
+  private status(image: Image, plan: Plan, resolved: Resolution | undefined): ImageStatus {
+    const now = new Date(this.clock.now());
+    const generation = image.metadata?.generation;
+    const previous = image.status?.conditions;
+    if (!plan.ok) return invalidImageStatus(generation, previous, plan.error, now);
+    const resolution = resolved ?? knownResolution(image, plan, now);
+    const target = { ...targetOf(image), digest: resolution.digest, resolvedImage: resolution.resolvedImage };
+    const counts = aggregateHosts(target, this.opts.hosts.list());
+    return imageStatus(generation, previous, resolution, counts, now);
+  }
+
+  /** Asks the registry; a failure keeps the last good digest and schedules a retry. */
+  private async resolve(
+    key: string,
+    image: Image,
+    plan: Extract<Plan, { ok: true }>,
+    ctx: ReconcileContext,
+  ): Promise<Resolution> {
+    const { spec, ref } = plan;
+    const known = knownResolution(image, plan, new Date(this.clock.now()));
+    // A digest resolved for this very spec: a refresh, which may find the tag moved.
+    const before = getCondition(image.status?.conditions, 'Resolved');
+    const refresh = before?.status === 'True' && before.observedGeneration === image.metadata?.generation;
+    const { credentials, notes } = await this.credentials(image, spec);
+    const name = formatImageReference(ref);
+    const registry = this.opts.registry;
+    try {
+      // A HEAD tells whether the tag moved (and Docker Hub does not count it against pull limits).
+      const headDigest =
+        refresh && known.digest ? await registry.digest(ref, credentials, ctx.signal) : undefined;
+      const info =
+        headDigest !== undefined && headDigest === known.digest
+          ? { digest: headDigest, sizeBytes: known.sizeBytes }
+          : await registry.inspect(ref, credentials, ctx.signal);
+      this.forget(key);
+      if (refresh && known.digest && known.digest !== info.digest) {
+        ctx.log.info('Tag moved', { image: name, from: known.digest, to: info.digest });
+        this.opts.recorder.event(
+          image,
+          'Normal',
+          'TagMoved',
+          'Resolve',
+          `${name} moved from ${known.digest} to ${info.digest}`,
+        );
+      }
+      return {
+        digest: info.digest,
+        resolvedImage: pinnedImageReference(spec.image, info.digest),
+        lastResolvedTime: metaTime(new Date(this.clock.now())),
+        sizeBytes: info.sizeBytes,
+        resolved: { status: 'True', reason: 'Resolved', message: `${name} resolved to ${info.digest}` },
+      };
+    } catch (err) {
+      if (!(err instanceof RegistryError)) throw err;
+      const delayMs = this.failures.when(key);
+      this.retryAt.set(key, this.clock.now() + delayMs);
+      const kept = known.digest ? [`still using ${known.resolvedImage} from ${known.lastResolvedTime}`] : [];
+      const message = [err.message, ...notes, ...kept].join('; ');
+      ctx.log.info('Resolving failed', { image: name, reason: err.reason, err, retryInMs: delayMs });
+      this.opts.recorder.event(image, 'Warning', err.reason, 'Resolve', message);
+      return { ...known, resolved: { status: 'False', reason: err.reason, message } };
+    }
+  }
+
+  /** Credentials from the pull Secrets; missing or malformed ones are skipped, as the kubelet does, and noted. */
+  private async credentials(
+    image: Image,
+    spec: ImageSpec,
+  ): Promise<{ credentials: Credentials[]; notes: string[] }> {
+    const namespace = image.metadata?.namespace ?? '';
+    const configs: DockerConfig[] = [];
+    const notes: string[] = [];
+    for (const { name } of spec.pullSecrets ?? []) {
+      const secret = await this.opts.readSecret(namespace, name);
+      if (!secret) {
+        notes.push(`pull secret ${namespace}/${name} does not exist`);
+        continue;
+      }
+      try {
+        configs.push(dockerConfigFromSecret(secret));
+      } catch (err) {
+        notes.push((err as Error).message);
+      }
+    }
+    return { credentials: credentialsFor(parseImageReference(spec.image), configs), notes };
+  }
+
+  /** When to look again: at the next refresh, or the next retry of a failure. */
+  private requeue(key: string, plan: Plan, status: ImageStatus): ReconcileResult | undefined {
+    if (!plan.ok || plan.ref.digest) return undefined;
+    const now = this.clock.now();
+    const resolved = getCondition(status.conditions, 'Resolved');
+    let at: number | undefined;
+    if (resolved?.status !== 'True') at = this.retryAt.get(key);
+    else if (plan.spec.refreshInterval && status.lastResolvedTime) {
+      at = Date.parse(status.lastResolvedTime) + durationMillis(plan.spec.refreshInterval);
+    }
+    return at === undefined ? undefined : { requeueAfter: Math.max(1000, at - now) };
+  }
+
+  private forget(key: string): void {
+    this.failures.forget(key);
+    this.retryAt.delete(key);
+  }
+}
+
+/** How the reference stands without asking the registry: pinned by digest, or as the status says. */
+function knownResolution(image: Image, plan: Extract<Plan, { ok: true }>, now: Date): Resolution {
+  const previous = image.status;
+  const digest = plan.ref.digest;
+  if (digest) {
+    const same = previous?.digest === digest;
+    return {
+      digest,
+      resolvedImage: pinnedImageReference(plan.spec.image, digest),
+      lastResolvedTime: (same && previous.lastResolvedTime) || metaTime(now),
+      sizeBytes: same ? previous.sizeBytes : undefined,
+      resolved: {
+        status: 'True',
+        reason: 'PinnedByDigest',
+        message: `The reference pins ${digest}; no registry lookup needed`,
+      },
+    };
+  }
+  const resolved = getCondition(previous?.conditions, 'Resolved');
+  return {
+    digest: previous?.digest,
+    resolvedImage: previous?.resolvedImage,
+    lastResolvedTime: previous?.lastResolvedTime,
+    sizeBytes: previous?.sizeBytes,
+    resolved: resolved
+      ? { status: resolved.status, reason: resolved.reason, message: resolved.message }
+      : { status: 'Unknown', reason: 'Resolving', message: 'The reference has not been resolved yet' },
+  };
+}
+
+/** Whether applying `status` would leave `image` as it is (applyStatus's own test, on the cached object). */
+function unchanged(image: Image, status: ImageStatus): boolean {
+  const { name, namespace } = image.metadata ?? {};
+  const body = { apiVersion: image.apiVersion, kind: image.kind, metadata: { name, namespace }, status };
+  return isApplyNoop(body, image, fieldManager, 'status');
+}

@@ -1,0 +1,130 @@
+// Several controller processes, one Lease: exactly one leads (its metric says 1, the other's 0,
+// and the Lease names it); when the leader is SIGKILLed a standby takes over once the lease
+// expires; a leader stopped with SIGTERM releases the Lease, so a standby takes over at once.
+// Short durations (lease 4s, renew 3s, retry 1s) keep it quick; the Lease lives in this test's
+// namespace, under the default name, so no other controller on the cluster competes for it.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { CoordinationV1Api } from '@kubernetes/client-node';
+import {
+  baseArgs,
+  clients,
+  ControllerProcess,
+  createNamespace,
+  deleteNamespace,
+  eventually,
+  installCrds,
+  uniqueName,
+} from './harness.js';
+
+const ns = uniqueName('gantry-ctrl-election');
+const leaseName = 'gantry-controller';
+const leaseMs = 4000;
+const retryMs = 1000;
+/** A standby polls every retry period stretched by up to 2.2 (client-go's jitter). */
+const pollMs = retryMs * 2.2;
+const leases = clients().client.api(CoordinationV1Api);
+const processes: ControllerProcess[] = [];
+
+function start(): ControllerProcess {
+  const p = new ControllerProcess([
+    ...baseArgs(),
+    '--leader-elect=true',
+    `--leader-election-namespace=${ns}`,
+    '--leader-elect-lease-duration=4s',
+    '--leader-elect-renew-deadline=3s',
+    '--leader-elect-retry-period=1s',
+  ]);
+  processes.push(p);
+  return p;
+}
+
+async function holder(): Promise<string> {
+  const lease = await leases.readNamespacedLease({ namespace: ns, name: leaseName });
+  return lease.spec?.holderIdentity ?? '';
+}
+
+const leading = (p: ControllerProcess) => p.metric('leader_election_master_status', { name: leaseName });
+
+/** Waits until `p` leads by its own account and by the Lease's. */
+async function leads(p: ControllerProcess, timeoutMs: number): Promise<void> {
+  const identity = await p.identity();
+  await eventually(
+    `${identity} to lead`,
+    async () => (await leading(p)) === 1 && (await holder()) === identity,
+    timeoutMs,
+    100,
+  );
+}
+
+/** Waits until `p` has synced its caches and campaigns (its metric exists, at 0). */
+async function standsBy(p: ControllerProcess): Promise<void> {
+  await eventually('a standby', async () => (await leading(p)) === 0);
+}
+
+describe('leader election between controller processes', () => {
+  before(async () => {
+    await installCrds();
+    await createNamespace(ns);
+  });
+
+  after(async () => {
+    await Promise.all(processes.map((p) => p.stop()));
+    await deleteNamespace(ns);
+  });
+
+  it('one leads, a SIGKILLed leader is replaced after the lease expires, a SIGTERMed one hands over at once', async () => {
+    const candidates = [start(), start(), start()];
+    const identities = await Promise.all(candidates.map((p) => p.identity()));
+    /** The candidate the Lease names, once it leads by its own account too. */
+    const leader = async (among: ControllerProcess[], timeoutMs: number): Promise<ControllerProcess> => {
+      const p = await eventually(
+        'a leader',
+        async () => {
+          const h = await holder().catch(() => '');
+          return among.find((c) => identities[candidates.indexOf(c)] === h);
+        },
+        timeoutMs,
+        100,
+      );
+      await leads(p, timeoutMs);
+      return p;
+    };
+
+    const first = await leader(candidates, 15_000);
+    const standbys = candidates.filter((p) => p !== first);
+    await Promise.all(standbys.map(standsBy));
+    for (let i = 0; i < 5; i++) {
+      const statuses = await Promise.all(candidates.map(leading));
+      assert.deepEqual(
+        statuses,
+        candidates.map((p) => (p === first ? 1 : 0)),
+        'exactly one leads',
+      );
+      await new Promise((r) => setTimeout(r, 200));
+    }
+
+    // A crash: no release, so a standby waits for the lease to run out.
+    const killedAt = Date.now();
+    first.signal('SIGKILL');
+    assert.equal(await first.exited, null, 'killed by the signal');
+    const second = await leader(standbys, leaseMs + 2 * pollMs + 5000);
+    const takeover = Date.now() - killedAt;
+    console.log(`takeover after SIGKILL: ${takeover} ms (lease ${leaseMs} ms)`);
+    assert.ok(takeover <= leaseMs + 2 * pollMs + 1000, `took over in ${takeover} ms`);
+    const third = standbys.find((p) => p !== second)!;
+    assert.equal(await leading(third), 0, 'the other standby still stands by');
+
+    // A graceful stop: the lease is released, and the last standby takes it well before it would expire.
+    const stoppedAt = Date.now();
+    second.signal('SIGTERM');
+    const secondId = identities[candidates.indexOf(second)];
+    await eventually('the lease to be released', async () => (await holder()) !== secondId, 2000, 50);
+    const released = Date.now() - stoppedAt;
+    assert.equal(await second.exited, 0, 'a graceful shutdown exits 0');
+    await leads(third, leaseMs);
+    const handover = Date.now() - stoppedAt;
+    console.log(`after SIGTERM: lease released in ${released} ms, standby leads after ${handover} ms`);
+    assert.ok(handover < leaseMs, `handed over in ${handover} ms, before the lease could have expired`);
+  });
+});
