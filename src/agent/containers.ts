@@ -24,7 +24,7 @@ import {
 import type { HealthMonitor } from './health.js';
 import { containerRestarts, containerStartDuration } from './metrics.js';
 import { type ImagePuller, PullError } from './pull.js';
-import { MissingPullSecretError } from './pullsecrets.js';
+import { PullSecretError } from './pullsecrets.js';
 import { type BackoffSettings, decideRestart } from './restart.js';
 import {
   type ContainerIdentity,
@@ -339,7 +339,7 @@ export class ContainerReconciler implements Reconciler {
     try {
       auth = await this.deps.pullAuth(c, ref);
     } catch (e) {
-      if (!(e instanceof MissingPullSecretError)) throw e;
+      if (!(e instanceof PullSecretError)) throw e;
       return { waiting: { phase: 'Creating', reason: 'ImagePullSecretMissing', message: e.message } };
     }
     if (puller.isPulling(ref, auth)) {

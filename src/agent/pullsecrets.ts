@@ -1,72 +1,42 @@
-// Registry credentials from kubernetes.io/dockerconfigjson Secrets, matched to an image's registry
-// the way the kubelet does (docker.io and its aliases are one registry), as a CRI AuthConfig.
+// Registry credentials for a pull, from the pull Secrets a Container or Image names, matched to
+// the image the way the kubelet matches them (src/kube/dockerconfig.ts), as a CRI AuthConfig.
 import { CoreV1Api } from '@kubernetes/client-node';
 import { parseImageReference } from '../api/v1alpha1/index.js';
 import type { KubeClient } from '../kube/client.js';
+import { credentialsFor, type DockerConfig, dockerConfigFromSecret } from '../kube/dockerconfig.js';
 import { isNotFound } from '../kube/errors.js';
 import type { AuthConfig } from './cri/client.js';
 
-interface DockerConfigEntry {
-  auth?: string;
-  username?: string;
-  password?: string;
+/** A named pull Secret is missing or unusable: the pull would fail for a reason the user must fix. */
+export class PullSecretError extends Error {}
+
+/** The first matching credentials as CRI wants them (server_address is a URL), or undefined. */
+export function authFor(image: string, configs: DockerConfig[]): AuthConfig | undefined {
+  const ref = parseImageReference(image);
+  const credentials = credentialsFor(ref, configs)[0];
+  if (!credentials) return undefined;
+  const scheme = /^(localhost|127\.)/.test(ref.registry) ? 'http' : 'https';
+  return { ...credentials, serverAddress: `${scheme}://${ref.registry}` };
 }
 
-const dockerHubAliases = [
-  'docker.io',
-  'index.docker.io',
-  'registry-1.docker.io',
-  'https://index.docker.io/v1/',
-];
-
-/** The registry host a dockerconfig key names: "https://ghcr.io/v2/" -> "ghcr.io". */
-function keyHost(key: string): string {
-  const host = key.replace(/^https?:\/\//, '').split('/')[0] ?? key;
-  return dockerHubAliases.includes(key) || dockerHubAliases.includes(host) ? 'docker.io' : host;
-}
-
-/** Credentials for `image` in a .dockerconfigjson document, or undefined. */
-export function authFromDockerConfig(dockerConfigJson: string, image: string): AuthConfig | undefined {
-  const registry = parseImageReference(image).registry;
-  const doc = JSON.parse(dockerConfigJson) as { auths?: Record<string, DockerConfigEntry> };
-  for (const [key, entry] of Object.entries(doc.auths ?? {})) {
-    if (keyHost(key) !== registry) continue;
-    let { username, password } = entry;
-    if ((!username || !password) && entry.auth) {
-      const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
-      const colon = decoded.indexOf(':');
-      username = decoded.slice(0, colon);
-      password = decoded.slice(colon + 1);
-    }
-    // CRI wants a URL here (containerd matches it against the registry's host).
-    const scheme = /^(localhost|127\.)/.test(registry) ? 'http' : 'https';
-    return { username, password, serverAddress: `${scheme}://${registry}` };
-  }
-  return undefined;
-}
-
-export class MissingPullSecretError extends Error {}
-
-/** Reads the named Secrets and returns the first credentials that match the image's registry. */
+/** Reads the named Secrets in `namespace` and returns the credentials that apply to `image`. */
 export async function pullAuth(
   client: KubeClient,
   namespace: string,
   secretNames: string[],
   image: string,
 ): Promise<AuthConfig | undefined> {
+  if (secretNames.length === 0) return undefined;
   const core = client.api(CoreV1Api);
+  const configs: DockerConfig[] = [];
   for (const name of secretNames) {
-    let data: string | undefined;
     try {
-      const secret = await core.readNamespacedSecret({ name, namespace });
-      data = secret.data?.['.dockerconfigjson'];
+      configs.push(dockerConfigFromSecret(await core.readNamespacedSecret({ name, namespace })));
     } catch (e) {
-      if (isNotFound(e)) throw new MissingPullSecretError(`pull secret ${namespace}/${name} does not exist`);
+      if (isNotFound(e)) throw new PullSecretError(`pull secret ${namespace}/${name} does not exist`);
+      if (e instanceof Error && !('code' in e)) throw new PullSecretError(e.message);
       throw e;
     }
-    if (!data) continue;
-    const auth = authFromDockerConfig(Buffer.from(data, 'base64').toString('utf8'), image);
-    if (auth) return auth;
   }
-  return undefined;
+  return authFor(image, configs);
 }

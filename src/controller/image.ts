@@ -32,7 +32,12 @@ import { watch, type Source } from '../kube/manager.js';
 import { ItemExponentialFailureRateLimiter } from '../kube/ratelimiter.js';
 import type { Cache } from '../kube/store.js';
 import { resourceClient, type ControllerContext } from './context.js';
-import { credentialsFor, dockerConfigFromSecret, type DockerConfig } from './dockerconfig.js';
+import {
+  credentialsFor,
+  dockerConfigFromSecret,
+  type Credentials,
+  type DockerConfig,
+} from '../kube/dockerconfig.js';
 import {
   aggregateHosts,
   hostState,
@@ -41,7 +46,7 @@ import {
   type ImageTarget,
   type Resolution,
 } from './imagestatus.js';
-import { RegistryClient, RegistryError, type Credentials } from './registry.js';
+import { RegistryClient, RegistryError } from './registry.js';
 
 export const fieldManager = 'gantry-controller';
 

@@ -3,6 +3,7 @@
 // Docker's: anonymous first, then what the 401 challenge asks for (Basic, or a Bearer token
 // from the registry's token service). Plain HTTP is used only for registries listed as
 // insecure. Every failure is a RegistryError whose CamelCase reason a condition can carry.
+import type { Credentials } from '../kube/dockerconfig.js';
 import { createHash } from 'node:crypto';
 import { formatImageReference, type ImageReference } from '../api/v1alpha1/index.js';
 
@@ -41,11 +42,6 @@ export class RegistryError extends Error {
   ) {
     super(message, options);
   }
-}
-
-export interface Credentials {
-  username: string;
-  password: string;
 }
 
 export interface RegistryClientOptions {

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { classifyPullError } from '../../../src/agent/pull.js';
-import { authFromDockerConfig } from '../../../src/agent/pullsecrets.js';
+import { authFor } from '../../../src/agent/pullsecrets.js';
+import type { DockerConfig } from '../../../src/kube/dockerconfig.js';
 
 test('pull errors are sorted into reasons a user can act on', () => {
   const cases: [string, string][] = [
@@ -18,24 +19,20 @@ test('pull errors are sorted into reasons a user can act on', () => {
   for (const [message, reason] of cases) assert.equal(classifyPullError(message), reason, message);
 });
 
-test('credentials match the image registry, with docker.io aliases', () => {
-  const config = JSON.stringify({
-    auths: {
-      'https://index.docker.io/v1/': { auth: Buffer.from('hub:hubpass').toString('base64') },
-      'ghcr.io': { username: 'gh', password: 'ghpass' },
-      '127.0.0.1:5001': { username: 'local', password: 'localpass' },
-    },
-  });
-  assert.deepEqual(authFromDockerConfig(config, 'nginx'), {
+test('credentials become a CRI AuthConfig whose server address is a URL', () => {
+  const configs: DockerConfig[] = [
+    { 'https://index.docker.io/v1/': { username: 'hub', password: 'hubpass' } },
+    { '127.0.0.1:5001': { username: 'local', password: 'localpass' } },
+  ];
+  assert.deepEqual(authFor('nginx', configs), {
     username: 'hub',
     password: 'hubpass',
     serverAddress: 'https://docker.io',
   });
-  assert.equal(authFromDockerConfig(config, 'ghcr.io/org/app:1')?.username, 'gh');
-  assert.deepEqual(authFromDockerConfig(config, '127.0.0.1:5001/gantry/web:1'), {
+  assert.deepEqual(authFor('127.0.0.1:5001/gantry/web:1', configs), {
     username: 'local',
     password: 'localpass',
     serverAddress: 'http://127.0.0.1:5001',
   });
-  assert.equal(authFromDockerConfig(config, 'quay.io/x/y'), undefined);
+  assert.equal(authFor('quay.io/x/y', configs), undefined);
 });

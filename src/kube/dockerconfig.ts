@@ -4,7 +4,12 @@
 // index.docker.io, registry-1.docker.io and https://index.docker.io/v1/ all mean Docker Hub.
 import type { V1Secret } from '@kubernetes/client-node';
 import { DEFAULT_REGISTRY, type ImageReference } from '../api/v1alpha1/index.js';
-import type { Credentials } from './registry.js';
+
+/** A registry login. */
+export interface Credentials {
+  username: string;
+  password: string;
+}
 
 export interface DockerConfigEntry {
   auth?: string;

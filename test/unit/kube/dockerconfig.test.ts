@@ -4,11 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { V1Secret } from '@kubernetes/client-node';
 import { parseImageReference } from '../../../src/api/v1alpha1/index.js';
-import {
-  credentialsFor,
-  dockerConfigFromSecret,
-  type DockerConfig,
-} from '../../../src/controller/dockerconfig.js';
+import { credentialsFor, dockerConfigFromSecret, type DockerConfig } from '../../../src/kube/dockerconfig.js';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 const user = (name: string) => ({ username: name, password: `${name}-pw` });
