@@ -27,7 +27,7 @@ import { CriClient, CriError } from './cri/client.js';
 import { HealthMonitor } from './health.js';
 import { HostReporter, machineCapacity } from './host.js';
 import { ImageWarmer } from './images.js';
-import { observeCriCall } from './metrics.js';
+import { countContainerPhases, observeCriCall } from './metrics.js';
 import type { AgentOptions } from './options.js';
 import { ImagePuller } from './pull.js';
 import { pullAuth } from './pullsecrets.js';
@@ -80,6 +80,7 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
     // Runtime state can change without an API event (an exit the event stream missed).
     resyncPeriodMs: 30_000,
   });
+  countContainerPhases(() => containers.cache.list().map((c) => c.status?.phase));
   const images = manager.informer<Image>({ path: imagesApi.collectionPath(), resyncPeriodMs: 60_000 });
   const hosts = manager.informer<Host>({
     path: hostsApi.collectionPath(),

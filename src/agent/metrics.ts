@@ -39,12 +39,25 @@ export function observeCriCall(e: CriCallEvent): void {
   criCallDuration.observe({ method: e.method, result: e.codeName }, e.seconds);
 }
 
-export const containersByPhase = new Gauge({
+const phases = ['Pending', 'Creating', 'Running', 'Restarting', 'Succeeded', 'Failed', 'Unknown'] as const;
+let phasesNow: () => (string | undefined)[] = () => [];
+
+new Gauge({
   name: 'gantry_containers',
-  help: 'Containers on this host, by phase',
+  help: 'Containers bound to this host, by the phase their status shows',
   labelNames: ['phase'],
   registers,
+  collect() {
+    this.reset();
+    for (const phase of phases) this.set({ phase }, 0);
+    for (const phase of phasesNow()) this.inc({ phase: phase ?? 'Pending' });
+  },
 });
+
+/** Where gantry_containers reads the phases from at each scrape (the agent's Container cache). */
+export function countContainerPhases(source: () => (string | undefined)[]): void {
+  phasesNow = source;
+}
 
 export const containerRestarts = new Counter({
   name: 'gantry_container_restarts_total',

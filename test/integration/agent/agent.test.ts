@@ -8,8 +8,7 @@ import { promisify } from 'node:util';
 import type { Container, Host } from '../../../src/api/v1alpha1/index.js';
 import { CriClient } from '../../../src/agent/cri/client.js';
 import { labels } from '../../../src/agent/runtimespec.js';
-import { startAgent, stopAgent } from '../../../src/localcluster/gantry.js';
-import { installCrds } from '../../../src/localcluster/gantry.js';
+import { agentPorts, installCrds, startAgent, stopAgent } from '../../../src/localcluster/gantry.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../../support/cluster.js';
 import { eventually } from '../../support/wait.js';
 
@@ -369,5 +368,61 @@ describe('images are kept warm where their Image selects', () => {
         (await cri[host2]!.listImages()).images.some((i) => i.repoDigests.some((d) => digests.includes(d))),
       { timeoutMs: 90_000 },
     );
+  });
+});
+
+describe('the Host', () => {
+  const schedulable = async () =>
+    (await getObject<Host>(['hosts.gantry.dev', host1]))?.status?.conditions?.find(
+      (c) => c.type === 'Schedulable',
+    );
+
+  test('follows kubectl cordon on its Node', async () => {
+    await kubectlOk(['cordon', host1]);
+    try {
+      const cordoned = await eventually('Schedulable=False', async () => {
+        const c = await schedulable();
+        return c?.status === 'False' ? c : undefined;
+      });
+      assert.equal(cordoned.reason, 'NodeCordoned');
+    } finally {
+      await kubectlOk(['uncordon', host1]);
+    }
+    await eventually(
+      'Schedulable=True again',
+      async () => (await schedulable())?.status === 'True' || undefined,
+    );
+  });
+
+  test('reports its runtime, checkpoint support, capacity and a fresh heartbeat', async () => {
+    const h = (await getObject<Host>(['hosts.gantry.dev', host1]))!;
+    assert.equal(h.status?.runtimeVersion, `containerd://${cluster.runtime.version.replace(/^v/, '')}`);
+    assert.equal(h.status?.checkpoint?.supported, cluster.checkpoint.works);
+    assert.ok(h.status?.capacity?.cpu);
+    assert.equal(h.status?.conditions?.find((c) => c.type === 'Ready')?.status, 'True');
+    const lease = JSON.parse(
+      await kubectlOk(['get', 'lease', '-n', 'gantry-system', `gantry-host-${host1}`, '-o', 'json']),
+    ) as {
+      spec: { renewTime: string; holderIdentity: string };
+    };
+    assert.equal(lease.spec.holderIdentity, host1);
+    assert.ok(Date.now() - Date.parse(lease.spec.renewTime) < 30_000, 'the heartbeat lease is fresh');
+  });
+
+  test('the agent exports its metrics', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${agentPorts(host2).metrics}/metrics`)).text();
+    for (const series of [
+      /^gantry_image_pull_duration_seconds_bucket\{.*result="success"/m,
+      /^gantry_image_pull_bytes_total /m,
+      /^gantry_cri_call_duration_seconds_bucket\{.*method="CreateContainer",result="OK"/m,
+      /^gantry_containers\{phase="Running"\} [1-9]/m,
+      /^gantry_container_restarts_total\{namespace=/m,
+      /^gantry_container_cpu_usage_cores\{namespace=/m,
+      /^gantry_container_memory_working_set_bytes\{namespace=/m,
+      /^gantry_container_start_duration_seconds_bucket/m,
+      /^controller_runtime_reconcile_total\{controller="agent-container"/m,
+    ]) {
+      assert.match(text, series);
+    }
   });
 });
