@@ -40,6 +40,7 @@ export const ContainerPhaseSchema = z.enum([
   'Creating',
   'Running',
   'Restarting',
+  'Migrating',
   'Succeeded',
   'Failed',
   'Unknown',
@@ -52,8 +53,9 @@ export const ContainerStatusSchema = z
     observedGeneration: observedGeneration(),
     phase: ContainerPhaseSchema.optional().describe(
       'Pending (not on a host yet), Creating (pulling, creating the sandbox), Running, Restarting (exited, ' +
-        'waiting out the restart back-off), Succeeded or Failed (exited, not restarted), Unknown (the host ' +
-        'stopped reporting).',
+        'waiting out the restart back-off), Migrating (frozen for a checkpoint migration, or waiting for its ' +
+        'checkpoint on the target), Succeeded or Failed (exited, not restarted), Unknown (the host stopped ' +
+        'reporting).',
     ),
     containerID: runtimeId('Runtime container ID (CRI), once created.'),
     sandboxID: runtimeId('Runtime pod sandbox ID (CRI), once created.'),

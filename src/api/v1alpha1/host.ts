@@ -116,6 +116,14 @@ export const HostStatusSchema = z
       .describe(
         'CPU used by each Workload on this Host, from runtime stats: what built-in autoscaling reads.',
       ),
+    transferEndpoint: z
+      .string()
+      .max(256)
+      .regex(/^https?:\/\/[^/]+$/, 'must be a URL with scheme, host and port and nothing else')
+      .optional()
+      .describe(
+        'Where other agents fetch checkpoints from this Host (http://<address>:<port>), for migrations.',
+      ),
     agentVersion: z.string().max(128).optional().describe('Version of the Gantry agent.'),
     lastHeartbeatTime: dateTime()
       .optional()

@@ -62,6 +62,7 @@ export const MigrationPhaseSchema = z.enum([
   'Restoring',
   'Succeeded',
   'Failed',
+  'RollingBack',
   'RolledBack',
 ]);
 
@@ -70,7 +71,8 @@ export const MigrationStatusSchema = z
     observedGeneration: observedGeneration(),
     phase: MigrationPhaseSchema.optional().describe(
       'Pending, Checkpointing (freezing and dumping), Transferring (copying the checkpoint), Restoring, ' +
-        'then Succeeded, Failed, or RolledBack (the container runs on the source again).',
+        'then Succeeded; on a failure after the freeze, RollingBack (resuming it on the source) and ' +
+        'RolledBack (it runs on the source again); Failed when it could not be moved nor resumed.',
     ),
     sourceHost: objectName().optional().describe('Host the Container ran on.'),
     targetHost: objectName().optional().describe('Host chosen for it.'),
@@ -88,9 +90,15 @@ export const MigrationStatusSchema = z
       .describe('Seconds the process was not running: restoredAt minus frozenAt.'),
     checkpointSizeBytes: int64().optional().describe('Size of the checkpoint archive that was copied.'),
     message: z.string().max(32768).optional().describe('Details of the current phase, or of the failure.'),
-    conditions: conditions('Ready: finished (True when Succeeded, False when Failed or RolledBack)'),
+    conditions: conditions(
+      'Ready: finished (True when Succeeded, False when Failed or RolledBack); reported by the agents: ' +
+        'Checkpointed (source), Transferred and Restored (target), Resumed (source, after a rollback)',
+    ),
   })
-  .describe('Progress and timings, written by the controller.');
+  .describe(
+    'Progress and timings: phases by the controller; frozenAt, checkpointSizeBytes, restoredAt and the ' +
+      "agents' conditions by the source and target agents.",
+  );
 
 export const MigrationKind = defineKind({
   kind: 'Migration',
