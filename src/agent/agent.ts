@@ -24,6 +24,7 @@ import type { Logger } from '../obs/logger.js';
 import { EventsV1Api } from '@kubernetes/client-node';
 import { ContainerReconciler } from './containers.js';
 import { CriClient, CriError } from './cri/client.js';
+import { SimulatedRuntime, type AgentRuntime } from './cri/simulated.js';
 import { HealthMonitor } from './health.js';
 import { HostReporter, machineCapacity } from './host.js';
 import { ImageWarmer } from './images.js';
@@ -69,7 +70,10 @@ function allocatable(
 export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions, log: Logger): void {
   const host = o.hostName;
   const fieldManager = `gantry-agent/${host}`;
-  const cri = new CriClient(o.criSocket, { observer: observeCriCall });
+  // The hollow runtime provides just the calls the agent's modules make (AgentRuntime).
+  const cri = o.simulatedRuntime
+    ? (new SimulatedRuntime() as AgentRuntime as CriClient)
+    : new CriClient(o.criSocket, { observer: observeCriCall });
   const containersApi = resourceClient<Container>(client, 'Container');
   const imagesApi = resourceClient<Image>(client, 'Image');
   const hostsApi = resourceClient<Host>(client, 'Host');

@@ -32,6 +32,8 @@ export const AgentOptionsSchema = z.object({
   reservedMemory: quantity,
   cgroupParent: z.string().optional(),
   logLevel: z.enum(['error', 'warn', 'info', 'debug']),
+  /** Benchmarks only (bench/scale-controlplane.ts): a hollow in-memory runtime instead of CRI. */
+  simulatedRuntime: z.enum(['true', 'false']).transform((v) => v === 'true'),
 });
 
 export type AgentOptions = z.output<typeof AgentOptionsSchema>;
@@ -58,6 +60,7 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   reservedMemory: '0',
   cgroupParent: undefined,
   logLevel: 'info',
+  simulatedRuntime: 'false',
 };
 
 const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

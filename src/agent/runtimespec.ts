@@ -4,7 +4,7 @@
 import crypto from 'node:crypto';
 import path from 'node:path';
 import type { ContainerSpec } from '../api/v1alpha1/index.js';
-import { quantityNanos } from '../api/v1alpha1/index.js';
+import { quantityNanos, workloadLabel } from '../api/v1alpha1/index.js';
 import type { ContainerConfig, PodSandboxConfig } from './cri/client.js';
 
 /** Labels on every sandbox and runtime container the agent creates. */
@@ -20,9 +20,6 @@ export const labels = {
 } as const;
 
 export const managedByValue = 'gantry-agent';
-
-/** The Container label the Workload controller sets on the Containers it owns. */
-export const workloadLabel = 'gantry.dev/workload';
 
 export interface ContainerIdentity {
   namespace: string;

@@ -8,6 +8,9 @@ import type { Manager } from '../kube/manager.js';
 import type { Logger } from '../obs/logger.js';
 import type { ControllerOptions } from './options.js';
 
+/** The field manager of the controller's server-side applies. */
+export const fieldManager = 'gantry-controller';
+
 export interface ControllerContext {
   manager: Manager;
   client: KubeClient;

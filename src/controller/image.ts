@@ -31,7 +31,7 @@ import { objectKey, splitKey } from '../kube/keys.js';
 import { watch, type Source } from '../kube/manager.js';
 import { ItemExponentialFailureRateLimiter } from '../kube/ratelimiter.js';
 import type { Cache } from '../kube/store.js';
-import { resourceClient, type ControllerContext } from './context.js';
+import { fieldManager, resourceClient, type ControllerContext } from './context.js';
 import {
   credentialsFor,
   dockerConfigFromSecret,
@@ -47,8 +47,6 @@ import {
   type Resolution,
 } from './imagestatus.js';
 import { RegistryClient, RegistryError } from './registry.js';
-
-export const fieldManager = 'gantry-controller';
 
 export function setupImageController(ctx: ControllerContext): void {
   const api = resourceClient(ctx.client, 'Image');

@@ -1,10 +1,18 @@
 // Every controller the gantry controller process runs, in one list: adding a controller is
 // writing its setup function and naming it here.
+import { setupAutoscaleController } from './autoscale.js';
+import { setupSchedulingController } from './binding.js';
 import type { ControllerSetup } from './context.js';
+import { setupHostLifecycleController } from './hostlifecycle.js';
 import { setupImageController } from './image.js';
+import { setupWorkloadController } from './workload.js';
 
 export type { ControllerContext, ControllerSetup } from './context.js';
 
 export const controllers: readonly ControllerSetup[] = [
   setupImageController,
+  setupWorkloadController,
+  setupSchedulingController,
+  setupHostLifecycleController,
+  setupAutoscaleController,
 ];

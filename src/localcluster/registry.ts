@@ -14,6 +14,8 @@ interface TestImage {
   /** Which busybox applets the image gets (all, or just these). */
   applets: 'all' | string[];
   files?: Record<string, string>;
+  /** A file of this many incompressible (but reproducible) bytes: a big layer to pull. */
+  randomFile?: { path: string; bytes: number };
   cmd: string[];
 }
 
@@ -41,7 +43,8 @@ const testImages = {
     cmd: ['/bin/sh', '-c', 'httpd -f -p 8080 -h /www & trap "kill $!; exit 0" TERM INT; wait'],
   },
   // Counts up once a second in memory and writes the count to /tmp/count and stdout: the state a
-  // checkpoint migration must carry over (a restart would begin again at 1).
+  // checkpoint migration must carry over (a restart would begin again at 1). With HOLD_MB=N a
+  // second process holds N MiB of written memory, so benchmarks can migrate a heavier process.
   counter: {
     repo: 'gantry/counter',
     tag: '1',
@@ -49,8 +52,20 @@ const testImages = {
     cmd: [
       '/bin/sh',
       '-c',
-      'trap "exit 0" TERM INT; i=0; while :; do i=$((i+1)); echo $i > /tmp/count; echo "count $i"; sleep 1; done',
+      [
+        'trap "exit 0" TERM INT',
+        '[ -n "$HOLD_MB" ] && awk -v mb="$HOLD_MB" \'BEGIN{x=sprintf("%" mb*1048576 "s",""); system("sleep 2147483647")}\' &',
+        'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; echo "count $i"; sleep 1; done',
+      ].join('\n'),
     ],
+  },
+  // About 100 MB of incompressible data in its layer: what bench/scale-real.ts pulls on scale-out.
+  big: {
+    repo: 'gantry/big',
+    tag: '1',
+    applets: ['sh', 'sleep'],
+    randomFile: { path: 'data/random.bin', bytes: 100 * 1024 * 1024 },
+    cmd: ['/bin/sh', '-c', 'trap "exit 0" TERM INT; while :; do sleep 3600 & wait $!; done'],
   },
 } satisfies Record<string, TestImage>;
 
@@ -130,6 +145,18 @@ function contentKey(img: TestImage): string {
   return h.digest('hex').slice(0, 16);
 }
 
+/** An AES-CTR keystream: as incompressible as random bytes, and the same on every build. */
+function writeRandomFile(file: string, bytes: number): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const cipher = crypto.createCipheriv('aes-256-ctr', Buffer.alloc(32), Buffer.alloc(16));
+  const fd = fs.openSync(file, 'w');
+  const chunk = Buffer.alloc(1024 * 1024);
+  for (let written = 0; written < bytes; written += chunk.length) {
+    fs.writeSync(fd, cipher.update(chunk.subarray(0, Math.min(chunk.length, bytes - written))));
+  }
+  fs.closeSync(fd);
+}
+
 /** Builds the image into an OCI layout in the cache unless that exact content was built before. */
 async function buildImage(img: TestImage, logFile: string): Promise<string> {
   const layout = path.join(cacheDir, 'images', `${img.repo.replace('/', '-')}-${img.tag}-${contentKey(img)}`);
@@ -149,6 +176,7 @@ async function buildImage(img: TestImage, logFile: string): Promise<string> {
     fs.mkdirSync(path.dirname(path.join(ctx, 'rootfs', file)), { recursive: true });
     fs.writeFileSync(path.join(ctx, 'rootfs', file), content);
   }
+  if (img.randomFile) writeRandomFile(path.join(ctx, 'rootfs', img.randomFile.path), img.randomFile.bytes);
   fs.writeFileSync(
     path.join(ctx, 'Containerfile'),
     `FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCMD ${JSON.stringify(img.cmd)}\n`,

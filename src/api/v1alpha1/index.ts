@@ -13,6 +13,7 @@ export * from './container.js';
 export * from './host.js';
 export * from './image.js';
 export * from './imageref.js';
+export * from './labels.js';
 export * from './migration.js';
 export * from './quantity.js';
 export * from './workload.js';

@@ -1,0 +1,353 @@
+// npm run bench:scale, part 1 — control-plane scale. 50 HOLLOW hosts (a Node and a Host each, run
+// by real agent code on the simulated runtime of src/agent/cri/simulated.ts, several per process,
+// like kubemark's hollow nodes) and 500 Workloads x 10 replicas = 5,000 Containers: how long until
+// all are Running, the controller's CPU seconds and peak RSS; and first, on the same apiserver, the
+// rate at which it creates 5,000 ConfigMaps: the ceiling any controller works under.
+// Needs the local cluster (npm run cluster:up) with no Gantry running; starts and stops its own.
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { CoordinationV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { kinds, type Container, type Host, type WorkloadInput } from '../src/api/v1alpha1/index.js';
+import { hostLeaseName } from '../src/agent/host.js';
+import { KubeClient, loadKubeConfig } from '../src/kube/client.js';
+import { CustomResourceClient } from '../src/kube/customresource.js';
+import { isNotFound } from '../src/kube/errors.js';
+import { Informer, restListWatcher } from '../src/kube/informer.js';
+import {
+  controllerLog,
+  controllerPorts,
+  installCrds,
+  startController,
+  stopController,
+} from '../src/localcluster/gantry.js';
+import { livePid, waitFor } from '../src/localcluster/proc.js';
+import { localDir, readLocalCluster, systemNamespace } from '../src/localcluster/state.js';
+import { versions } from '../src/localcluster/versions.js';
+import { createLogger } from '../src/obs/logger.js';
+
+const hostCount = Number(process.env.BENCH_HOSTS ?? 50);
+const workloadCount = Number(process.env.BENCH_WORKLOADS ?? 500);
+const replicas = Number(process.env.BENCH_REPLICAS ?? 10);
+const agentProcesses = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
+const total = workloadCount * replicas;
+const hollowLabel = 'gantry.dev/hollow';
+
+const cluster = readLocalCluster();
+if (!cluster) throw new Error('the local cluster is not up: npm run cluster:up');
+const repoRoot = fileURLToPath(new URL('..', import.meta.url));
+const client = new KubeClient(loadKubeConfig(cluster.kubeconfig));
+const core = client.api(CoreV1Api);
+const log = createLogger({ level: 'error' });
+const resource = <K extends 'Container' | 'Workload' | 'Host'>(kind: K) =>
+  new CustomResourceClient(client, {
+    group: 'gantry.dev',
+    version: 'v1alpha1',
+    plural: kinds[kind].plural,
+    kind,
+    namespaced: kinds[kind].scope === 'Namespaced',
+  });
+const hostNames = Array.from({ length: hostCount }, (_, i) => `hollow-${String(i + 1).padStart(3, '0')}`);
+const seconds = (ms: number) => (ms / 1000).toFixed(1);
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await fn(items[next++]!);
+    }),
+  );
+}
+
+async function deleteNamespace(name: string, timeoutMs: number): Promise<void> {
+  await core.deleteNamespace({ name }).catch((err: unknown) => {
+    if (!isNotFound(err)) throw err;
+  });
+  await waitFor(
+    `namespace ${name} to go`,
+    () =>
+      core.readNamespace({ name }).then(
+        () => false,
+        (err: unknown) => isNotFound(err),
+      ),
+    { timeoutMs, intervalMs: 2_000 },
+  );
+}
+
+/**
+ * The apiserver's own pace: 5,000 ConfigMaps, 50 requests in flight, over kept-alive connections;
+ * and the same through Gantry's KubeClient (client-node), which opens a connection per request.
+ */
+async function configMapCeiling(): Promise<{ keepAliveMs: number; kubeClientMs: number }> {
+  const tls: https.RequestOptions = {};
+  await client.kc.applyToHTTPSOptions(tls);
+  const agent = new https.Agent({
+    keepAlive: true,
+    maxSockets: 50,
+    ca: tls.ca,
+    cert: tls.cert,
+    key: tls.key,
+  });
+  const server = client.kc.getCurrentCluster()!.server;
+  const post = (ns: string, body: object) =>
+    new Promise<void>((resolve, reject) => {
+      const req = https.request(`${server}/api/v1/namespaces/${ns}/configmaps`, {
+        method: 'POST',
+        agent,
+        headers: { 'content-type': 'application/json' },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        res.on('end', () =>
+          res.statusCode === 201 ? resolve() : reject(new Error(`HTTP ${res.statusCode}`)),
+        );
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+  const timed = async (create: (ns: string, i: number) => Promise<unknown>): Promise<number> => {
+    const ns = `bench-configmaps-${process.pid}`;
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    const started = performance.now();
+    await pool(
+      Array.from({ length: total }, (_, i) => i),
+      50,
+      (i) => create(ns, i),
+    );
+    const ms = performance.now() - started;
+    await deleteNamespace(ns, 300_000);
+    return ms;
+  };
+  const configMap = (i: number) => ({ metadata: { name: `cm-${i}` }, data: { i: String(i) } });
+  const keepAliveMs = await timed((ns, i) => post(ns, configMap(i)));
+  const kubeClientMs = await timed((ns, i) =>
+    core.createNamespacedConfigMap({ namespace: ns, body: configMap(i) }),
+  );
+  agent.destroy();
+  return { keepAliveMs, kubeClientMs };
+}
+
+/** CPU seconds (user + system) and peak resident memory of a process, from /proc. */
+function processUsage(pid: number): { cpuSeconds: number; peakRssBytes: number } {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+  const hwm = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+  return { cpuSeconds: ticks / 100, peakRssBytes: Number(hwm ?? 0) * 1024 };
+}
+
+function startHollowAgents(stateDir: string): ChildProcess[] {
+  const logFile = fs.openSync(path.join(localDir, 'logs', 'bench-hollow-agents.log'), 'a');
+  const perProcess = Math.ceil(hostNames.length / agentProcesses);
+  return Array.from({ length: agentProcesses }, (_, p) =>
+    spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(repoRoot, 'bench', 'hollow-agents.ts'),
+        cluster!.kubeconfig,
+        stateDir,
+        ...hostNames.slice(p * perProcess, (p + 1) * perProcess),
+      ],
+      { cwd: repoRoot, stdio: ['ignore', logFile, logFile] },
+    ),
+  );
+}
+
+async function stopHollowAgents(agents: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    agents.map(
+      (a) =>
+        new Promise<void>((resolve) => {
+          if (a.exitCode !== null) return resolve();
+          a.once('exit', () => resolve());
+          a.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+function workload(ns: string, i: number): WorkloadInput {
+  const name = `w${String(i).padStart(3, '0')}`;
+  return {
+    apiVersion: 'gantry.dev/v1alpha1',
+    kind: 'Workload',
+    metadata: { name, namespace: ns },
+    spec: {
+      replicas,
+      selector: { matchLabels: { app: name } },
+      placement: { nodeSelector: { [hollowLabel]: 'true' } },
+      template: {
+        metadata: { labels: { app: name } },
+        spec: { image: cluster!.images.web, resources: { requests: { cpu: '10m', memory: '16Mi' } } },
+      },
+    },
+  };
+}
+
+async function removeHollowObjects(): Promise<void> {
+  const hosts = resource('Host');
+  const leases = client.api(CoordinationV1Api);
+  await pool(hostNames, 10, async (name) => {
+    await hosts.delete({ name });
+    await core.deleteNode({ name }).catch((err: unknown) => {
+      if (!isNotFound(err)) throw err;
+    });
+    await leases
+      .deleteNamespacedLease({ name: hostLeaseName(name), namespace: systemNamespace })
+      .catch((err: unknown) => {
+        if (!isNotFound(err)) throw err;
+      });
+  });
+}
+
+async function main(): Promise<void> {
+  const running = [
+    path.join(localDir, 'pids', 'controller.pid'),
+    ...cluster!.hosts.map((h) => path.join(localDir, 'pids', `agent-${h.name}.pid`)),
+  ].filter((f) => livePid(f) !== undefined);
+  if (running.length > 0) throw new Error(`Gantry is running (${running.join(', ')}): stop it first`);
+
+  console.log(
+    `bench:scale (control plane) — ${hostCount} hollow hosts, ${workloadCount} Workloads x ${replicas} replicas`,
+  );
+  const ceiling = await configMapCeiling();
+
+  await installCrds(cluster!);
+  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-hollow-'));
+  await pool(hostNames, 10, (name) =>
+    core.createNode({
+      body: { metadata: { name, labels: { [hollowLabel]: 'true', 'kubernetes.io/hostname': name } } },
+    }),
+  );
+  const agents = startHollowAgents(stateDir);
+  const ns = `bench-scale-${process.pid}`;
+  const hosts = new Informer<Host>({
+    name: 'bench-hosts',
+    listWatcher: restListWatcher(client, { path: resource('Host').collectionPath() }),
+    log,
+  });
+  const containers = new Informer<Container>({
+    name: 'bench-containers',
+    listWatcher: restListWatcher(client, { path: resource('Container').collectionPath(ns) }),
+    log,
+  });
+  let controllerPid: number | undefined;
+  try {
+    hosts.start();
+    await waitFor(
+      `${hostCount} hollow Hosts to be Ready`,
+      () =>
+        hosts.cache
+          .list()
+          .filter(
+            (h) =>
+              h.metadata.labels?.[hollowLabel] === 'true' &&
+              h.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
+          ).length === hostCount,
+      { timeoutMs: 300_000, intervalMs: 1_000 },
+    );
+    await startController(cluster!);
+    controllerPid = livePid(path.join(localDir, 'pids', 'controller.pid'))!;
+    await waitFor(
+      'the controller to lead',
+      async () =>
+        /leader_election_master_status\{name="gantry-controller"\} 1/.test(
+          await (await fetch(`http://127.0.0.1:${controllerPorts.metrics}/metrics`)).text(),
+        ),
+      { timeoutMs: 60_000, pid: controllerPid, logFile: controllerLog },
+    );
+    const before = processUsage(controllerPid);
+    const others = (): Record<string, number> => ({
+      'kube-apiserver': processUsage(livePid(path.join(localDir, 'pids', 'kube-apiserver.pid'))!).cpuSeconds,
+      etcd: processUsage(livePid(path.join(localDir, 'pids', 'etcd.pid'))!).cpuSeconds,
+      'hollow agents': agents.reduce((sum, a) => sum + processUsage(a.pid!).cpuSeconds, 0),
+    });
+    const othersBefore = others();
+
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    // Milestones counted as events arrive: the first time each Container was seen, bound, Running.
+    const seen = { created: new Set<string>(), bound: new Set<string>(), running: new Set<string>() };
+    const firsts = { created: 0, bound: 0, running: 0 };
+    const started = performance.now();
+    const count = (c: Container) => {
+      const name = c.metadata.name!;
+      seen.created.add(name);
+      if (c.spec?.nodeName) seen.bound.add(name);
+      if (c.status?.phase === 'Running') seen.running.add(name);
+      for (const k of ['created', 'bound', 'running'] as const)
+        if (!firsts[k] && seen[k].size === total) firsts[k] = performance.now() - started;
+    };
+    containers.addEventHandler({ onAdd: count, onUpdate: (_, c) => count(c) });
+    containers.start();
+    await containers.waitForSync();
+    const workloads = resource('Workload');
+    await pool(
+      Array.from({ length: workloadCount }, (_, i) => i),
+      20,
+      (i) => workloads.create(workload(ns, i)),
+    );
+    const createdWorkloadsMs = performance.now() - started;
+    let last = 0;
+    await waitFor(
+      `${total} Containers to be Running`,
+      () => {
+        if (performance.now() - last > 10_000) {
+          last = performance.now();
+          const n = (k: keyof typeof seen) => seen[k].size;
+          console.log(
+            `  ${seconds(last - started)} s: ${n('created')} created, ${n('bound')} bound, ${n('running')} Running`,
+          );
+        }
+        return firsts.running > 0;
+      },
+      { timeoutMs: 1_800_000, intervalMs: 500, pid: controllerPid, logFile: controllerLog },
+    );
+    const after = processUsage(controllerPid);
+    const othersAfter = others();
+    const metrics = await (await fetch(`http://127.0.0.1:${controllerPorts.metrics}/metrics`)).text();
+    const metric = (re: RegExp) => re.exec(metrics)?.[1] ?? '?';
+
+    console.log(
+      `conditions: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB; ` +
+        `etcd ${versions.etcd}, kube-apiserver ${versions.kubernetes}, the controller (default flags) and ` +
+        `${agentProcesses} processes of hollow agents all on this one machine`,
+    );
+    const rate = (ms: number) => Math.round(total / (ms / 1000));
+    console.log(
+      `apiserver ceiling: ${total} ConfigMaps in ${seconds(ceiling.keepAliveMs)} s = ${rate(ceiling.keepAliveMs)} objects/s ` +
+        `(50 in flight, kept-alive connections); through KubeClient: ${seconds(ceiling.kubeClientMs)} s = ` +
+        `${rate(ceiling.kubeClientMs)} objects/s`,
+    );
+    console.log(`${workloadCount} Workloads created in ${seconds(createdWorkloadsMs)} s (20 in flight)`);
+    console.log(
+      `${total} Containers: all created after ${seconds(firsts.created)} s, all bound after ${seconds(firsts.bound)} s, all Running after ${seconds(firsts.running)} s`,
+    );
+    console.log(
+      `  = ${Math.round(total / (firsts.running / 1000))} Containers/s end to end; scheduler bindings: ${metric(/gantry_scheduling_attempts_total\{result="scheduled"\} (\d+)/)}, errors ${metric(/gantry_scheduling_attempts_total\{result="error"\} (\d+)/)}`,
+    );
+    console.log(
+      `controller: ${(after.cpuSeconds - before.cpuSeconds).toFixed(1)} CPU seconds during the run, peak RSS ${Math.round(after.peakRssBytes / 2 ** 20)} MiB`,
+    );
+    const cpu = Object.keys(othersAfter).map(
+      (k) => `${k} ${(othersAfter[k]! - othersBefore[k]!).toFixed(0)} s`,
+    );
+    console.log(`CPU seconds of the others during the run: ${cpu.join(', ')}`);
+  } finally {
+    await containers.stop();
+    await hosts.stop();
+    console.log('cleaning up (the hollow agents remove their finalizers)');
+    await deleteNamespace(ns, 900_000).catch((err: unknown) => console.error(`cleanup: ${String(err)}`));
+    await stopController();
+    await stopHollowAgents(agents);
+    await removeHollowObjects();
+    fs.rmSync(stateDir, { recursive: true, force: true });
+  }
+}
+
+await main();

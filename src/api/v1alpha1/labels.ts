@@ -1,0 +1,30 @@
+// Labels and annotations on Gantry objects that more than one component reads or writes. They are
+// part of the API: users select by them and tools may show them. (Labels on runtime objects, which
+// only the agent reads, live in src/agent/runtimespec.ts.)
+
+/** On a Workload's Containers: the Workload's name. */
+export const workloadLabel = 'gantry.dev/workload';
+/** On a Workload's Containers: the hash of the template they were made from. */
+export const templateHashLabel = 'gantry.dev/template-hash';
+
+/** On a migration's target Container: the Migration creating it. Its Workload does not count it yet. */
+export const migrationLabel = 'gantry.dev/migration';
+/** On a migration's target Container: the name of the Migration whose checkpoint it restores. */
+export const restoreFromAnnotation = 'gantry.dev/restore-from';
+/** On a migration's target Container: the source's Host, which the scheduler must not choose. */
+export const avoidHostAnnotation = 'gantry.dev/migration-avoid-host';
+/** On a migration's target Container: "true" when only Hosts that can restore checkpoints fit. */
+export const needsCheckpointAnnotation = 'gantry.dev/migration-needs-checkpoint';
+/** While set on a Container, the scheduler leaves it unbound (like a Pod's schedulingGates). */
+export const schedulingGateAnnotation = 'gantry.dev/scheduling-gate';
+/** On a migration's target Container: the Container it replaces. */
+export const migratedFromAnnotation = 'gantry.dev/migrated-from';
+/**
+ * On a migration's source Container once the target has taken over: the target's name. From then on
+ * the Workload counts the target in its place, so the pair is one replica at every moment.
+ */
+export const migratedToAnnotation = 'gantry.dev/migrated-to';
+
+/** On Migrations a drain created: the Host being drained, and the UID of the Container moved. */
+export const drainHostLabel = 'gantry.dev/drain-host';
+export const drainContainerLabel = 'gantry.dev/drain-container';

@@ -1,0 +1,355 @@
+// The scheduler's controller: binds each Container that has no spec.nodeName to a Host chosen by
+// scheduler.ts, with a merge patch carrying the resourceVersion it decided on (nodeName is set
+// once; the apiserver refuses any later change). A burst of Containers arrives faster than the
+// cache shows the bindings, so each binding is first "assumed" in memory, counted on its Host
+// until the cache confirms it, as kube-scheduler's assume cache does. The Scheduled condition
+// (and phase Pending with the reason, when nothing fits) is the controller's part of the status.
+import { Counter, Histogram } from 'prom-client';
+import type { Container, Host, Image, Workload } from '../api/v1alpha1/index.js';
+import {
+  avoidHostAnnotation,
+  needsCheckpointAnnotation,
+  normalizeImageReference,
+  parseSpec,
+  schedulingGateAnnotation,
+} from '../api/v1alpha1/index.js';
+import { realClock, type Clock } from '../kube/clock.js';
+import { getCondition, isTrue, setCondition, type Condition } from '../kube/conditions.js';
+import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
+import type { CustomResourceClient } from '../kube/customresource.js';
+import type { EventRecorder } from '../kube/events.js';
+import { objectKey, splitKey } from '../kube/keys.js';
+import type { Source } from '../kube/manager.js';
+import type { Cache } from '../kube/store.js';
+import { registry } from '../obs/metrics.js';
+import { byHost, byWorkload, controllingWorkload, sharedCaches, type Heartbeats } from './caches.js';
+import { fieldManager, resourceClient, type ControllerContext } from './context.js';
+import {
+  allocatableAmounts,
+  amounts,
+  hostImageKeys,
+  imageKeys,
+  nonZeroDefaults,
+  schedule,
+  type Amounts,
+  type ContainerRequest,
+  type HostInfo,
+} from './scheduler.js';
+
+const attempts = new Counter({
+  name: 'gantry_scheduling_attempts_total',
+  help: 'Attempts to bind a Container to a Host, by result (scheduled, unschedulable, error)',
+  labelNames: ['result'],
+  registers: [registry],
+});
+for (const result of ['scheduled', 'unschedulable', 'error']) attempts.inc({ result }, 0);
+const attemptDuration = new Histogram({
+  name: 'gantry_scheduling_attempt_duration_seconds',
+  help: 'Time to choose a Host for a Container and bind it',
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+  registers: [registry],
+});
+
+/** Unschedulable Containers are tried again at least this often, whatever the events say. */
+const retryUnschedulableMs = 60_000;
+/** An assumed binding the cache has not confirmed after this long is dropped. */
+const assumeTtlMs = 30_000;
+
+/**
+ * The controller's status of a bound Container: Scheduled=True. hostlifecycle.ts writes more on a
+ * lost Host, starting from this, since both write as the same field manager.
+ */
+export function scheduledStatus(c: Container): NonNullable<Container['status']> {
+  const scheduled = setCondition(c.status?.conditions as Condition[] | undefined, {
+    type: 'Scheduled',
+    status: 'True',
+    reason: 'Scheduled',
+    message: `Assigned to host ${c.spec.nodeName}`,
+    observedGeneration: c.metadata.generation,
+  }).find((cond) => cond.type === 'Scheduled')!;
+  return { conditions: [scheduled] };
+}
+
+export function setupSchedulingController(ctx: ControllerContext): void {
+  const caches = sharedCaches(ctx, realClock);
+  const reconciler = new SchedulingReconciler({
+    containers: caches.containers.cache,
+    hosts: caches.hosts.cache,
+    workloads: caches.workloads.cache,
+    images: caches.images.cache,
+    heartbeats: caches.heartbeats,
+    api: resourceClient(ctx.client, 'Container'),
+    recorder: ctx.recorder,
+  });
+  ctx.manager.controller({
+    name: 'scheduler',
+    kind: 'Container',
+    reconciler,
+    workers: 4,
+    watches: [schedulingTriggers(caches, reconciler)],
+  });
+}
+
+/**
+ * A Container is queued when it needs binding or its Scheduled condition; every unbound one is
+ * queued again when something that may make room happens: a Container goes away, a Host changes
+ * what the filters look at, or a lost Host sends heartbeats again.
+ */
+function schedulingTriggers(
+  caches: ReturnType<typeof sharedCaches>,
+  reconciler: SchedulingReconciler,
+): Source {
+  return {
+    connect(enqueue) {
+      const pending = (): void => {
+        for (const c of caches.containers.cache.byIndex(byHost, '')) enqueue(objectKey(c));
+      };
+      const own = (c: Container): void => {
+        if (!c.metadata.deletionTimestamp && !isTrue(c.status?.conditions, 'Scheduled'))
+          enqueue(objectKey(c));
+      };
+      caches.containers.addEventHandler({
+        onAdd: own,
+        onUpdate: (_, c) => own(c),
+        onDelete: (c) => {
+          reconciler.assumed.forget(objectKey(c));
+          if (c.spec?.nodeName) pending();
+        },
+      });
+      caches.hosts.addEventHandler({
+        onAdd: pending,
+        onUpdate: (before, after) => {
+          if (filterView(before) !== filterView(after)) pending();
+        },
+      });
+      caches.heartbeats.onRenewed((_, wasLost) => {
+        if (wasLost) pending();
+      });
+    },
+  };
+}
+
+/** What of a Host the filters read (not the heartbeat fields that change every report). */
+function filterView(h: Host): string {
+  const cond = (type: string) => getCondition(h.status?.conditions, type)?.status;
+  return JSON.stringify([
+    h.metadata.labels,
+    h.spec?.unschedulable,
+    cond('Ready'),
+    cond('Schedulable'),
+    h.status?.allocatable,
+  ]);
+}
+
+interface Assumed {
+  uid: string;
+  host: string;
+  requests: Amounts;
+  workload?: string;
+  expiresAt: number;
+}
+
+/** Bindings made but not yet seen in the cache. */
+export class AssumedBindings {
+  private readonly entries = new Map<string, Assumed>();
+
+  constructor(private readonly clock: Clock) {}
+
+  assume(key: string, entry: Omit<Assumed, 'expiresAt'>): void {
+    this.entries.set(key, { ...entry, expiresAt: this.clock.now() + assumeTtlMs });
+  }
+
+  forget(key: string): void {
+    this.entries.delete(key);
+  }
+
+  /** The bindings the cache does not show yet; confirmed, vanished and expired ones are dropped. */
+  pending(containers: Cache<Container>): Assumed[] {
+    const now = this.clock.now();
+    const out: Assumed[] = [];
+    for (const [key, a] of this.entries) {
+      const cached = containers.get(key);
+      if (!cached || cached.metadata.uid !== a.uid || cached.spec?.nodeName || now >= a.expiresAt) {
+        this.entries.delete(key);
+      } else {
+        out.push(a);
+      }
+    }
+    return out;
+  }
+}
+
+export interface SchedulingReconcilerDeps {
+  containers: Cache<Container>;
+  hosts: Cache<Host>;
+  workloads: Cache<Workload>;
+  images: Cache<Image>;
+  heartbeats: Pick<Heartbeats, 'fresh'>;
+  api: Pick<CustomResourceClient<Container>, 'mergePatch' | 'applyStatus'>;
+  recorder: EventRecorder;
+  clock?: Clock;
+}
+
+const isFinished = (c: Container): boolean => c.status?.phase === 'Succeeded' || c.status?.phase === 'Failed';
+
+export class SchedulingReconciler implements Reconciler {
+  readonly assumed: AssumedBindings;
+  private readonly clock: Clock;
+  // Derived from cached objects, which are replaced (never changed) on update.
+  private readonly requestsOf = new WeakMap<Container, Amounts>();
+  private readonly imagesOf = new WeakMap<Host, Set<string>>();
+
+  constructor(private readonly deps: SchedulingReconcilerDeps) {
+    this.clock = deps.clock ?? realClock;
+    this.assumed = new AssumedBindings(this.clock);
+  }
+
+  async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
+    const c = this.deps.containers.get(key);
+    if (!c || c.metadata.deletionTimestamp) return this.assumed.forget(key);
+    if (c.spec?.nodeName) {
+      if (!isTrue(c.status?.conditions, 'Scheduled')) await this.writeStatus(c, scheduledStatus(c));
+      return;
+    }
+    const gate = c.metadata.annotations?.[schedulingGateAnnotation];
+    if (gate) {
+      await this.unschedulable(c, 'SchedulingGated', `Waiting for the ${gate} gate to be lifted`, false);
+      return;
+    }
+    const parsed = parseSpec('Container', c.spec);
+    if (!parsed.ok) {
+      await this.unschedulable(c, 'InvalidSpec', parsed.error);
+      return;
+    }
+    const started = this.clock.now();
+    const request = this.request(c);
+    const result = schedule(request, this.hostInfos());
+    if (result.host === undefined) {
+      attempts.inc({ result: 'unschedulable' });
+      ctx.log.info('No Host fits the Container', { reasons: result.reasons });
+      await this.unschedulable(c, 'Unschedulable', result.message);
+      return { requeueAfter: retryUnschedulableMs };
+    }
+    // Assumed before the first await, so concurrent workers already count it.
+    this.assumed.assume(key, {
+      uid: c.metadata.uid!,
+      host: result.host,
+      requests: request.requests,
+      workload: controllingWorkload(c),
+    });
+    try {
+      await this.deps.api.mergePatch(splitKey(key), {
+        metadata: { resourceVersion: c.metadata.resourceVersion },
+        spec: { nodeName: result.host },
+      });
+    } catch (err) {
+      this.assumed.forget(key);
+      attempts.inc({ result: 'error' });
+      throw err;
+    }
+    attempts.inc({ result: 'scheduled' });
+    attemptDuration.observe((this.clock.now() - started) / 1000);
+    ctx.log.debug('Bound Container', { host: result.host, feasible: result.feasible });
+    this.deps.recorder.event(
+      c,
+      'Normal',
+      'Scheduled',
+      'Binding',
+      `Successfully assigned ${key} to ${result.host}`,
+    );
+    // Scheduled=True follows when the cache shows the binding (the bound branch above).
+  }
+
+  private async unschedulable(c: Container, reason: string, message: string, warn = true): Promise<void> {
+    const scheduled = setCondition(c.status?.conditions as Condition[] | undefined, {
+      type: 'Scheduled',
+      status: 'False',
+      reason,
+      message,
+      observedGeneration: c.metadata.generation,
+    }).find((cond) => cond.type === 'Scheduled')!;
+    await this.writeStatus(c, { phase: 'Pending', reason, message, conditions: [scheduled] });
+    if (warn) this.deps.recorder.event(c, 'Warning', 'FailedScheduling', 'Scheduling', message);
+  }
+
+  /** Applies the controller's part of the status, skipped when the cached `c` already shows it. */
+  private async writeStatus(c: Container, status: NonNullable<Container['status']>): Promise<void> {
+    await this.deps.api.applyStatus(splitKey(objectKey(c)), status, { fieldManager, live: c });
+  }
+
+  private request(c: Container): ContainerRequest {
+    const requests = this.requests(c);
+    const namespace = c.metadata.namespace ?? '';
+    const wanted = normalizeImageReference(c.spec.image);
+    const resolved = this.deps.images
+      .listByNamespace(namespace)
+      .find((i) => i.status?.digest && normalizeImageReference(i.spec.image) === wanted)?.status?.digest;
+    const avoidHost = c.metadata.annotations?.[avoidHostAnnotation];
+    const request: ContainerRequest = {
+      nodeSelector: c.spec.nodeSelector,
+      requests,
+      imageKeys: imageKeys(c.spec.image, resolved),
+      ...(avoidHost
+        ? {
+            migration: {
+              avoidHost,
+              needsCheckpoint: c.metadata.annotations?.[needsCheckpointAnnotation] === 'true',
+            },
+          }
+        : {}),
+    };
+    const workloadKey = controllingWorkload(c);
+    const workload = workloadKey && this.deps.workloads.get(workloadKey);
+    if (!workloadKey || !workload) return request;
+    const parsed = parseSpec('Workload', workload.spec);
+    const placement = parsed.ok ? parsed.value.placement : { maxSkew: 1, maxPerHost: undefined };
+    const replicas = new Map<string, number>();
+    const add = (host: string) => replicas.set(host, (replicas.get(host) ?? 0) + 1);
+    for (const sibling of this.deps.containers.byIndex(byWorkload, workloadKey)) {
+      const host = sibling.spec?.nodeName;
+      if (host && !sibling.metadata.deletionTimestamp && !isFinished(sibling)) add(host);
+    }
+    for (const a of this.assumed.pending(this.deps.containers)) if (a.workload === workloadKey) add(a.host);
+    return { ...request, spread: { maxSkew: placement.maxSkew, maxPerHost: placement.maxPerHost, replicas } };
+  }
+
+  private hostInfos(): HostInfo[] {
+    const assumed = this.assumed.pending(this.deps.containers);
+    return this.deps.hosts.list().map((h) => {
+      const name = h.metadata.name!;
+      const requested = { cpuMilli: 0, memoryBytes: 0 };
+      const scoringRequested = { cpuMilli: 0, memoryBytes: 0 };
+      const add = (r: Amounts): void => {
+        requested.cpuMilli += r.cpuMilli;
+        requested.memoryBytes += r.memoryBytes;
+        scoringRequested.cpuMilli += r.cpuMilli || nonZeroDefaults.cpuMilli;
+        scoringRequested.memoryBytes += r.memoryBytes || nonZeroDefaults.memoryBytes;
+      };
+      for (const c of this.deps.containers.byIndex(byHost, name)) if (!isFinished(c)) add(this.requests(c));
+      for (const a of assumed) if (a.host === name) add(a.requests);
+      let images = this.imagesOf.get(h);
+      if (!images) this.imagesOf.set(h, (images = hostImageKeys(h.status?.images)));
+      return {
+        name,
+        labels: h.metadata.labels ?? {},
+        ready: isTrue(h.status?.conditions, 'Ready'),
+        heartbeatFresh: this.deps.heartbeats.fresh(name),
+        cordoned:
+          !!h.spec?.unschedulable ||
+          !!h.spec?.drain ||
+          getCondition(h.status?.conditions, 'Schedulable')?.status === 'False',
+        checkpoint: !!h.status?.checkpoint?.supported,
+        allocatable: allocatableAmounts(h.status?.allocatable),
+        requested,
+        scoringRequested,
+        images,
+      } satisfies HostInfo;
+    });
+  }
+
+  private requests(c: Container): Amounts {
+    let r = this.requestsOf.get(c);
+    if (!r) this.requestsOf.set(c, (r = amounts(c.spec?.resources?.requests)));
+    return r;
+  }
+}

@@ -1,0 +1,142 @@
+// The scheduling reconciler against in-memory caches that lag behind its own bindings: the
+// assumed bindings keep a burst from piling onto one Host or overfilling it.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Container, Host, Image, Workload } from '../../../src/api/v1alpha1/index.js';
+import { FakeClock } from '../../../src/kube/clock.js';
+import { objectKey, type ObjectName } from '../../../src/kube/keys.js';
+import { Store } from '../../../src/kube/store.js';
+import { SchedulingReconciler } from '../../../src/controller/binding.js';
+import { byHost, byWorkload, controllingWorkload } from '../../../src/controller/caches.js';
+import { ctx, quietRecorder } from './fakes.js';
+
+function host(name: string, cpu = '2'): Host {
+  return {
+    apiVersion: 'gantry.dev/v1alpha1',
+    kind: 'Host',
+    metadata: { name },
+    spec: { unschedulable: false, drain: false, maxConcurrentMigrations: 2 },
+    status: {
+      allocatable: { cpu, memory: '4Gi' },
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'RuntimeReady',
+          message: '',
+          lastTransitionTime: '2026-01-01T00:00:00Z',
+        },
+      ],
+    },
+  };
+}
+
+function container(name: string, cpu?: string): Container {
+  return {
+    apiVersion: 'gantry.dev/v1alpha1',
+    kind: 'Container',
+    metadata: {
+      name,
+      namespace: 'ns',
+      uid: `uid-${name}`,
+      resourceVersion: '1',
+      ownerReferences: [
+        { apiVersion: 'gantry.dev/v1alpha1', kind: 'Workload', name: 'web', uid: 'w', controller: true },
+      ],
+    },
+    spec: {
+      image: 'gantry/web:1',
+      restartPolicy: 'Always',
+      terminationGracePeriodSeconds: 30,
+      ...(cpu ? { resources: { requests: { cpu } } } : {}),
+    },
+  };
+}
+
+function setup(hosts: Host[]) {
+  const containers = new Store<Container>({
+    [byHost]: (c) => [c.spec?.nodeName ?? ''],
+    [byWorkload]: (c) => {
+      const owner = controllingWorkload(c);
+      return owner ? [owner] : [];
+    },
+  });
+  const hostStore = new Store<Host>();
+  for (const h of hosts) hostStore.set(h);
+  const bindings = new Map<string, string>();
+  const statuses = new Map<string, NonNullable<Container['status']>>();
+  const clock = new FakeClock();
+  const reconciler = new SchedulingReconciler({
+    containers,
+    hosts: hostStore,
+    workloads: new Store<Workload>(),
+    images: new Store<Image>(),
+    heartbeats: { fresh: () => true },
+    api: {
+      // The cache does not see these: it lags.
+      mergePatch: async (name: ObjectName, patch: object) => {
+        const nodeName = (patch as { spec: { nodeName: string } }).spec.nodeName;
+        bindings.set(name.name, nodeName);
+        const c = containers.get(`ns/${name.name}`)!;
+        return { ...c, spec: { ...c.spec, nodeName } };
+      },
+      applyStatus: async (name: ObjectName, status: object) => {
+        statuses.set(name.name, status as NonNullable<Container['status']>);
+        return {} as Container;
+      },
+    },
+    recorder: quietRecorder(clock),
+    clock,
+  });
+  return { containers, reconciler, bindings, statuses, clock };
+}
+
+describe('SchedulingReconciler', () => {
+  it('spreads a burst over the Hosts although the cache shows none of the bindings', async () => {
+    const { containers, reconciler, bindings } = setup([host('a'), host('b')]);
+    const names = ['w1', 'w2', 'w3', 'w4'];
+    for (const n of names) containers.set(container(n));
+    await Promise.all(names.map((n) => reconciler.reconcile(`ns/${n}`, ctx)));
+    const perHost = [...bindings.values()].reduce<Record<string, number>>(
+      (acc, h) => ({ ...acc, [h]: (acc[h] ?? 0) + 1 }),
+      {},
+    );
+    assert.deepEqual(perHost, { a: 2, b: 2 });
+  });
+
+  it('does not overfill a Host with assumed bindings; says why the rest waits', async () => {
+    const { containers, reconciler, bindings, statuses } = setup([host('a', '1'), host('b', '1')]);
+    for (const n of ['c1', 'c2', 'c3']) containers.set(container(n, '600m'));
+    for (const n of ['c1', 'c2', 'c3']) await reconciler.reconcile(`ns/${n}`, ctx);
+    assert.equal(bindings.size, 2);
+    assert.notEqual(bindings.get('c1'), bindings.get('c2'));
+    const waiting = statuses.get('c3')!;
+    assert.equal(waiting.phase, 'Pending');
+    assert.equal(waiting.message, '0/2 hosts are available: 2 insufficient cpu.');
+    assert.deepEqual(
+      waiting.conditions?.map((c) => [c.type, c.status, c.reason]),
+      [['Scheduled', 'False', 'Unschedulable']],
+    );
+  });
+
+  it('forgets assumed bindings the cache never confirms, after a while', async () => {
+    const { containers, reconciler, bindings, clock } = setup([host('a', '1')]);
+    containers.set(container('c1', '600m'));
+    await reconciler.reconcile('ns/c1', ctx);
+    containers.set(container('c2', '600m'));
+    await reconciler.reconcile('ns/c2', ctx);
+    assert.equal(bindings.has('c2'), false, 'c1 is assumed on a');
+    clock.advance(31_000);
+    await reconciler.reconcile('ns/c2', ctx);
+    assert.equal(bindings.get('c2'), 'a');
+  });
+
+  it('marks a bound Container Scheduled without binding it again', async () => {
+    const { containers, reconciler, bindings, statuses } = setup([host('a')]);
+    const bound = { ...container('p'), spec: { ...container('p').spec, nodeName: 'a' } };
+    containers.set(bound);
+    await reconciler.reconcile(objectKey(bound), ctx);
+    assert.equal(bindings.size, 0);
+    assert.equal(statuses.get('p')?.conditions?.[0]?.message, 'Assigned to host a');
+  });
+});

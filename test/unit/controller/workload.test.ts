@@ -1,0 +1,303 @@
+// The Workload controller's pure parts (template hash, status and conditions) and its reconciler
+// against in-memory caches: expectations keep a lagging cache from causing double creates.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ApiException } from '@kubernetes/client-node';
+import {
+  migratedToAnnotation,
+  migrationLabel,
+  parseSpec,
+  templateHashLabel,
+  type Container,
+  type Workload,
+  type WorkloadSpec,
+  type WorkloadSpecInput,
+} from '../../../src/api/v1alpha1/index.js';
+import { FakeClock } from '../../../src/kube/clock.js';
+import { objectKey } from '../../../src/kube/keys.js';
+import { Store } from '../../../src/kube/store.js';
+import { byWorkload, controllingWorkload } from '../../../src/controller/caches.js';
+import type { Replica } from '../../../src/controller/rollout.js';
+import {
+  countedReplicas,
+  templateHash,
+  WorkloadReconciler,
+  workloadStatus,
+  type StatusInput,
+} from '../../../src/controller/workload.js';
+import { ctx, quietRecorder } from './fakes.js';
+
+function spec(over: Partial<WorkloadSpecInput> = {}): WorkloadSpec {
+  const parsed = parseSpec('Workload', {
+    replicas: 4,
+    selector: { matchLabels: { app: 'web' } },
+    template: { metadata: { labels: { app: 'web' } }, spec: { image: 'gantry/web:1' } },
+    strategy: { type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1, maxSurge: 1 } },
+    ...over,
+  });
+  assert.ok(parsed.ok, parsed.ok ? '' : parsed.error);
+  return parsed.value;
+}
+
+describe('templateHash', () => {
+  it('is the same for a template with its defaults spelled out or left out', () => {
+    const implicit = spec();
+    const explicit = spec({
+      template: {
+        metadata: { labels: { app: 'web' } },
+        spec: { image: 'gantry/web:1', restartPolicy: 'Always', terminationGracePeriodSeconds: 30 },
+      },
+    });
+    assert.equal(templateHash(implicit.template), templateHash(explicit.template));
+    assert.match(templateHash(implicit.template), /^[0-9a-f]{10}$/);
+  });
+
+  it('changes with the image and with the template labels, not with replicas or placement', () => {
+    const a = templateHash(spec().template);
+    assert.notEqual(
+      a,
+      templateHash(spec({ template: { ...spec().template, spec: { image: 'gantry/web:2' } } }).template),
+    );
+    assert.equal(a, templateHash(spec({ replicas: 9, placement: { maxSkew: 3 } }).template));
+  });
+});
+
+const replica = (name: string, revision: string, ready: boolean): Replica => ({
+  name,
+  revision,
+  ready,
+  nodeName: 'h1',
+  createdAt: 0,
+  deleting: false,
+  finished: false,
+});
+
+function status(over: Partial<StatusInput>) {
+  return workloadStatus({
+    generation: 2,
+    spec: spec(),
+    revision: 'new',
+    replicas: [],
+    previous: undefined,
+    lastProgressAt: 0,
+    now: 1_000_000,
+    ...over,
+  });
+}
+
+const condition = (s: ReturnType<typeof status>, type: string) =>
+  s.status.conditions?.find((c) => c.type === type);
+
+describe('workloadStatus', () => {
+  it('is Ready, Available and done Progressing when every replica of the revision is ready', () => {
+    const s = status({ replicas: ['a', 'b', 'c', 'd'].map((n) => replica(n, 'new', true)) });
+    assert.deepEqual(
+      {
+        replicas: s.status.replicas,
+        readyReplicas: s.status.readyReplicas,
+        updatedReplicas: s.status.updatedReplicas,
+        availableReplicas: s.status.availableReplicas,
+        selector: s.status.selector,
+        currentRevision: s.status.currentRevision,
+        observedGeneration: s.status.observedGeneration,
+      },
+      {
+        replicas: 4,
+        readyReplicas: 4,
+        updatedReplicas: 4,
+        availableReplicas: 4,
+        selector: 'app=web',
+        currentRevision: 'new',
+        observedGeneration: 2,
+      },
+    );
+    assert.equal(condition(s, 'Ready')?.status, 'True');
+    assert.equal(condition(s, 'Available')?.status, 'True');
+    assert.equal(condition(s, 'Progressing')?.reason, 'NewRevisionAvailable');
+  });
+
+  it('during a rolling update is not Ready, and Available while at most maxUnavailable are down', () => {
+    const replicas = [replica('o1', 'old', true), replica('o2', 'old', true), replica('n1', 'new', true)];
+    const s = status({ replicas: [...replicas, replica('n2', 'new', false)] });
+    assert.equal(condition(s, 'Ready')?.reason, 'RollingUpdate');
+    assert.equal(condition(s, 'Available')?.status, 'True');
+    assert.equal(condition(s, 'Progressing')?.reason, 'RolloutProgressing');
+    const down = status({ replicas: [replica('o1', 'old', true), replica('n1', 'new', false)] });
+    assert.equal(condition(down, 'Available')?.status, 'False');
+  });
+
+  it('reports ProgressDeadlineExceeded when nothing moved for progressDeadlineSeconds', () => {
+    const replicas = [replica('n1', 'new', false)];
+    const first = status({ replicas, now: 0 });
+    assert.equal(first.progressed, true);
+    const stuck = status({ replicas, previous: first.status, lastProgressAt: 0, now: 601_000 });
+    assert.equal(stuck.progressed, false);
+    assert.equal(condition(stuck, 'Progressing')?.status, 'False');
+    assert.equal(condition(stuck, 'Progressing')?.reason, 'ProgressDeadlineExceeded');
+    assert.equal(condition(stuck, 'Ready')?.reason, 'ProgressDeadlineExceeded');
+  });
+
+  it('never times out a completed rollout that later loses a replica', () => {
+    const all = ['a', 'b', 'c', 'd'].map((n) => replica(n, 'new', true));
+    const done = status({ replicas: all, now: 0 });
+    const lost = status({ replicas: all.slice(1), previous: done.status, lastProgressAt: 0, now: 700_000 });
+    assert.equal(condition(lost, 'Progressing')?.reason, 'NewRevisionAvailable');
+    assert.equal(condition(lost, 'Ready')?.reason, 'ScalingUp');
+  });
+
+  it("says why a replica waits to be scheduled in Ready's message", () => {
+    const s = status({
+      unschedulable: 'web-x is not scheduled: 0/2 hosts are available: 2 insufficient cpu.',
+    });
+    assert.match(condition(s, 'Ready')?.message ?? '', /0\/2 hosts are available/);
+  });
+});
+
+/** An apiserver that accepts creates, deletes and status writes but whose cache we update by hand. */
+class FakeApi {
+  created: Container[] = [];
+  deleted: string[] = [];
+  statuses: unknown[] = [];
+  containersApi = {
+    create: async (c: Container) => {
+      this.created.push(c);
+      return c;
+    },
+    delete: async (name: { namespace?: string; name: string }) => {
+      this.deleted.push(name.name);
+      return true;
+    },
+  };
+  workloadsApi = {
+    applyStatus: async (_: unknown, status: object) => {
+      this.statuses.push(status);
+      return {} as Workload;
+    },
+  };
+}
+
+describe('countedReplicas', () => {
+  const c = (name: string, labels: Record<string, string> = {}, annotations: Record<string, string> = {}) =>
+    ({ metadata: { name, labels, annotations } }) as unknown as Container;
+  const names = (cs: Container[]) => countedReplicas(cs).map((x) => x.metadata.name);
+
+  it('counts a moving replica once at every step of the hand-over', () => {
+    const moving = { [migrationLabel]: 'move-a' };
+    // The target exists but has not taken over: the source counts.
+    assert.deepEqual(names([c('a'), c('a-m1', moving), c('b')]), ['a', 'b']);
+    // The source is marked replaced while the target is still labelled: still the source.
+    assert.deepEqual(names([c('a', {}, { [migratedToAnnotation]: 'a-m1' }), c('a-m1', moving)]), ['a']);
+    // The target is released: now it counts, the source no longer.
+    assert.deepEqual(names([c('a', {}, { [migratedToAnnotation]: 'a-m1' }), c('a-m1')]), ['a-m1']);
+  });
+
+  it('counts a source again when its target is gone (the move was rolled back)', () => {
+    assert.deepEqual(names([c('a', {}, { [migratedToAnnotation]: 'a-m1' })]), ['a']);
+  });
+});
+
+describe('WorkloadReconciler', () => {
+  const workload: Workload = {
+    apiVersion: 'gantry.dev/v1alpha1',
+    kind: 'Workload',
+    metadata: { name: 'web', namespace: 'ns', uid: 'w-uid', generation: 1 },
+    spec: spec({ replicas: 3 }),
+  };
+  const setup = (wl: Workload = workload) => {
+    const workloads = new Store<Workload>();
+    workloads.set(wl);
+    const containers = new Store<Container>({
+      [byWorkload]: (c) => {
+        const owner = controllingWorkload(c);
+        return owner ? [owner] : [];
+      },
+    });
+    const api = new FakeApi();
+    const clock = new FakeClock();
+    const recorder = quietRecorder(clock);
+    const reconciler = new WorkloadReconciler({
+      workloads,
+      containers,
+      workloadsApi: api.workloadsApi,
+      containersApi: api.containersApi,
+      recorder,
+      clock,
+    });
+    return { containers, api, clock, reconciler, ctx };
+  };
+
+  it('creates owned, labelled Containers named after the template hash', async () => {
+    const { api, reconciler, ctx } = setup();
+    await reconciler.reconcile('ns/web', ctx);
+    assert.equal(api.created.length, 3);
+    const hash = templateHash(workload.spec.template);
+    for (const c of api.created) {
+      assert.match(c.metadata.name!, new RegExp(`^web-${hash}-[bcdfghjklmnpqrstvwxz2456789]{5}$`));
+      assert.deepEqual(c.metadata.labels, {
+        app: 'web',
+        'gantry.dev/workload': 'web',
+        [templateHashLabel]: hash,
+      });
+      assert.deepEqual(c.metadata.ownerReferences, [
+        {
+          apiVersion: 'gantry.dev/v1alpha1',
+          kind: 'Workload',
+          name: 'web',
+          uid: 'w-uid',
+          controller: true,
+          blockOwnerDeletion: true,
+        },
+      ]);
+      assert.equal(c.spec.image, 'gantry/web:1');
+    }
+  });
+
+  it('does not create again while its cache has not shown its own creates', async () => {
+    const { api, containers, reconciler, ctx } = setup();
+    await reconciler.reconcile('ns/web', ctx);
+    const again = await reconciler.reconcile('ns/web', ctx);
+    assert.equal(api.created.length, 3, 'the lagging cache shows no Containers, yet nothing more is created');
+    assert.ok(again && again.requeueAfter! > 0, 'comes back when the expectations would expire');
+    for (const c of api.created) {
+      containers.set({ ...c, metadata: { ...c.metadata, uid: c.metadata.name } });
+      reconciler.expectations.observe(c);
+    }
+    await reconciler.reconcile('ns/web', ctx);
+    assert.equal(api.created.length, 3, 'the cache caught up: the count is right');
+    assert.equal(api.deleted.length, 0);
+  });
+
+  it('gives up on expectations that are never met once they expire', async () => {
+    const { api, clock, reconciler, ctx } = setup();
+    await reconciler.reconcile('ns/web', ctx);
+    clock.advance(121_000);
+    await reconciler.reconcile('ns/web', ctx);
+    assert.equal(api.created.length, 6);
+  });
+
+  it('stops quietly when the namespace is being deleted, and fails on other refusals', async () => {
+    const { api, reconciler } = setup();
+    const refuse = (code: number, body: object) => async () => {
+      throw new ApiException(code, 'refused', JSON.stringify(body), {});
+    };
+    api.containersApi.create = refuse(403, { details: { causes: [{ reason: 'NamespaceTerminating' }] } });
+    await reconciler.reconcile('ns/web', ctx);
+    api.containersApi.create = refuse(403, { message: 'quota exceeded' });
+    await assert.rejects(reconciler.reconcile('ns/web', ctx), /creating Containers: 1 failed/);
+  });
+
+  it('reports an invalid Workload in its conditions instead of failing', async () => {
+    const long = { ...workload, metadata: { ...workload.metadata, name: 'x'.repeat(64) } };
+    const { api, reconciler, ctx } = setup(long);
+    await reconciler.reconcile(objectKey(long), ctx);
+    assert.equal(api.created.length, 0);
+    const written = api.statuses.at(-1) as { conditions: { type: string; reason: string }[] };
+    assert.deepEqual(
+      written.conditions.map((c) => [c.type, c.reason]),
+      [
+        ['Ready', 'InvalidSpec'],
+        ['Progressing', 'InvalidSpec'],
+      ],
+    );
+  });
+});
