@@ -2,12 +2,14 @@
 // spec.nodeName), the Image objects, its Host and its Node, and turns them into CRI calls; it
 // reports back in Container and Host status. No leader election: one agent per host, and every
 // step is idempotent, so a restarted agent simply picks up where the runtime is.
+import os from 'node:os';
 import path from 'node:path';
 import type { V1Node } from '@kubernetes/client-node';
 import {
   type Container,
   type Host,
   type Image,
+  type Migration,
   kinds,
   normalizeImageReference,
   parseImageReference,
@@ -20,6 +22,7 @@ import { CustomResourceClient } from '../kube/customresource.js';
 import { EventRecorder } from '../kube/events.js';
 import { joinKey, objectKey } from '../kube/keys.js';
 import { type Manager, watch } from '../kube/manager.js';
+import { parseBindAddress } from '../obs/http.js';
 import type { Logger } from '../obs/logger.js';
 import { EventsV1Api } from '@kubernetes/client-node';
 import { ContainerReconciler } from './containers.js';
@@ -32,14 +35,16 @@ import { countContainerPhases, observeCriCall } from './metrics.js';
 import type { AgentOptions } from './options.js';
 import { ImagePuller } from './pull.js';
 import { pullAuth } from './pullsecrets.js';
+import { MigrationSupport } from './migration.js';
 import { labels } from './runtimespec.js';
+import { serveTransfers } from './transfer.js';
 import { StatsCollector } from './stats.js';
 
 export const agentVersion = '0.1.0';
 
-function resourceClient<T extends Container | Image | Host>(
+function resourceClient<T extends Container | Image | Host | Migration>(
   client: KubeClient,
-  kind: 'Container' | 'Image' | 'Host',
+  kind: 'Container' | 'Image' | 'Host' | 'Migration',
 ) {
   const k = kinds[kind];
   return new CustomResourceClient<T>(client, {
@@ -66,6 +71,12 @@ function allocatable(
   };
 }
 
+/** The first non-internal IPv4 address of this machine: where other agents can reach this one. */
+function advertisedAddress(): string {
+  const addresses = Object.values(os.networkInterfaces()).flat();
+  return addresses.find((a) => a?.family === 'IPv4' && !a.internal)?.address ?? '127.0.0.1';
+}
+
 /** Wires the agent's informers, reconcilers and background tasks into `manager`. */
 export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions, log: Logger): void {
   const host = o.hostName;
@@ -77,6 +88,7 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
   const containersApi = resourceClient<Container>(client, 'Container');
   const imagesApi = resourceClient<Image>(client, 'Image');
   const hostsApi = resourceClient<Host>(client, 'Host');
+  const migrationsApi = resourceClient<Migration>(client, 'Migration');
 
   const containers = manager.informer<Container>({
     path: containersApi.collectionPath(),
@@ -91,6 +103,11 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
     fieldSelector: `metadata.name=${host}`,
   });
   const nodes = manager.informer<V1Node>({ path: '/api/v1/nodes', fieldSelector: `metadata.name=${host}` });
+  const migrations = manager.informer<Migration>({ path: migrationsApi.collectionPath() });
+  const migrationSupport = new MigrationSupport(
+    { host, fieldManager, stateDir: o.stateDir, secretNamespace: o.leaseNamespace },
+    { client, migrations: migrations.cache, migrationsApi, hostsApi },
+  );
 
   const recorder = new EventRecorder({
     api: client.api(EventsV1Api),
@@ -109,6 +126,8 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
   let enqueueImage: (key: string) => void = () => {};
   const health = new HealthMonitor(cri, (key) => enqueueContainer(key));
 
+  const transferBind = parseBindAddress(o.transferBindAddress);
+  const transferEndpoint = `http://${o.advertiseAddress ?? advertisedAddress()}:${transferBind.port}`;
   const capacity = {
     cpu: o.capacityCpu ?? machineCapacity().cpu,
     memory: o.capacityMemory ?? machineCapacity().memory,
@@ -142,6 +161,7 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
       allocatable: allocatable(capacity, o),
       probeImage: o.probeImage,
       stateDir: o.stateDir,
+      transferEndpoint,
     },
     {
       client,
@@ -191,6 +211,7 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
         return match?.status?.resolvedImage;
       },
       enqueue: (key) => enqueueContainer(key),
+      migrations: migrationSupport,
     },
   );
 
@@ -199,7 +220,8 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
     kind: 'Container',
     reconciler: containerReconciler,
     workers: 4,
-    watches: [watch(containers)],
+    // A Migration's progress is work for its source and target Containers.
+    watches: [watch(containers), watch(migrations, (m) => migrationSupport.containerKeys(m))],
   });
   enqueueContainer = (key) => containerController.enqueue(key);
   const imageController = manager.controller({
@@ -219,6 +241,16 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
 
   manager.add({ name: 'host-reporter', needLeaderElection: false, start: (signal) => reporter.run(signal) });
   manager.add({
+    name: 'checkpoint-transfer',
+    needLeaderElection: false,
+    start: async (signal) => {
+      const server = await serveTransfers(migrationSupport, transferBind);
+      log.info('Serving checkpoints to other agents', { ...server.address, endpoint: transferEndpoint });
+      await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
+      await server.close();
+    },
+  });
+  manager.add({
     name: 'container-stats',
     needLeaderElection: false,
     start: (signal) => stats.run(signal, o.statsIntervalSeconds * 1000),
@@ -232,6 +264,7 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
           const removed = await containerReconciler.sweepOrphans(log);
           if (removed > 0) log.info('Removed runtime objects of deleted Containers', { count: removed });
           warmer.resyncKept();
+          migrationSupport.cleanUp();
         } catch (e) {
           log.warn('Orphan sweep failed', { err: e });
         }

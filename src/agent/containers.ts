@@ -3,7 +3,7 @@
 // in their labels, and restart counts and back-off steps live in the runtime's metadata, so a
 // restarted agent adopts what is running instead of starting it twice. Each step is idempotent.
 import fs from 'node:fs';
-import type { Container, ContainerSpec } from '../api/v1alpha1/index.js';
+import type { Container, ContainerSpec, Migration } from '../api/v1alpha1/index.js';
 import { defaultPullPolicy, parseSpec } from '../api/v1alpha1/index.js';
 import { getCondition, metaTime, setCondition, type Condition } from '../kube/conditions.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
@@ -22,6 +22,7 @@ import {
   type PodSandbox,
 } from './cri/client.js';
 import type { HealthMonitor } from './health.js';
+import type { MigrationRole, MigrationSupport } from './migration.js';
 import { containerRestarts, containerStartDuration } from './metrics.js';
 import { type ImagePuller, PullError } from './pull.js';
 import { PullSecretError } from './pullsecrets.js';
@@ -64,6 +65,7 @@ export interface ContainerReconcilerDeps {
   pinnedImage: (namespace: string, image: string) => string | undefined;
   /** Asks for another reconcile of a key (a pull finished...). */
   enqueue: (key: string) => void;
+  migrations: MigrationSupport;
 }
 
 /** What the runtime holds for one Container UID. */
@@ -242,6 +244,13 @@ export class ContainerReconciler implements Reconciler {
       await this.ignoreNotFound(this.deps.cri.removePodSandbox({ podSandboxId: stale.id }));
     }
     const latest = state.attempts.at(-1);
+    const role = this.deps.migrations.roleOf(c);
+    if (role) {
+      const handled = await (role.kind === 'source'
+        ? this.migrateSource(role.migration, c, spec, state)
+        : this.migrateTarget(role, key, c, spec, state));
+      if (handled !== 'continue') return handled;
+    }
 
     if (latest?.state === 'CONTAINER_RUNNING' && latest.labels[labels.specHash] === specHash(spec)) {
       return this.reportRunning(key, c, spec, state.sandbox!, latest);
@@ -322,6 +331,220 @@ export class ContainerReconciler implements Reconciler {
     return this.startAttempt(key, c, spec, state, attempt + 1, decision.backoffStep, log);
   }
 
+  /**
+   * The source of a migration: checkpoint and stop the process when asked, then hold it (no
+   * restart) until the migration ends; resume it from its own checkpoint on a rollback.
+   * 'continue' hands the Container back to the usual lifecycle.
+   */
+  private async migrateSource(
+    m: Migration,
+    c: Container,
+    spec: ContainerSpec,
+    state: RuntimeState,
+  ): Promise<ReconcileResult | void | 'continue'> {
+    const { migrations, cri, recorder } = this.deps;
+    const latest = state.attempts.at(-1);
+    const running = latest?.state === 'CONTAINER_RUNNING';
+    const archive = migrations.archivePath(m);
+    const target = m.status?.targetHost ?? 'the target';
+    if (m.status?.phase === 'RollingBack') {
+      if (running) {
+        if (migrations.reported(m, 'Resumed')?.status !== 'True') {
+          await migrations.report(m, { type: 'Resumed', status: 'True', reason: 'Resumed', message: '' });
+        }
+        return 'continue';
+      }
+      if (migrations.reported(m, 'Resumed')?.status === 'False') return this.hold(c, 'ResumeFailed', latest);
+      try {
+        if (!fs.existsSync(archive)) throw new Error('the checkpoint archive is not on this host any more');
+        const attempt = (latest?.metadata?.attempt ?? 0) + 1;
+        await this.createAndStart(c, spec, state, archive, attempt, 0);
+        recorder.event(
+          c,
+          'Normal',
+          'Resumed',
+          'Restore',
+          `Resumed from the checkpoint of Migration ${m.metadata.name}`,
+        );
+        await migrations.report(m, { type: 'Resumed', status: 'True', reason: 'Resumed', message: '' });
+      } catch (e) {
+        await migrations.report(m, {
+          type: 'Resumed',
+          status: 'False',
+          reason: 'RestoreFailed',
+          message: errorText(e),
+        });
+      }
+      return this.deps.enqueue(`${c.metadata.namespace}/${c.metadata.name}`);
+    }
+    const checkpointed = migrations.reported(m, 'Checkpointed');
+    if (m.status?.phase === 'Checkpointing' && checkpointed?.status !== 'True') {
+      if (checkpointed?.status === 'False') return 'continue'; // still running; the controller decides
+      if (running) {
+        const frozenAt = new Date();
+        try {
+          await cri.checkpointContainer({
+            containerId: latest.id,
+            location: archive,
+            timeout: m.spec.timeoutSeconds,
+          });
+        } catch (e) {
+          recorder.event(c, 'Warning', 'CheckpointFailed', 'Checkpoint', errorText(e));
+          await migrations.report(m, {
+            type: 'Checkpointed',
+            status: 'False',
+            reason: 'CheckpointFailed',
+            message: errorText(e),
+          });
+          return 'continue';
+        }
+        // The dump leaves the process running; whatever it did from now on would be lost on the
+        // target, so it stops at once (the window is the time this call takes).
+        await cri.stopContainer({ containerId: latest.id, timeout: 0 });
+        recorder.event(
+          c,
+          'Normal',
+          'Checkpointed',
+          'Checkpoint',
+          `Checkpointed for Migration ${m.metadata.name}`,
+        );
+        await migrations.report(
+          m,
+          { type: 'Checkpointed', status: 'True', reason: 'Checkpointed', message: '' },
+          { frozenAt: frozenAt.toISOString(), checkpointSizeBytes: fs.statSync(archive).size },
+        );
+      } else if (fs.existsSync(archive)) {
+        // Stopped after a dump whose report was lost (an agent restart): report it again.
+        await migrations.report(
+          m,
+          { type: 'Checkpointed', status: 'True', reason: 'Checkpointed', message: '' },
+          { frozenAt: new Date().toISOString(), checkpointSizeBytes: fs.statSync(archive).size },
+        );
+      } else {
+        await migrations.report(m, {
+          type: 'Checkpointed',
+          status: 'False',
+          reason: 'NotRunning',
+          message: 'the container was not running when the checkpoint was due',
+        });
+        return 'continue';
+      }
+    }
+    return this.hold(
+      c,
+      'Migrating',
+      latest,
+      `Frozen for Migration ${m.metadata.name}: its checkpoint moves to ${target}`,
+    );
+  }
+
+  /**
+   * The target of a migration: wait for the checkpoint, fetch it from the source agent, restore
+   * it. Never starts from the image: that would run the process twice.
+   */
+  private async migrateTarget(
+    role: Extract<MigrationRole, { kind: 'target' }>,
+    key: string,
+    c: Container,
+    spec: ContainerSpec,
+    state: RuntimeState,
+  ): Promise<ReconcileResult | void | 'continue'> {
+    const { migrations, recorder } = this.deps;
+    const m = role.migration;
+    const latest = state.attempts.at(-1);
+    const phase = m?.status?.phase;
+    if (!m)
+      return latest
+        ? 'continue'
+        : this.hold(c, 'MigrationNotFound', latest, `Migration ${role.name} does not exist`);
+    if (phase === 'Succeeded') return 'continue';
+    if (phase === 'Transferring') {
+      if (migrations.reported(m, 'Transferred')?.status === 'True')
+        return this.hold(c, 'WaitingForRestore', latest);
+      // The restore needs the image's layers here too.
+      const image = await this.imageFor(key, c, spec);
+      if ('waiting' in image) {
+        await this.writeStatus(c, { ...image.waiting, phase: 'Migrating' });
+        return image.requeueAfter ? { requeueAfter: image.requeueAfter } : undefined;
+      }
+      try {
+        const size = await migrations.fetch(m);
+        await migrations.report(m, {
+          type: 'Transferred',
+          status: 'True',
+          reason: 'Transferred',
+          message: `${size} bytes`,
+        });
+      } catch (e) {
+        recorder.event(c, 'Warning', 'TransferFailed', 'Transfer', errorText(e));
+        await migrations.report(m, {
+          type: 'Transferred',
+          status: 'False',
+          reason: 'TransferFailed',
+          message: errorText(e),
+        });
+      }
+      return this.hold(c, 'WaitingForRestore', latest);
+    }
+    if (phase === 'Restoring') {
+      if (latest?.state === 'CONTAINER_RUNNING') {
+        if (migrations.reported(m, 'Restored')?.status !== 'True') {
+          await migrations.report(
+            m,
+            { type: 'Restored', status: 'True', reason: 'Restored', message: '' },
+            { restoredAt: new Date().toISOString() },
+          );
+        }
+        return 'continue';
+      }
+      if (latest || migrations.reported(m, 'Restored')?.status === 'False')
+        return this.hold(c, 'RestoreFailed', latest);
+      try {
+        await this.createAndStart(c, spec, state, migrations.archivePath(m), 0, 0);
+        const restoredAt = new Date().toISOString();
+        recorder.event(
+          c,
+          'Normal',
+          'Restored',
+          'Restore',
+          `Restored from the checkpoint of Migration ${m.metadata.name}`,
+        );
+        await migrations.report(
+          m,
+          { type: 'Restored', status: 'True', reason: 'Restored', message: '' },
+          { restoredAt },
+        );
+      } catch (e) {
+        recorder.event(c, 'Warning', 'RestoreFailed', 'Restore', errorText(e));
+        await migrations.report(m, {
+          type: 'Restored',
+          status: 'False',
+          reason: 'RestoreFailed',
+          message: errorText(e),
+        });
+      }
+      return this.deps.enqueue(key);
+    }
+    const reason =
+      phase === 'Pending' || phase === 'Checkpointing' ? 'WaitingForCheckpoint' : 'MigrationFailed';
+    return this.hold(c, reason, latest, `Migration ${m.metadata.name} is ${phase ?? 'starting'}`);
+  }
+
+  /** Status of a Container kept as it is for a migration: no start, no restart. */
+  private async hold(
+    c: Container,
+    reason: string,
+    latest: RuntimeContainer | undefined,
+    message = '',
+  ): Promise<void> {
+    await this.writeStatus(c, {
+      phase: 'Migrating',
+      reason,
+      message,
+      ...(latest ? { containerID: latest.id, restartCount: latest.metadata?.attempt ?? 0 } : {}),
+    });
+  }
+
   /** Pulls the image without holding a worker: a pending pull re-enqueues the key when done. */
   private async imageFor(
     key: string,
@@ -376,7 +599,6 @@ export class ContainerReconciler implements Reconciler {
     log: Logger,
     replacing?: RuntimeContainer,
   ): Promise<ReconcileResult | void> {
-    const id = identity(c);
     const image = await this.imageFor(key, c, spec);
     if ('waiting' in image) {
       if (!replacing) await this.writeStatus(c, { ...image.waiting, restartCount: attempt });
@@ -390,6 +612,38 @@ export class ContainerReconciler implements Reconciler {
         timeout: spec.terminationGracePeriodSeconds,
       });
     }
+    if (!state.sandbox) {
+      await this.writeStatus(c, {
+        phase: 'Creating',
+        reason: 'ContainerCreating',
+        message: 'Creating the sandbox',
+      });
+    }
+    const containerId = await this.createAndStart(c, spec, state, image.image, attempt, backoffStep);
+    if (containerId === undefined) return this.deps.enqueue(key);
+    this.deps.recorder.event(c, 'Normal', 'Started', 'Start', `Started container from ${spec.image}`);
+    log.info('Started container', { containerID: containerId, attempt });
+    if (attempt === 0 && c.metadata.creationTimestamp) {
+      // Raw JSON from the informer: a string at run time, whatever client-node's type says.
+      containerStartDuration.observe((Date.now() - new Date(c.metadata.creationTimestamp).getTime()) / 1000);
+    }
+    this.deps.enqueue(key);
+  }
+
+  /**
+   * Creates the runtime container of `attempt` from `image` (an image, or a checkpoint archive to
+   * restore) in the Container's sandbox, creating the sandbox first if needed, and starts it.
+   * Resolves with its ID, or undefined when an earlier create of ours already holds the name.
+   */
+  private async createAndStart(
+    c: Container,
+    spec: ContainerSpec,
+    state: RuntimeState,
+    image: string,
+    attempt: number,
+    backoffStep: number,
+  ): Promise<string | undefined> {
+    const id = identity(c);
     let sandbox = state.sandbox;
     const sbConfig = sandboxConfig(id, spec, {
       logRoot: this.opts.logRoot,
@@ -397,11 +651,6 @@ export class ContainerReconciler implements Reconciler {
       attempt: sandbox?.metadata?.attempt ?? state.nextSandboxAttempt,
     });
     if (!sandbox) {
-      await this.writeStatus(c, {
-        phase: 'Creating',
-        reason: 'ContainerCreating',
-        message: 'Creating the sandbox',
-      });
       fs.mkdirSync(sbConfig.logDirectory!, { recursive: true });
       const { podSandboxId } = await this.deps.cri.runPodSandbox({ config: sbConfig });
       sandbox = (await this.observe(id.uid)).sandbox;
@@ -410,7 +659,7 @@ export class ContainerReconciler implements Reconciler {
     }
     // Older attempts only take space; the latest exited one stays until the new one exists.
     const previous = state.attempts.filter((rc) => rc.podSandboxId === sandbox!.id);
-    const config = containerConfig(id, spec, { image: image.image, attempt });
+    const config = containerConfig(id, spec, { image, attempt });
     config.labels = { ...config.labels, [backoffStepLabel]: String(backoffStep) };
     let containerId: string;
     try {
@@ -422,19 +671,13 @@ export class ContainerReconciler implements Reconciler {
     } catch (e) {
       // A create that succeeded before a crash of ours: the name is taken by our own container.
       if (!(e instanceof CriError && /already reserved|already exists/.test(e.details))) throw e;
-      return this.deps.enqueue(key);
+      return undefined;
     }
     for (const old of previous)
       await this.ignoreNotFound(this.deps.cri.removeContainer({ containerId: old.id }));
     this.deps.recorder.event(c, 'Normal', 'Created', 'Create', `Created container (attempt ${attempt})`);
     await this.deps.cri.startContainer({ containerId });
-    this.deps.recorder.event(c, 'Normal', 'Started', 'Start', `Started container from ${spec.image}`);
-    log.info('Started container', { containerID: containerId, attempt });
-    if (attempt === 0 && c.metadata.creationTimestamp) {
-      // Raw JSON from the informer: a string at run time, whatever client-node's type says.
-      containerStartDuration.observe((Date.now() - new Date(c.metadata.creationTimestamp).getTime()) / 1000);
-    }
-    this.deps.enqueue(key);
+    return containerId;
   }
 
   private async reportRunning(
@@ -538,4 +781,8 @@ function readyCondition(
 /** Drops undefined fields, so an unchanged status compares equal to the live one (no write). */
 function prune<T extends object>(o: T): T {
   return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}
+
+function errorText(e: unknown): string {
+  return e instanceof CriError ? e.details : e instanceof Error ? e.message : String(e);
 }

@@ -36,6 +36,8 @@ export interface HostReporterOptions {
   /** Image for the checkpoint probe's test container. */
   probeImage: string;
   stateDir: string;
+  /** Where other agents fetch checkpoints from this one. */
+  transferEndpoint: string;
 }
 
 export interface HostReporterDeps {
@@ -234,6 +236,7 @@ export class HostReporter {
       containers: containers.length,
       ...(cpu !== undefined ? { cpuUsageCores: Math.round(cpu * 100) / 100 } : {}),
       ...(workloadUsage ? { workloadUsage } : {}),
+      transferEndpoint: this.opts.transferEndpoint,
       agentVersion: this.opts.agentVersion,
       conditions: conds as HostStatus['conditions'],
     };

@@ -17,6 +17,10 @@ export const AgentOptionsSchema = z.object({
   stateDir: z.string().min(1),
   metricsBindAddress: z.string(),
   healthProbeBindAddress: z.string(),
+  /** Where other agents fetch checkpoints from this one (migrations). */
+  transferBindAddress: z.string(),
+  /** The address other agents reach this host at; the first non-loopback IPv4 when unset. */
+  advertiseAddress: z.string().optional(),
   leaseNamespace: z.string().min(1),
   leaseDurationSeconds: z.coerce.number().int().min(5),
   renewIntervalSeconds: seconds,
@@ -45,6 +49,8 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   stateDir: '/var/lib/gantry/agent',
   metricsBindAddress: '127.0.0.1:9090',
   healthProbeBindAddress: '127.0.0.1:9091',
+  transferBindAddress: '0.0.0.0:9300',
+  advertiseAddress: undefined,
   leaseNamespace: 'gantry-system',
   leaseDurationSeconds: '40',
   renewIntervalSeconds: '10',

@@ -3,8 +3,10 @@
 import { setupAutoscaleController } from './autoscale.js';
 import { setupSchedulingController } from './binding.js';
 import type { ControllerSetup } from './context.js';
+import { setupDrainController } from './drain.js';
 import { setupHostLifecycleController } from './hostlifecycle.js';
 import { setupImageController } from './image.js';
+import { setupMigrationController } from './migration.js';
 import { setupWorkloadController } from './workload.js';
 
 export type { ControllerContext, ControllerSetup } from './context.js';
@@ -15,4 +17,6 @@ export const controllers: readonly ControllerSetup[] = [
   setupSchedulingController,
   setupHostLifecycleController,
   setupAutoscaleController,
+  setupMigrationController,
+  setupDrainController,
 ];

@@ -1,0 +1,171 @@
+// The agent's part in migrations. The controller drives a Migration through its phases; the
+// agents do the runtime work and report it on the Migration's status with their own field
+// manager (conditions Checkpointed, Transferred, Restored, Resumed; frozenAt, restoredAt,
+// checkpointSizeBytes). All runtime calls for a Container stay in its reconciler (one worker
+// per key); this module answers "what is this Container's role in a migration" and holds the
+// archives, the transfer and the reports.
+import fs from 'node:fs';
+import path from 'node:path';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { restoreFromAnnotation, type Container, type Host, type Migration } from '../api/v1alpha1/index.js';
+import type { KubeClient } from '../kube/client.js';
+import { getCondition, setCondition, type Condition, type ConditionUpdate } from '../kube/conditions.js';
+import type { CustomResourceClient } from '../kube/customresource.js';
+import type { Cache } from '../kube/store.js';
+import { type CheckpointSource, fetchCheckpoint } from './transfer.js';
+
+/** The Secret (in Gantry's namespace) holding a migration's transfer token, named after the Migration's UID. */
+export function transferSecretName(migrationUid: string): string {
+  return `gantry-migration-${migrationUid}`;
+}
+
+const sourcePhases = new Set(['Checkpointing', 'Transferring', 'Restoring', 'RollingBack']);
+
+export type MigrationRole =
+  | { kind: 'source'; migration: Migration }
+  | { kind: 'target'; migration: Migration | undefined; name: string };
+
+type AgentCondition = 'Checkpointed' | 'Transferred' | 'Restored' | 'Resumed';
+
+export interface MigrationSupportOptions {
+  host: string;
+  fieldManager: string;
+  stateDir: string;
+  /** Gantry's own namespace, where the controller keeps each migration's transfer token. */
+  secretNamespace: string;
+}
+
+export class MigrationSupport implements CheckpointSource {
+  private readonly dir: string;
+
+  constructor(
+    private readonly opts: MigrationSupportOptions,
+    private readonly deps: {
+      client: KubeClient;
+      migrations: Cache<Migration>;
+      migrationsApi: CustomResourceClient<Migration>;
+      hostsApi: CustomResourceClient<Host>;
+    },
+  ) {
+    this.dir = path.join(opts.stateDir, 'checkpoints');
+    fs.mkdirSync(this.dir, { recursive: true });
+  }
+
+  /** This Container's part in a migration in progress, if any. */
+  roleOf(c: Container): MigrationRole | undefined {
+    const namespace = c.metadata.namespace ?? 'default';
+    const restoring = c.metadata.annotations?.[restoreFromAnnotation];
+    if (restoring) {
+      return {
+        kind: 'target',
+        name: restoring,
+        migration: this.deps.migrations.get(`${namespace}/${restoring}`),
+      };
+    }
+    const migration = this.deps.migrations
+      .listByNamespace(namespace)
+      .find(
+        (m) =>
+          m.spec.container === c.metadata.name &&
+          m.status?.sourceHost === this.opts.host &&
+          sourcePhases.has(m.status.phase ?? ''),
+      );
+    return migration ? { kind: 'source', migration } : undefined;
+  }
+
+  /** The keys of the Containers a Migration concerns, for the container reconciler's queue. */
+  containerKeys(m: Migration): string[] {
+    const ns = m.metadata.namespace ?? 'default';
+    return [m.spec.container, m.status?.targetContainer]
+      .filter((n): n is string => !!n)
+      .map((n) => `${ns}/${n}`);
+  }
+
+  archivePath(m: Migration): string {
+    return path.join(this.dir, `${m.metadata.uid}.tar`);
+  }
+
+  archive(migrationUid: string): string | undefined {
+    const file = path.join(this.dir, `${migrationUid}.tar`);
+    return /^[0-9a-f-]+$/.test(migrationUid) && fs.existsSync(file) ? file : undefined;
+  }
+
+  async token(migrationUid: string): Promise<string | undefined> {
+    const m = this.deps.migrations.list().find((x) => x.metadata.uid === migrationUid);
+    if (!m) return undefined;
+    return this.readToken(m);
+  }
+
+  private async readToken(m: Migration): Promise<string | undefined> {
+    const secret = await this.deps.client.api(CoreV1Api).readNamespacedSecret({
+      name: transferSecretName(m.metadata.uid!),
+      namespace: this.opts.secretNamespace,
+    });
+    const token = secret.data?.token;
+    return token ? Buffer.from(token, 'base64').toString('utf8') : undefined;
+  }
+
+  /** The agent's own condition on the Migration, if it reported it. */
+  reported(m: Migration, type: AgentCondition): Condition | undefined {
+    return getCondition(m.status?.conditions as Condition[] | undefined, type);
+  }
+
+  /** Server-side apply of this agent's part of the Migration status. */
+  async report(
+    m: Migration,
+    update: Omit<ConditionUpdate, 'observedGeneration'> & { type: AgentCondition },
+    fields: { frozenAt?: string; restoredAt?: string; checkpointSizeBytes?: number } = {},
+  ): Promise<void> {
+    // Every condition this agent owns goes in each apply: one left out would be removed.
+    const types: AgentCondition[] =
+      m.status?.sourceHost === this.opts.host ? ['Checkpointed', 'Resumed'] : ['Transferred', 'Restored'];
+    const mine = (m.status?.conditions ?? []).filter((c) =>
+      types.includes(c.type as AgentCondition),
+    ) as Condition[];
+    const conditions = setCondition(mine, { ...update, observedGeneration: m.metadata.generation });
+    await this.deps.migrationsApi.applyStatus(
+      { namespace: m.metadata.namespace, name: m.metadata.name! },
+      { ...this.ownFields(m), ...fields, conditions },
+      { fieldManager: this.opts.fieldManager },
+    );
+  }
+
+  /** Fields this agent reported before, kept in every apply (omitting them would remove them). */
+  private ownFields(m: Migration): Record<string, unknown> {
+    const s = m.status ?? {};
+    if (s.sourceHost === this.opts.host && s.frozenAt) {
+      return {
+        frozenAt: s.frozenAt,
+        ...(s.checkpointSizeBytes !== undefined ? { checkpointSizeBytes: s.checkpointSizeBytes } : {}),
+      };
+    }
+    if (s.targetHost === this.opts.host && s.restoredAt) return { restoredAt: s.restoredAt };
+    return {};
+  }
+
+  /** Target side: fetches the archive from the source agent. Resolves with its size. */
+  async fetch(m: Migration, signal?: AbortSignal): Promise<number> {
+    const source = await this.deps.hostsApi.get({ name: m.status!.sourceHost! });
+    const endpoint = source?.status?.transferEndpoint;
+    if (!endpoint) throw new Error(`Host ${m.status!.sourceHost} reports no transfer endpoint`);
+    const token = await this.readToken(m);
+    if (!token) throw new Error(`the transfer Secret ${transferSecretName(m.metadata.uid!)} has no token`);
+    return fetchCheckpoint(endpoint, m.metadata.uid!, token, this.archivePath(m), signal);
+  }
+
+  /** Removes archives of migrations that are over or gone. */
+  cleanUp(): number {
+    const live = new Map(this.deps.migrations.list().map((m) => [m.metadata.uid, m]));
+    let removed = 0;
+    for (const file of fs.readdirSync(this.dir)) {
+      const uid = file.replace(/\.tar(\.partial)?$/, '');
+      const m = live.get(uid);
+      const over = !m || ['Succeeded', 'Failed', 'RolledBack'].includes(m.status?.phase ?? '');
+      if (over) {
+        fs.rmSync(path.join(this.dir, file), { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+}

@@ -1,0 +1,332 @@
+// Migrations as a user drives them, with kubectl, on the local cluster's two hosts: a counter moved
+// live by checkpoint keeps counting, a Workload moved by restart never fails a request, a restore
+// whose agent dies rolls back to the source, and a drain empties a host a few at a time.
+// The checkpoint tests need CRIU through containerd; where the cluster's probe says it does not
+// work here, they are skipped (and say so), never passed.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import type { Container, Host, Migration } from '../../src/api/v1alpha1/index.js';
+import { CriClient } from '../../src/agent/cri/client.js';
+import { labels as runtimeLabels } from '../../src/agent/runtimespec.js';
+import { startAgent, startGantry, stopAgent, stopGantry } from '../../src/localcluster/gantry.js';
+import { getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
+import { eventually } from '../support/wait.js';
+
+const cluster = localCluster();
+const [host1, host2] = cluster.hosts.map((h) => h.name) as [string, string];
+const cri = Object.fromEntries(cluster.hosts.map((h) => [h.name, new CriClient(h.criSocket)]));
+const ns = `e2e-migration-${process.pid}`;
+const controllerArgs = ['--host-lost-grace=10s'];
+const agentArgs = [
+  '--renew-interval-seconds=2',
+  '--report-interval-seconds=5',
+  '--restart-backoff-seconds=1',
+];
+const noCheckpoint = cluster.checkpoint.works
+  ? undefined
+  : `checkpoint/restore does not work on this machine (${cluster.checkpoint.detail})`;
+
+const manifest = (
+  kind: string,
+  name: string,
+  spec: Record<string, unknown>,
+  labels?: Record<string, string>,
+) =>
+  JSON.stringify({
+    apiVersion: 'gantry.dev/v1alpha1',
+    kind,
+    metadata: { name, namespace: ns, labels },
+    spec,
+  });
+
+const apply = (kind: string, name: string, spec: Record<string, unknown>) =>
+  kubectlOk(['apply', '-f', '-'], { input: manifest(kind, name, spec) });
+
+const getContainer = (name: string) => getObject<Container>(['containers.gantry.dev', '-n', ns, name]);
+const getMigration = (name: string) => getObject<Migration>(['migrations.gantry.dev', '-n', ns, name]);
+
+async function running(name: string): Promise<Container> {
+  return eventually(`${name} Running`, async () => {
+    const c = await getContainer(name);
+    return c?.status?.phase === 'Running' && c.status.containerID ? c : undefined;
+  });
+}
+
+async function migrationDone(name: string, timeoutMs = 120_000): Promise<Migration> {
+  return eventually(
+    `Migration ${name} to finish`,
+    async () => {
+      const m = await getMigration(name);
+      return m?.status?.phase && ['Succeeded', 'Failed', 'RolledBack'].includes(m.status.phase)
+        ? m
+        : undefined;
+    },
+    { timeoutMs },
+  );
+}
+
+/** The counter's value, read inside its container through the runtime of its host. */
+async function count(c: Container): Promise<number> {
+  const r = await cri[c.spec.nodeName!]!.execSync({
+    containerId: c.status!.containerID!,
+    cmd: ['cat', '/tmp/count'],
+    timeout: 5,
+  });
+  return Number(r.stdout.toString().trim());
+}
+
+/** Runtime containers of Gantry for one Container UID, on every host. */
+async function runtimeCopies(uid: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const [host, client] of Object.entries(cri)) {
+    const { containers } = await client.listContainers({
+      filter: { labelSelector: { [runtimeLabels.uid]: uid }, state: { state: 'CONTAINER_RUNNING' } },
+    });
+    for (const _ of containers) found.push(host);
+  }
+  return found;
+}
+
+before(async () => {
+  await startGantry(cluster, { controller: controllerArgs, agent: agentArgs });
+  await kubectlOk(['create', 'namespace', ns]);
+  // Hosts report whether they can checkpoint; the controller needs to know before it picks.
+  await eventually('both Hosts to report checkpoint support', async () => {
+    const hosts = await Promise.all([host1, host2].map((h) => getObject<Host>(['hosts.gantry.dev', h])));
+    return hosts.every((h) => h?.status?.checkpoint !== undefined) || undefined;
+  });
+});
+
+const cordon = (host: string, unschedulable: boolean) =>
+  kubectlOk([
+    'patch',
+    'hosts.gantry.dev',
+    host,
+    '--type=merge',
+    '-p',
+    JSON.stringify({ spec: { unschedulable } }),
+  ]);
+
+after(async () => {
+  await kubectl(['patch', 'hosts.gantry.dev', host1, '--type=merge', '-p', '{"spec":{"drain":false}}']);
+  await cordon(host2, false);
+  await kubectl([
+    'delete',
+    'migrations.gantry.dev,workloads.gantry.dev,containers.gantry.dev',
+    '--all',
+    '-n',
+    ns,
+    '--wait=true',
+    '--timeout=120s',
+  ]);
+  await kubectl(['delete', 'namespace', ns, '--wait=false']);
+  await stopGantry(cluster);
+  for (const c of Object.values(cri)) c.close();
+});
+
+describe('checkpoint migration', () => {
+  it('moves the counter to the other host and it keeps counting', { skip: noCheckpoint }, async () => {
+    await apply('Container', 'counter', { image: cluster.images.counter, nodeName: host1 });
+    const source = await running('counter');
+    const before = await eventually('the counter to pass 3', async () =>
+      (await count(source)) >= 3 ? count(source) : undefined,
+    );
+    await apply('Migration', 'move-counter', {
+      container: 'counter',
+      mode: 'Checkpoint',
+      timeoutSeconds: 120,
+    });
+    const m = await migrationDone('move-counter');
+    assert.equal(m.status?.phase, 'Succeeded', m.status?.message);
+    assert.equal(m.status?.sourceHost, host1);
+    assert.equal(m.status?.targetHost, host2);
+    assert.ok(
+      m.status?.downtimeSeconds !== undefined && m.status.downtimeSeconds > 0,
+      'downtime is measured',
+    );
+    assert.ok((m.status?.checkpointSizeBytes ?? 0) > 0, 'the checkpoint size is reported');
+    console.log(
+      `checkpoint migration of the counter: downtime ${m.status?.downtimeSeconds}s, archive ${m.status?.checkpointSizeBytes} bytes`,
+    );
+
+    const target = await running(m.status!.targetContainer!);
+    assert.equal(target.spec.nodeName, host2);
+    const after = await count(target);
+    assert.ok(after >= before, `the count went back: ${before} before, ${after} after`);
+    const later = await eventually('the moved counter to go on counting', async () =>
+      (await count(target)) > after ? count(target) : undefined,
+    );
+    assert.ok(later > after);
+    await eventually(
+      'the source Container to be gone',
+      async () => (await getContainer('counter')) === undefined || undefined,
+    );
+    assert.deepEqual(await runtimeCopies(source.metadata.uid!), [], 'nothing of the source is left running');
+    assert.deepEqual(await runtimeCopies(target.metadata.uid!), [host2], 'one copy runs, on the target');
+  });
+
+  it(
+    'rolls back to the source when the target agent dies during the restore',
+    { skip: noCheckpoint },
+    async () => {
+      await apply('Container', 'counter-rb', { image: cluster.images.counter, nodeName: host1 });
+      const source = await running('counter-rb');
+      const before = await eventually('the counter to pass 2', async () =>
+        (await count(source)) >= 2 ? count(source) : undefined,
+      );
+      await apply('Migration', 'move-rb', { container: 'counter-rb', targetHost: host2, timeoutSeconds: 20 });
+      await eventually(
+        'the restore phase',
+        async () => {
+          const phase = (await getMigration('move-rb'))?.status?.phase;
+          return phase === 'Transferring' || phase === 'Restoring' || undefined;
+        },
+        { intervalMs: 20 },
+      );
+      await stopAgent(host2, 'SIGKILL');
+      try {
+        const m = await migrationDone('move-rb');
+        assert.equal(m.status?.phase, 'RolledBack', m.status?.message);
+        const resumed = await running('counter-rb');
+        assert.equal(resumed.spec.nodeName, host1);
+        const after = await eventually('the resumed counter to count on', async () =>
+          (await count(resumed)) > before ? count(resumed) : undefined,
+        );
+        assert.ok(after > before, `resumed from the checkpoint: ${before} before, ${after} after`);
+      } finally {
+        await startAgent(cluster, host2, agentArgs);
+      }
+      // The returning agent removes whatever its half-done restore left.
+      const target = (await getMigration('move-rb'))?.status?.targetContainer;
+      assert.ok(target, 'the Migration names its target');
+      await eventually('no copy of the counter on the target host', async () => {
+        const { containers } = await cri[host2]!.listContainers({
+          filter: { labelSelector: { [runtimeLabels.name]: target, [runtimeLabels.namespace]: ns } },
+        });
+        return containers.length === 0 || undefined;
+      });
+      await kubectlOk(['delete', 'containers.gantry.dev', '-n', ns, 'counter-rb', '--wait=true']);
+    },
+  );
+});
+
+describe('restart migration', () => {
+  it('moves a 2-replica web Workload without a failed request', async () => {
+    // Both replicas start on host-1 (host-2 cordoned); then host-2 opens for the move.
+    await cordon(host2, true);
+    await kubectlOk(['apply', '-f', '-'], {
+      input: manifest('Workload', 'web', {
+        replicas: 2,
+        selector: { matchLabels: { app: 'web' } },
+        template: {
+          metadata: { labels: { app: 'web' } },
+          spec: {
+            image: cluster.images.web,
+            healthCheck: { httpGet: { port: 8080 }, intervalSeconds: 1, timeoutSeconds: 1, retries: 1 },
+          },
+        },
+      }),
+    });
+    const ready = async () =>
+      (
+        JSON.parse(
+          await kubectlOk(['get', 'containers.gantry.dev', '-n', ns, '-l', 'app=web', '-o', 'json']),
+        ) as { items: Container[] }
+      ).items.filter(
+        (c) =>
+          c.status?.phase === 'Running' &&
+          c.status.conditions?.some((x) => x.type === 'Ready' && x.status === 'True') &&
+          !c.metadata.deletionTimestamp,
+      );
+    const replicas = await eventually('two ready replicas', async () =>
+      (await ready()).length === 2 ? ready() : undefined,
+    );
+    assert.deepEqual(
+      replicas.map((c) => c.spec.nodeName),
+      [host1, host1],
+    );
+    const moving = replicas[0]!;
+    await cordon(host2, false);
+
+    let failures = 0;
+    let requests = 0;
+    let stop = false;
+    const loop = (async () => {
+      while (!stop) {
+        for (const c of await ready()) {
+          requests++;
+          const ok = await fetch(`http://${c.status!.ip}:8080/`, { signal: AbortSignal.timeout(2000) })
+            .then((r) => r.ok)
+            .catch(() => false);
+          if (!ok) failures++;
+        }
+      }
+    })();
+    await apply('Migration', 'move-web', {
+      container: moving.metadata.name!,
+      mode: 'Restart',
+      timeoutSeconds: 120,
+    });
+    const m = await migrationDone('move-web');
+    await new Promise((r) => setTimeout(r, 2000));
+    stop = true;
+    await loop;
+    assert.equal(m.status?.phase, 'Succeeded', m.status?.message);
+    assert.equal(m.status?.targetHost, host2);
+    assert.ok(requests > 10, `enough requests were made (${requests})`);
+    assert.equal(failures, 0, `${failures} of ${requests} requests failed`);
+    assert.equal((await ready()).length, 2, 'the Workload has its two replicas');
+  });
+});
+
+describe('drain', () => {
+  it('moves every Container off a drained host, never more than maxConcurrentMigrations at a time', async () => {
+    const names = ['d1', 'd2', 'd3', 'd4'];
+    for (const n of names) await apply('Container', n, { image: cluster.images.counter, nodeName: host1 });
+    for (const n of names) await running(n);
+    await kubectlOk([
+      'patch',
+      'hosts.gantry.dev',
+      host1,
+      '--type=merge',
+      '-p',
+      '{"spec":{"drain":true,"maxConcurrentMigrations":2}}',
+    ]);
+    let most = 0;
+    const drained = await eventually(
+      'the host to be drained',
+      async () => {
+        const list = JSON.parse(
+          await kubectlOk([
+            'get',
+            'migrations.gantry.dev',
+            '-n',
+            ns,
+            '-l',
+            `gantry.dev/drain-host=${host1}`,
+            '-o',
+            'json',
+          ]),
+        ) as { items: Migration[] };
+        const active = list.items.filter(
+          (m) => !['Succeeded', 'Failed', 'RolledBack'].includes(m.status?.phase ?? ''),
+        );
+        most = Math.max(most, active.length);
+        const h = await getObject<Host>(['hosts.gantry.dev', host1]);
+        return h?.status?.drain?.phase === 'Drained' ? list.items : undefined;
+      },
+      { timeoutMs: 240_000, intervalMs: 100 },
+    );
+    assert.ok(most <= 2, `at most 2 migrations at a time (saw ${most})`);
+    const moved = drained.filter((m) => m.status?.phase === 'Succeeded');
+    for (const n of names)
+      assert.ok(
+        moved.some((m) => m.spec.container === n),
+        `${n} moved`,
+      );
+    for (const m of moved) {
+      const c = await getContainer(m.status!.targetContainer!);
+      assert.equal(c?.spec.nodeName, host2);
+    }
+  });
+});
