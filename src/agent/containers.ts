@@ -565,11 +565,9 @@ export class ContainerReconciler implements Reconciler {
       if (!(e instanceof PullSecretError)) throw e;
       return { waiting: { phase: 'Creating', reason: 'ImagePullSecretMissing', message: e.message } };
     }
-    if (puller.isPulling(ref, auth)) {
-      return { waiting: { phase: 'Creating', reason: 'Pulling', message: `Pulling image ${ref}` } };
-    }
     try {
-      // Either at once (present, or a quick pull), or in the background.
+      // Either at once (present, or a quick pull), or in the background. A pull already in
+      // flight for another Container is joined, so this one is re-queued when it ends too.
       const pulling = puller.ensure(ref, policy, auth);
       const done = await Promise.race([pulling, new Promise<undefined>((r) => setTimeout(r, 50, undefined))]);
       if (done) return { image: done };

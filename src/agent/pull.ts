@@ -101,10 +101,6 @@ export class ImagePuller {
     return pull;
   }
 
-  isPulling(ref: string, auth?: AuthConfig): boolean {
-    return this.inFlight.has(pullKey(ref, auth));
-  }
-
   private async pull(key: string, ref: string, auth?: AuthConfig): Promise<string> {
     // containerd merges concurrent pulls of one reference, whatever their credentials: a pull with
     // wrong credentials would succeed on the back of one with good ones. One at a time per reference.
