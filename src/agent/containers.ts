@@ -5,7 +5,14 @@
 import fs from 'node:fs';
 import type { Container, ContainerSpec, Migration } from '../api/v1alpha1/index.js';
 import { defaultPullPolicy, parseSpec } from '../api/v1alpha1/index.js';
-import { getCondition, metaTime, setCondition, type Condition } from '../kube/conditions.js';
+import {
+  metaTime,
+  progressConditionTypes,
+  setCondition,
+  setProgress,
+  type Condition,
+  type Progress,
+} from '../kube/conditions.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
 import { isConflict, isNotFound } from '../kube/errors.js';
 import type { EventRecorder } from '../kube/events.js';
@@ -730,8 +737,14 @@ export class ContainerReconciler implements Reconciler {
   ): Promise<void> {
     const generation = c.metadata.generation;
     const ready = readyCondition(fields, healthMessage);
-    const current = getCondition(c.status?.conditions as Condition[] | undefined, 'Ready');
-    const conditions = setCondition(current ? [current] : [], { ...ready, observedGeneration: generation });
+    const mine = ((c.status?.conditions ?? []) as Condition[]).filter((x) =>
+      ['Ready', ...progressConditionTypes].includes(x.type),
+    );
+    const conditions = setProgress(
+      setCondition(mine, { ...ready, observedGeneration: generation }),
+      containerProgress(fields, ready),
+      generation,
+    );
     const status: Partial<ContainerStatus> = {
       observedGeneration: generation,
       ...fields,
@@ -774,6 +787,19 @@ function readyCondition(
     };
   }
   return { type: 'Ready', status: 'True', reason: 'Running', message: '' };
+}
+
+/** Progress for kstatus: done when ready or completed; stuck when failed, crash-looping or refused. */
+export function containerProgress(
+  s: Partial<ContainerStatus>,
+  ready: { status: string; reason: string; message: string },
+): Progress {
+  if (ready.status === 'True' || s.phase === 'Succeeded') return { state: 'Current' };
+  const { reason, message } = ready;
+  const refused = s.phase === 'Creating' && !['ContainerCreating', 'Pulling'].includes(reason);
+  if (s.phase === 'Failed' || s.phase === 'Restarting' || refused)
+    return { state: 'Stalled', reason, message };
+  return { state: 'Reconciling', reason, message };
 }
 
 /** Drops undefined fields, so an unchanged status compares equal to the live one (no write). */

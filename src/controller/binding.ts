@@ -14,7 +14,7 @@ import {
   schedulingGateAnnotation,
 } from '../api/v1alpha1/index.js';
 import { realClock, type Clock } from '../kube/clock.js';
-import { getCondition, isTrue, setCondition, type Condition } from '../kube/conditions.js';
+import { getCondition, isTrue, setCondition, setProgress, type Condition } from '../kube/conditions.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
 import type { EventRecorder } from '../kube/events.js';
@@ -261,14 +261,20 @@ export class SchedulingReconciler implements Reconciler {
   }
 
   private async unschedulable(c: Container, reason: string, message: string, warn = true): Promise<void> {
-    const scheduled = setCondition(c.status?.conditions as Condition[] | undefined, {
+    const generation = c.metadata.generation;
+    let conditions = setCondition(c.status?.conditions as Condition[] | undefined, {
       type: 'Scheduled',
       status: 'False',
       reason,
       message,
-      observedGeneration: c.metadata.generation,
-    }).find((cond) => cond.type === 'Scheduled')!;
-    await this.writeStatus(c, { phase: 'Pending', reason, message, conditions: [scheduled] });
+      observedGeneration: generation,
+    });
+    // Until an agent runs it, the scheduler says how far along it is (kstatus); the agent takes over.
+    const state = reason === 'InvalidSpec' ? 'Stalled' : 'Reconciling';
+    conditions = setProgress(conditions, { state, reason, message }, generation).filter((cond) =>
+      ['Scheduled', state].includes(cond.type),
+    );
+    await this.writeStatus(c, { phase: 'Pending', reason, message, conditions });
     if (warn) this.deps.recorder.event(c, 'Warning', 'FailedScheduling', 'Scheduling', message);
   }
 

@@ -9,7 +9,13 @@ import {
   type Host,
   type ImageStatus,
 } from '../api/v1alpha1/index.js';
-import { setCondition, type ConditionUpdate } from '../kube/conditions.js';
+import {
+  progressConditionTypes,
+  progressOf,
+  setCondition,
+  setProgress,
+  type ConditionUpdate,
+} from '../kube/conditions.js';
 
 /** What of an Image the aggregation needs. */
 export interface ImageTarget {
@@ -163,9 +169,13 @@ export function imageStatus(
     { type: 'Resolved', observedGeneration: generation, ...resolution.resolved },
     now,
   );
-  conditions = setCondition(
+  const ready = readyCondition(resolution, counts);
+  conditions = setCondition(conditions, { type: 'Ready', observedGeneration: generation, ...ready }, now);
+  const waiting = ready.reason === 'Pulling' || ready.reason === 'WaitingForHosts';
+  conditions = setProgress(
     conditions,
-    { type: 'Ready', observedGeneration: generation, ...readyCondition(resolution, counts) },
+    progressOf({ type: 'Ready', ...ready }, waiting ? new Set() : new Set([ready.reason])),
+    generation,
     now,
   );
   return {
@@ -179,9 +189,11 @@ export function imageStatus(
     pullingHosts: counts.pullingHosts,
     failedHosts: counts.failedHosts,
     ...(counts.failures.length > 0 && { failures: counts.failures }),
-    conditions: conditions.filter((c) => c.type === 'Resolved' || c.type === 'Ready'),
+    conditions: conditions.filter((c) => imageConditionTypes.includes(c.type)),
   };
 }
+
+const imageConditionTypes = ['Resolved', 'Ready', ...progressConditionTypes];
 
 /** The status of an Image whose spec does not parse: both conditions False with the parse error. */
 export function invalidImageStatus(
@@ -191,13 +203,11 @@ export function invalidImageStatus(
   now: Date,
 ): ImageStatus {
   const update = { status: 'False', reason: 'InvalidSpec', message, observedGeneration: generation } as const;
-  const conditions = setCondition(
-    setCondition(previous, { type: 'Resolved', ...update }, now),
-    { type: 'Ready', ...update },
-    now,
-  );
+  let conditions = setCondition(previous, { type: 'Resolved', ...update }, now);
+  conditions = setCondition(conditions, { type: 'Ready', ...update }, now);
+  conditions = setProgress(conditions, { state: 'Stalled', reason: 'InvalidSpec', message }, generation, now);
   return {
     observedGeneration: generation,
-    conditions: conditions.filter((c) => c.type === 'Resolved' || c.type === 'Ready'),
+    conditions: conditions.filter((c) => imageConditionTypes.includes(c.type)),
   };
 }

@@ -39,7 +39,16 @@ import {
   parseSpec,
 } from '../api/v1alpha1/index.js';
 import { realClock, type Clock } from '../kube/clock.js';
-import { getCondition, isTrue, metaTime, setCondition, type Condition } from '../kube/conditions.js';
+import {
+  getCondition,
+  isTrue,
+  metaTime,
+  progressConditionTypes,
+  progressOf,
+  setCondition,
+  setProgress,
+  type Condition,
+} from '../kube/conditions.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
 import { isConflict, isNotFound } from '../kube/errors.js';
@@ -594,15 +603,22 @@ export class MigrationReconciler implements Reconciler {
     await this.deps.secrets.remove(transferSecretName(m.metadata.uid!));
   }
 
-  /** The controller's conditions (Ready, FellBack) with `update` applied; the agents own the rest. */
+  /**
+   * The controller's conditions (Ready, FellBack, and kstatus' Reconciling or Stalled) with `update`
+   * applied; the agents own the rest. A Migration that ended other than Succeeded is Stalled.
+   */
   private conditions(
     m: Migration,
     update: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>,
   ): Condition[] {
-    const mine = ((m.status?.conditions ?? []) as Condition[]).filter(
-      (c) => c.type === 'Ready' || c.type === 'FellBack',
+    const generation = m.metadata.generation;
+    const mine = ((m.status?.conditions ?? []) as Condition[]).filter((c) =>
+      ['Ready', 'FellBack', ...progressConditionTypes].includes(c.type),
     );
-    return setCondition(mine, { ...update, observedGeneration: m.metadata.generation });
+    const next = setCondition(mine, { ...update, observedGeneration: generation });
+    if (update.type !== 'Ready') return next;
+    const stalled = new Set(update.reason === 'InProgress' ? [] : [update.reason]);
+    return setProgress(next, progressOf(update, stalled), generation);
   }
 
   /** Applies the controller's fields; the ones it set before are carried over (SSA would drop them). */

@@ -22,7 +22,15 @@ import {
   type WorkloadStatus,
 } from '../api/v1alpha1/index.js';
 import { realClock, type Clock } from '../kube/clock.js';
-import { getCondition, isTrue, setCondition, type Condition } from '../kube/conditions.js';
+import {
+  getCondition,
+  isTrue,
+  progressConditionTypes,
+  progressOf,
+  setCondition,
+  setProgress,
+  type Condition,
+} from '../kube/conditions.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
 import { errorCode } from '../kube/errors.js';
@@ -245,6 +253,12 @@ export function workloadStatus(input: StatusInput): { status: WorkloadStatus; pr
   const counts = `${ready} of ${desired} replicas ready, ${updated} updated to revision ${revision}`;
   if (complete) set('Ready', 'True', 'Ready', counts);
   else set('Ready', 'False', notReady, input.unschedulable ? `${counts}; ${input.unschedulable}` : counts);
+  conditions = setProgress(
+    conditions,
+    progressOf(getCondition(conditions, 'Ready'), workloadStalledReasons),
+    generation,
+    now,
+  );
   return {
     progressed,
     status: {
@@ -255,10 +269,14 @@ export function workloadStatus(input: StatusInput): { status: WorkloadStatus; pr
       availableReplicas: ready,
       selector: formatLabelSelector(spec.selector),
       currentRevision: revision,
-      conditions: conditions.filter((c) => ['Available', 'Progressing', 'Ready'].includes(c.type)),
+      conditions: conditions.filter((c) => workloadConditionTypes.includes(c.type)),
     },
   };
 }
+
+const workloadConditionTypes = ['Available', 'Progressing', 'Ready', ...progressConditionTypes];
+/** Ready reasons that need a change from someone (kstatus Stalled); the others are still working. */
+const workloadStalledReasons = new Set(['InvalidSpec', 'ProgressDeadlineExceeded']);
 
 export interface WorkloadReconcilerDeps {
   workloads: Cache<Workload>;
@@ -342,6 +360,12 @@ export class WorkloadReconciler implements Reconciler {
         now,
       );
     }
+    conditions = setProgress(
+      conditions,
+      { state: 'Stalled', reason: 'InvalidSpec', message: error },
+      generation,
+      now,
+    );
     const status = {
       observedGeneration: generation,
       conditions: conditions.filter((c) => c.type !== 'Available'),

@@ -21,6 +21,7 @@ import { chartDir, helm } from '../../../src/install/helm.js';
 import { installCrds } from '../../../src/localcluster/gantry.js';
 import { isAlive, startDaemon, stopPid, waitFor } from '../../../src/localcluster/proc.js';
 import { kubectl, localCluster } from '../../support/cluster.js';
+import { kstatus } from '../../support/kstatus.js';
 import {
   eventually,
   find,
@@ -175,21 +176,6 @@ type GantryObject = KubeObject & {
   metadata: KubeObject['metadata'] & { generation?: number; deletionTimestamp?: string };
   status?: Status;
 };
-
-/**
- * An object's status as kstatus computes it for custom resources (sigs.k8s.io/cli-utils,
- * pkg/kstatus/status/generic.go) - what Flux and `kubectl wait --for=jsonpath` users rely on.
- */
-function kstatus(o: GantryObject): 'Terminating' | 'InProgress' | 'Failed' | 'Current' {
-  if (o.metadata.deletionTimestamp) return 'Terminating';
-  const observed = o.status?.observedGeneration;
-  if (observed !== undefined && observed !== o.metadata.generation) return 'InProgress';
-  for (const c of o.status?.conditions ?? []) {
-    if (c.type === 'Reconciling' && c.status === 'True') return 'InProgress';
-    if (c.type === 'Stalled' && c.status === 'True') return 'Failed';
-  }
-  return 'Current';
-}
 
 function ready(o: GantryObject | undefined): boolean {
   return o?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;

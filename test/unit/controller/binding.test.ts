@@ -115,7 +115,10 @@ describe('SchedulingReconciler', () => {
     assert.equal(waiting.message, '0/2 hosts are available: 2 insufficient cpu.');
     assert.deepEqual(
       waiting.conditions?.map((c) => [c.type, c.status, c.reason]),
-      [['Scheduled', 'False', 'Unschedulable']],
+      [
+        ['Scheduled', 'False', 'Unschedulable'],
+        ['Reconciling', 'True', 'Unschedulable'],
+      ],
     );
   });
 

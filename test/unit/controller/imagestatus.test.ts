@@ -233,6 +233,7 @@ describe('imageStatus', () => {
       [
         ['Resolved', 'False', 'InvalidSpec', 'spec.image: Invalid string'],
         ['Ready', 'False', 'InvalidSpec', 'spec.image: Invalid string'],
+        ['Stalled', 'True', 'InvalidSpec', 'spec.image: Invalid string'],
       ],
     );
     assert.equal(status.observedGeneration, 2);

@@ -297,6 +297,7 @@ describe('WorkloadReconciler', () => {
       [
         ['Ready', 'InvalidSpec'],
         ['Progressing', 'InvalidSpec'],
+        ['Stalled', 'InvalidSpec'],
       ],
     );
   });
