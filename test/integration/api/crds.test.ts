@@ -86,7 +86,13 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
       assert.match(resources, new RegExp(`\\b${short}\\b`));
   });
 
-  const examples = fs.readdirSync(examplesDir).filter((f) => f.endsWith('.yaml'));
+  // Every kind's example: the reference ones and the quickstart's (not the GitOps tools' objects).
+  const examples = ['', 'quickstart/'].flatMap((dir) =>
+    fs
+      .readdirSync(`${examplesDir}${dir}`)
+      .filter((f) => f.endsWith('.yaml'))
+      .map((f) => `${dir}${f}`),
+  );
 
   for (const f of examples) {
     it(`examples/${f} applies with --dry-run=server and then for real`, async () => {

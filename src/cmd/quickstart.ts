@@ -1,0 +1,90 @@
+// `npm start`: run Gantry and show it working.
+//  - Without $KUBECONFIG (or with it pointing at the local cluster): start the local cluster
+//    (installing what is missing; the first run builds for many minutes), install the CRDs, start
+//    the controller and one agent per host as background processes, apply examples/quickstart.
+//  - With $KUBECONFIG pointing at another cluster: install the CRDs there and run the controller
+//    here; agents belong on that cluster's nodes (the Helm chart), so none is started.
+// Everything started here is stopped by `npm run cluster:down` (or Ctrl-C for the controller
+// attached to another cluster).
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { up } from '../localcluster/cluster.js';
+import { agentLog, controllerLog, startGantry } from '../localcluster/gantry.js';
+import { PrerequisiteError } from '../localcluster/prerequisites.js';
+import { run } from '../localcluster/proc.js';
+import { kubeconfigPath } from '../localcluster/state.js';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+async function onLocalCluster(): Promise<void> {
+  const hosts = Number(process.env.GANTRY_HOSTS ?? 2);
+  console.log(
+    `starting the local cluster with ${hosts} hosts (the first run builds binaries for many minutes)`,
+  );
+  const cluster = await up({ hosts });
+  console.log('starting Gantry: CRDs, the controller and an agent per host');
+  await startGantry(cluster);
+  const kubectl = path.join(cluster.binDir, 'kubectl');
+  await run(kubectl, [
+    '--kubeconfig',
+    cluster.kubeconfig,
+    'apply',
+    '-f',
+    path.join(repoRoot, 'examples', 'quickstart'),
+  ]);
+  console.log(`
+Gantry is running on the local cluster (${cluster.hosts.map((h) => h.name).join(', ')}).
+checkpoint/restore: ${cluster.checkpoint.works ? 'works' : `does not work here (${cluster.checkpoint.detail})`}
+
+  export KUBECONFIG=${cluster.kubeconfig} PATH=${cluster.binDir}:$PATH
+  kubectl get gantry                                   # everything Gantry, at a glance
+  kubectl get ctr -o wide                              # containers: host, phase, IP, health
+  curl http://$(kubectl get ctr -l app=web -o jsonpath='{.items[0].status.ip}'):8080/
+  kubectl scale workload/web --replicas=5 && kubectl get wl -w
+  kubectl apply -f examples/migration.yaml && kubectl get mig -w   # move the counter to the other host
+  npm run logs -- default/counter --tail 5            # a container's output
+  kubectl patch host host-1 --type merge -p '{"spec":{"drain":true}}'   # empty a host
+
+logs: ${controllerLog}, ${agentLog('host-1')}
+stop: npm run cluster:down`);
+}
+
+/** Another cluster: CRDs there, the controller here in the foreground (agents come with the chart). */
+async function onOtherCluster(kubeconfig: string): Promise<void> {
+  const kubectl = process.env.KUBECTL ?? 'kubectl';
+  console.log(`using the cluster of ${kubeconfig}: installing the CRDs`);
+  await run(kubectl, [
+    '--kubeconfig',
+    kubeconfig,
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '-f',
+    path.join(repoRoot, 'crds'),
+  ]);
+  await run(kubectl, ['--kubeconfig', kubeconfig, 'create', 'namespace', 'gantry-system']).catch(
+    () => undefined,
+  );
+  console.log(`running the controller here (Ctrl-C stops it). Agents run on the cluster's nodes: install the
+Helm chart for them (README: "Install on a cluster"); then kubectl apply -f examples/quickstart`);
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(repoRoot, 'src/cmd/controller.ts'), `--kubeconfig=${kubeconfig}`],
+    {
+      stdio: 'inherit',
+    },
+  );
+  await new Promise<void>((resolve) => child.on('exit', () => resolve()));
+}
+
+async function main(): Promise<void> {
+  const kubeconfig = process.env.KUBECONFIG;
+  if (kubeconfig && path.resolve(kubeconfig) !== kubeconfigPath) await onOtherCluster(kubeconfig);
+  else await onLocalCluster();
+}
+
+main().catch((e: unknown) => {
+  console.error(e instanceof PrerequisiteError ? `error: ${e.message}` : e);
+  process.exit(1);
+});
