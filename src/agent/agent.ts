@@ -105,7 +105,12 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
   const nodes = manager.informer<V1Node>({ path: '/api/v1/nodes', fieldSelector: `metadata.name=${host}` });
   const migrations = manager.informer<Migration>({ path: migrationsApi.collectionPath() });
   const migrationSupport = new MigrationSupport(
-    { host, fieldManager, stateDir: o.stateDir, secretNamespace: o.leaseNamespace },
+    {
+      host,
+      fieldManager,
+      stateDir: o.stateDir,
+      secretNamespace: o.transferSecretNamespace ?? o.leaseNamespace,
+    },
     { client, migrations: migrations.cache, migrationsApi, hostsApi },
   );
 

@@ -22,6 +22,8 @@ export const AgentOptionsSchema = z.object({
   /** The address other agents reach this host at; the first non-loopback IPv4 when unset. */
   advertiseAddress: z.string().optional(),
   leaseNamespace: z.string().min(1),
+  /** Where the controller keeps migrations' transfer tokens; unset: leaseNamespace. */
+  transferSecretNamespace: z.string().min(1).optional(),
   leaseDurationSeconds: z.coerce.number().int().min(5),
   renewIntervalSeconds: seconds,
   reportIntervalSeconds: seconds,
@@ -52,6 +54,7 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   transferBindAddress: '0.0.0.0:9300',
   advertiseAddress: undefined,
   leaseNamespace: 'gantry-system',
+  transferSecretNamespace: undefined,
   leaseDurationSeconds: '40',
   renewIntervalSeconds: '10',
   reportIntervalSeconds: '60',

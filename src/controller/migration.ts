@@ -93,7 +93,7 @@ export function setupMigrationController(ctx: ControllerContext): void {
   const api = resourceClient(ctx.client, 'Migration');
   const migrations = ctx.manager.informer<Migration>({ path: api.collectionPath() });
   const core = ctx.client.api(CoreV1Api);
-  const secretNamespace = ctx.options.hostLeaseNamespace ?? ctx.options.leaderElectionNamespace;
+  const secretNamespace = ctx.options.transferSecretNamespace ?? ctx.options.leaderElectionNamespace;
   const reconciler = new MigrationReconciler({
     migrations: migrations.cache,
     containers: caches.containers.cache,

@@ -139,6 +139,13 @@ const flags = {
     schema: z.string().min(1).optional(),
     help: "Namespace of the agents' heartbeat Leases (their --lease-namespace); unset: --leader-election-namespace.",
   },
+  transferSecretNamespace: {
+    flag: 'transfer-secret-namespace',
+    schema: z.string().min(1).optional(),
+    help:
+      "Namespace of the migrations' transfer-token Secrets, which the agents read (their " +
+      '--transfer-secret-namespace); unset: --leader-election-namespace.',
+  },
   autoscaleSyncPeriodMs: {
     flag: 'autoscale-sync-period',
     default: '15s',

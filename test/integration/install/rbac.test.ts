@@ -597,9 +597,17 @@ describe('RBAC and admission policy of the chart, with the real controller and a
     }
     assert.equal(await can('update', 'leases', '-n', ns), 'yes');
     assert.equal(await can('create', 'leases', '-n', 'kube-system'), 'no');
-    // And the controller reads no Secrets and touches no workload kinds of Kubernetes.
+    // Migrations' transfer tokens: the controller writes them in the agents' namespace, agents get them.
+    assert.equal(await can('get', 'secrets', '-n', agentNs), 'yes');
+    assert.equal(await can('list', 'secrets', '-n', agentNs), 'no');
+    assert.equal(await can('create', 'secrets', '-n', agentNs), 'no');
+    // The controller reads no Secrets, writes them only for migrations, and touches no workload kinds.
     const ctl = async (...args: string[]) =>
       (await kubectlWith(kc.controller, ['auth', 'can-i', ...args])).stdout.trim();
+    assert.equal(await ctl('create', 'secrets', '-n', agentNs), 'yes');
+    assert.equal(await ctl('delete', 'secrets', '-n', agentNs), 'yes');
+    assert.equal(await ctl('get', 'secrets', '-n', agentNs), 'no');
+    assert.equal(await ctl('create', 'secrets', '-n', ns), 'no');
     for (const [verb, resource] of [
       ['list', 'secrets'],
       ['create', 'pods'],
