@@ -12,10 +12,13 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const pids = path.join(localDir, 'pids');
 const logs = path.join(localDir, 'logs');
 
-/** Where each process serves /metrics and the probes (fixed, so tests and users can find them). */
-export function agentPorts(host: string): { metrics: number; probes: number } {
+/**
+ * Where each process serves /metrics, the probes and (agents) checkpoints for migrations: fixed,
+ * so tests and users can find them, and apart, since every host's agent runs on this machine.
+ */
+export function agentPorts(host: string): { metrics: number; probes: number; transfer: number } {
   const n = Number(/(\d+)$/.exec(host)?.[1] ?? 0);
-  return { metrics: 9100 + n, probes: 9200 + n };
+  return { metrics: 9100 + n, probes: 9200 + n, transfer: 9300 + n };
 }
 export const controllerPorts = { metrics: 8080, probes: 8081 };
 
@@ -85,6 +88,8 @@ export async function startAgent(
       `--state-dir=${stateDir}`,
       `--metrics-bind-address=127.0.0.1:${ports.metrics}`,
       `--health-probe-bind-address=127.0.0.1:${ports.probes}`,
+      `--transfer-bind-address=127.0.0.1:${ports.transfer}`,
+      '--advertise-address=127.0.0.1',
       `--lease-namespace=${systemNamespace}`,
       `--probe-image=${imageRef('counter')}`,
       ...extraArgs,
