@@ -105,7 +105,16 @@ export class HostReporter {
 
   /** Heartbeat and status loops, until `signal` aborts. */
   async run(signal: AbortSignal): Promise<void> {
-    await this.register();
+    for (;;) {
+      try {
+        await this.register();
+        break;
+      } catch (e) {
+        this.deps.log.warn('Host registration failed', { err: e });
+        await this.sleep(2000, signal);
+        if (signal.aborted) return;
+      }
+    }
     this.probe();
     const heartbeat = this.heartbeatLoop(signal);
     while (!signal.aborted) {

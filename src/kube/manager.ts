@@ -106,7 +106,9 @@ export interface ControllerSpec {
 /**
  * A background task the manager starts once caches have synced (and, when it needs leader
  * election, only while leading) and stops at shutdown by aborting `signal`: periodic sweeps,
- * heartbeats, streams. start() resolves when the task has stopped.
+ * heartbeats, streams. start() resolves when the task has stopped. A task that fails (start()
+ * rejects) stops the manager with its error, as in controller-runtime: the process exits and its
+ * supervisor restarts it, rather than running on without the task. Tasks retry what is transient.
  */
 export interface Runnable {
   name: string;
@@ -129,6 +131,8 @@ export class Manager {
   private readonly runnables: Runnable[] = [];
   private readonly running: Promise<void>[] = [];
   private readonly stopRunnables = new AbortController();
+  /** Stops run() with an error; set while run() runs. */
+  private fail: (err: unknown) => void = () => {};
   private elector: LeaderElector | undefined;
   private ran = false;
 
@@ -203,6 +207,7 @@ export class Manager {
       failure ??= err;
       stop.abort();
     };
+    this.fail = fail;
     if (signal?.aborted) stop.abort();
     signal?.addEventListener('abort', () => stop.abort(), { once: true });
     const removeSignalHandlers =
@@ -266,6 +271,7 @@ export class Manager {
       this.running.push(
         r.start(this.stopRunnables.signal).catch((err: unknown) => {
           this.log.error('Background task failed', { runnable: r.name, err });
+          this.fail(new Error(`background task ${r.name} failed`, { cause: err }));
         }),
       );
     }

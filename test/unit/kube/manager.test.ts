@@ -484,6 +484,33 @@ describe('against a fake apiserver', () => {
       api.watchers.length = 0;
     });
 
+    it('stops every other task and rejects when a background task fails', async () => {
+      api.things.clear();
+      const mgr = manager({ election: false });
+      mgr.informer({ path: thingsPath });
+      let stoppedOther = false;
+      mgr.add({
+        name: 'steady',
+        needLeaderElection: false,
+        start: (signal) =>
+          new Promise<void>((resolve) =>
+            signal.addEventListener('abort', () => ((stoppedOther = true), resolve()), { once: true }),
+          ),
+      });
+      mgr.add({
+        name: 'broken',
+        needLeaderElection: false,
+        start: () => Promise.reject(new Error('listen EADDRINUSE')),
+      });
+      await assert.rejects(mgr.run(), (e: Error) => {
+        assert.match(e.message, /background task broken failed/);
+        assert.match(String((e.cause as Error).message), /EADDRINUSE/);
+        return true;
+      });
+      assert.ok(stoppedOther, 'the other task was stopped');
+      api.watchers.length = 0;
+    });
+
     it('gives up on a reconcile that outlives the grace period, aborting its signal', async () => {
       api.things.clear();
       api.addThing('hung');
