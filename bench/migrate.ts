@@ -1,14 +1,19 @@
 // npm run bench:migrate — downtime and total time of migrations between the local cluster's two
 // hosts: by checkpoint for the counter, for a process holding 100 MB and one holding 1 GB of
-// memory, and by restart for comparison. p50 (and min/max) over BENCH_RUNS runs (default 10).
+// memory, and by restart for comparison. Next to each checkpoint row, the floor: the same move
+// made by raw CRI calls (checkpoint, stop, copy the archive, restore into a new sandbox on the
+// other host). p50 (and min/max) over BENCH_RUNS runs (default 10).
 // Needs the local cluster (npm run cluster:up) with checkpoint/restore working; starts Gantry.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
+import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
-import type { Container, Migration } from '../src/api/v1alpha1/index.js';
-import { resourceClient } from '../src/controller/context.js';
+import { CriClient, type PodSandboxConfig } from '../src/agent/cri/client.js';
+import { resourceClient } from '../src/api/v1alpha1/client.js';
 import { KubeClient, loadKubeConfig } from '../src/kube/client.js';
 import { startGantry, stopGantry } from '../src/localcluster/gantry.js';
-import { readLocalCluster } from '../src/localcluster/state.js';
+import { localDir, readLocalCluster, type LocalHost } from '../src/localcluster/state.js';
 
 const runs = Number(process.env.BENCH_RUNS ?? 10);
 const cluster = readLocalCluster();
@@ -60,7 +65,7 @@ async function oneRun(s: Scenario, i: number): Promise<{ downtime: number; total
       nodeName: from,
       env: s.holdMB ? [{ name: 'HOLD_MB', value: String(s.holdMB) }] : [],
     },
-  } as Container);
+  });
   await until(`${name} Running`, async () => {
     const c = await containers.get({ namespace: ns, name });
     return c?.status?.phase === 'Running' ? c : undefined;
@@ -73,7 +78,7 @@ async function oneRun(s: Scenario, i: number): Promise<{ downtime: number; total
     kind: 'Migration',
     metadata: { name, namespace: ns },
     spec: { container: name, mode: s.mode, fallback: 'None', timeoutSeconds: 600 },
-  } as Migration);
+  });
   const m = await until(`Migration ${name}`, async () => {
     const x = await migrations.get({ namespace: ns, name });
     return x?.status?.phase && ['Succeeded', 'Failed', 'RolledBack'].includes(x.status.phase) ? x : undefined;
@@ -85,6 +90,74 @@ async function oneRun(s: Scenario, i: number): Promise<{ downtime: number; total
   return { downtime: m.status.downtimeSeconds ?? NaN, total };
 }
 
+/** The same move by raw CRI calls, timed from the checkpoint call until the copy runs. */
+async function rawCriRun(s: Scenario, i: number): Promise<{ downtime: number; total: number }> {
+  const [first, second] = cluster!.hosts as [LocalHost, LocalHost];
+  const [from, to] = i % 2 === 0 ? [first, second] : [second, first];
+  const source = new CriClient(from.criSocket);
+  const target = new CriClient(to.criSocket);
+  const dir = path.join(localDir, 'bench-migrate', crypto.randomUUID());
+  fs.mkdirSync(dir, { recursive: true });
+  const sandbox = (role: string): PodSandboxConfig => ({
+    metadata: { name: `raw-${role}`, uid: crypto.randomUUID(), namespace: ns },
+    logDirectory: dir,
+    labels: { 'gantry.dev/bench': 'migrate' },
+  });
+  const running = (cri: CriClient, containerId: string) =>
+    until('a raw container to run', async () => {
+      const { status } = await cri.containerStatus({ containerId });
+      return status?.state === 'CONTAINER_RUNNING' ? true : undefined;
+    });
+  const sandboxes: [CriClient, string][] = [];
+  try {
+    const from = sandbox('source');
+    const { podSandboxId } = await source.runPodSandbox({ config: from });
+    sandboxes.push([source, podSandboxId]);
+    const { containerId } = await source.createContainer({
+      podSandboxId,
+      sandboxConfig: from,
+      config: {
+        metadata: { name: 'counter' },
+        image: { image: cluster!.images.counter },
+        envs: s.holdMB ? [{ key: 'HOLD_MB', value: String(s.holdMB) }] : [],
+        logPath: 'source.log',
+        linux: { securityContext: { namespaceOptions: { pid: 'CONTAINER' } } },
+        annotations: { 'gantry.dev/bench': 'migrate' },
+      },
+    });
+    await source.startContainer({ containerId });
+    await running(source, containerId);
+    if (s.holdMB) await sleep(2000 + s.holdMB * 5);
+    const started = Date.now();
+    const archive = path.join(dir, 'checkpoint.tar');
+    await source.checkpointContainer({ containerId, location: archive, timeout: 600 });
+    await source.stopContainer({ containerId, timeout: 0 });
+    // The hosts share this machine: a file copy stands in for the transfer.
+    const copy = path.join(dir, 'copy.tar');
+    fs.copyFileSync(archive, copy);
+    const into = sandbox('target');
+    const restored = await target.runPodSandbox({ config: into });
+    sandboxes.push([target, restored.podSandboxId]);
+    const { containerId: copyId } = await target.createContainer({
+      podSandboxId: restored.podSandboxId,
+      sandboxConfig: into,
+      config: { metadata: { name: 'counter' }, image: { image: copy }, logPath: 'target.log' },
+    });
+    await target.startContainer({ containerId: copyId });
+    await running(target, copyId);
+    const seconds = (Date.now() - started) / 1000;
+    return { downtime: seconds, total: seconds };
+  } finally {
+    for (const [cri, podSandboxId] of sandboxes) {
+      await cri.stopPodSandbox({ podSandboxId });
+      await cri.removePodSandbox({ podSandboxId });
+    }
+    source.close();
+    target.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const p50 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 const fmt = (x: number) => `${x.toFixed(2)} s`;
 
@@ -93,16 +166,23 @@ async function main(): Promise<void> {
   await client.api(CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
   const rows: string[] = [];
   try {
-    for (const s of scenarios) {
+    const measure = async (
+      label: string,
+      run: (i: number) => Promise<{ downtime: number; total: number }>,
+    ) => {
       const results = [];
-      for (let i = 0; i < runs; i++) results.push(await oneRun(s, i));
+      for (let i = 0; i < runs; i++) results.push(await run(i));
       const d = results.map((r) => r.downtime);
       const t = results.map((r) => r.total);
       rows.push(
-        `${s.label.padEnd(26)} ${fmt(p50(d)).padEnd(9)} ${fmt(Math.min(...d))}-${fmt(Math.max(...d)).padEnd(9)} ` +
+        `${label.padEnd(30)} ${fmt(p50(d)).padEnd(9)} ${fmt(Math.min(...d))}-${fmt(Math.max(...d)).padEnd(9)} ` +
           `${fmt(p50(t)).padEnd(9)} ${fmt(Math.min(...t))}-${fmt(Math.max(...t))}`,
       );
       console.log(rows.at(-1));
+    };
+    for (const s of scenarios) {
+      await measure(`Gantry ${s.label}`, (i) => oneRun(s, i));
+      if (s.mode === 'Checkpoint') await measure(`raw CRI ${s.label}`, (i) => rawCriRun(s, i));
     }
   } finally {
     await client.api(CoreV1Api).deleteNamespace({ name: ns });
@@ -114,7 +194,7 @@ async function main(): Promise<void> {
       'CRIU 4.2.1, both hosts and the control plane on one machine (the transfer is over loopback)',
   );
   console.log(
-    `${'scenario'.padEnd(26)} ${'downtime p50'.padEnd(9)} (min-max)        ${'total p50'.padEnd(9)} (min-max)`,
+    `${'scenario'.padEnd(30)} ${'downtime p50'.padEnd(9)} (min-max)        ${'total p50'.padEnd(9)} (min-max)`,
   );
   for (const r of rows) console.log(r);
 }

@@ -11,10 +11,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoordinationV1Api, CoreV1Api } from '@kubernetes/client-node';
-import { kinds, type Container, type Host, type WorkloadInput } from '../src/api/v1alpha1/index.js';
+import type { Container, Host, WorkloadInput } from '../src/api/v1alpha1/index.js';
 import { hostLeaseName } from '../src/agent/host.js';
 import { KubeClient, loadKubeConfig } from '../src/kube/client.js';
-import { CustomResourceClient } from '../src/kube/customresource.js';
+import { resourceClient } from '../src/api/v1alpha1/client.js';
 import { isNotFound } from '../src/kube/errors.js';
 import { Informer, restListWatcher } from '../src/kube/informer.js';
 import {
@@ -42,14 +42,7 @@ const repoRoot = fileURLToPath(new URL('..', import.meta.url));
 const client = new KubeClient(loadKubeConfig(cluster.kubeconfig));
 const core = client.api(CoreV1Api);
 const log = createLogger({ level: 'error' });
-const resource = <K extends 'Container' | 'Workload' | 'Host'>(kind: K) =>
-  new CustomResourceClient(client, {
-    group: 'gantry.dev',
-    version: 'v1alpha1',
-    plural: kinds[kind].plural,
-    kind,
-    namespaced: kinds[kind].scope === 'Namespaced',
-  });
+const resource = <K extends 'Container' | 'Workload' | 'Host'>(kind: K) => resourceClient(client, kind);
 const hostNames = Array.from({ length: hostCount }, (_, i) => `hollow-${String(i + 1).padStart(3, '0')}`);
 const seconds = (ms: number) => (ms / 1000).toFixed(1);
 

@@ -6,17 +6,10 @@
 import os from 'node:os';
 import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
-import {
-  kinds,
-  type Container,
-  type Host,
-  type Image,
-  type ImageInput,
-  type WorkloadInput,
-} from '../src/api/v1alpha1/index.js';
+import { type Container, type Host, type ImageInput, type WorkloadInput } from '../src/api/v1alpha1/index.js';
 import { CriClient } from '../src/agent/cri/client.js';
 import { KubeClient, loadKubeConfig } from '../src/kube/client.js';
-import { CustomResourceClient } from '../src/kube/customresource.js';
+import { resourceClient } from '../src/api/v1alpha1/client.js';
 import { isNotFound } from '../src/kube/errors.js';
 import { Informer, restListWatcher } from '../src/kube/informer.js';
 import { agentLog, startGantry, stopGantry } from '../src/localcluster/gantry.js';
@@ -34,13 +27,7 @@ const core = client.api(CoreV1Api);
 const image = imageRef('big');
 const ns = `bench-real-${process.pid}`;
 const resource = <K extends 'Container' | 'Workload' | 'Image' | 'Host'>(kind: K) =>
-  new CustomResourceClient(client, {
-    group: 'gantry.dev',
-    version: 'v1alpha1',
-    plural: kinds[kind].plural,
-    kind,
-    namespaced: kinds[kind].scope === 'Namespaced',
-  });
+  resourceClient(client, kind);
 const kubectl = (...args: string[]) =>
   run(path.join(cluster.binDir, 'kubectl'), ['--kubeconfig', cluster.kubeconfig, ...args]);
 
@@ -148,7 +135,7 @@ async function main(): Promise<void> {
     await waitFor(
       'the Image to be on every host',
       async () => {
-        const i = (await images.get({ namespace: ns, name: 'big' })) as Image | undefined;
+        const i = await images.get({ namespace: ns, name: 'big' });
         return i?.status?.readyHosts === cluster!.hosts.length;
       },
       { timeoutMs: 600_000, intervalMs: 250 },

@@ -4,10 +4,10 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { kinds, type Container } from '../src/api/v1alpha1/index.js';
+import type { Container } from '../src/api/v1alpha1/index.js';
 import { CriClient, type PodSandboxConfig } from '../src/agent/cri/client.js';
 import { KubeClient, loadKubeConfig } from '../src/kube/client.js';
-import { CustomResourceClient } from '../src/kube/customresource.js';
+import { resourceClient } from '../src/api/v1alpha1/client.js';
 import { Informer, restListWatcher } from '../src/kube/informer.js';
 import { startAgent, stopAgent, installCrds } from '../src/localcluster/gantry.js';
 import { readLocalCluster } from '../src/localcluster/state.js';
@@ -35,13 +35,7 @@ async function throughGantry(): Promise<number[]> {
   const client = new KubeClient(loadKubeConfig(cluster!.kubeconfig));
   const ns = `bench-start-${process.pid}`;
   await client.api(CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
-  const api = new CustomResourceClient<Container>(client, {
-    group: 'gantry.dev',
-    version: 'v1alpha1',
-    plural: kinds.Container.plural,
-    kind: 'Container',
-    namespaced: true,
-  });
+  const api = resourceClient(client, 'Container');
   const created = new Map<string, number>();
   const running = new Map<string, number>();
   let allRunning!: () => void;
@@ -71,7 +65,7 @@ async function throughGantry(): Promise<number[]> {
           kind: 'Container',
           metadata: { name, namespace: ns },
           spec: { image, nodeName: hosts[i % hosts.length]!.name, imagePullPolicy: 'IfNotPresent' },
-        } as Container);
+        });
       }),
     );
     await done;

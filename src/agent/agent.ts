@@ -5,12 +5,12 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { V1Node } from '@kubernetes/client-node';
+import { resourceClient } from '../api/v1alpha1/client.js';
 import {
   type Container,
   type Host,
   type Image,
   type Migration,
-  kinds,
   normalizeImageReference,
   parseImageReference,
   quantityNanos,
@@ -18,7 +18,6 @@ import {
 import { Backoff } from '../kube/backoff.js';
 import { realClock, sleep } from '../kube/clock.js';
 import type { KubeClient } from '../kube/client.js';
-import { CustomResourceClient } from '../kube/customresource.js';
 import { EventRecorder } from '../kube/events.js';
 import { joinKey, objectKey } from '../kube/keys.js';
 import { type Manager, watch } from '../kube/manager.js';
@@ -41,20 +40,6 @@ import { serveTransfers } from './transfer.js';
 import { StatsCollector } from './stats.js';
 
 export const agentVersion = '0.1.0';
-
-function resourceClient<T extends Container | Image | Host | Migration>(
-  client: KubeClient,
-  kind: 'Container' | 'Image' | 'Host' | 'Migration',
-) {
-  const k = kinds[kind];
-  return new CustomResourceClient<T>(client, {
-    group: 'gantry.dev',
-    version: 'v1alpha1',
-    plural: k.plural,
-    kind: k.kind,
-    namespaced: k.scope === 'Namespaced',
-  });
-}
 
 /** Capacity less what is reserved for the system, in the quantity units Kubernetes uses. */
 function allocatable(
@@ -85,10 +70,10 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
   const cri = o.simulatedRuntime
     ? (new SimulatedRuntime() as AgentRuntime as CriClient)
     : new CriClient(o.criSocket, { observer: observeCriCall });
-  const containersApi = resourceClient<Container>(client, 'Container');
-  const imagesApi = resourceClient<Image>(client, 'Image');
-  const hostsApi = resourceClient<Host>(client, 'Host');
-  const migrationsApi = resourceClient<Migration>(client, 'Migration');
+  const containersApi = resourceClient(client, 'Container');
+  const imagesApi = resourceClient(client, 'Image');
+  const hostsApi = resourceClient(client, 'Host');
+  const migrationsApi = resourceClient(client, 'Migration');
 
   const containers = manager.informer<Container>({
     path: containersApi.collectionPath(),

@@ -23,7 +23,8 @@ import type { Source } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
 import { registry } from '../obs/metrics.js';
 import { byHost, byWorkload, controllingWorkload, sharedCaches, type Heartbeats } from './caches.js';
-import { fieldManager, resourceClient, type ControllerContext } from './context.js';
+import { resourceClient } from '../api/v1alpha1/client.js';
+import { fieldManager, type ControllerContext } from './context.js';
 import {
   allocatableAmounts,
   amounts,

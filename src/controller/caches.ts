@@ -8,7 +8,8 @@ import type { Clock } from '../kube/clock.js';
 import type { Informer } from '../kube/informer.js';
 import { joinKey } from '../kube/keys.js';
 import type { Manager } from '../kube/manager.js';
-import { resourceClient, type ControllerContext } from './context.js';
+import { resourceClient } from '../api/v1alpha1/client.js';
+import type { ControllerContext } from './context.js';
 
 /** Container index: spec.nodeName, '' for Containers not bound yet. */
 export const byHost = 'host';

@@ -1,8 +1,6 @@
 // What every controller's setup function gets: the one manager, client, event recorder and
-// logger of the process, and the parsed flags; and typed clients for Gantry's kinds.
-import { GROUP, kinds, VERSION, type KindName, type ObjectOf } from '../api/v1alpha1/index.js';
+// logger of the process, and the parsed flags.
 import type { KubeClient } from '../kube/client.js';
-import { CustomResourceClient } from '../kube/customresource.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { Manager } from '../kube/manager.js';
 import type { Logger } from '../obs/logger.js';
@@ -21,18 +19,3 @@ export interface ControllerContext {
 
 /** Creates a controller's informers and registers it with ctx.manager. */
 export type ControllerSetup = (ctx: ControllerContext) => void;
-
-/** Typed access to one of Gantry's kinds. */
-export function resourceClient<K extends KindName>(
-  client: KubeClient,
-  kind: K,
-): CustomResourceClient<ObjectOf<K>> {
-  const def = kinds[kind];
-  return new CustomResourceClient<ObjectOf<K>>(client, {
-    group: GROUP,
-    version: VERSION,
-    plural: def.plural,
-    kind: def.kind,
-    namespaced: def.scope === 'Namespaced',
-  });
-}

@@ -25,7 +25,8 @@ import { watch } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
 import { registry } from '../obs/metrics.js';
 import { byHost, controllingWorkload, sharedCaches } from './caches.js';
-import { resourceClient, type ControllerContext } from './context.js';
+import { resourceClient } from '../api/v1alpha1/client.js';
+import type { ControllerContext } from './context.js';
 import { maxUnavailable } from './rollout.js';
 import { strategyOf } from './workload.js';
 

@@ -24,7 +24,8 @@ import type { Cache } from '../kube/store.js';
 import { registry } from '../obs/metrics.js';
 import { scheduledStatus } from './binding.js';
 import { byHost, controllingWorkload, sharedCaches, type Heartbeats, type SharedCaches } from './caches.js';
-import { fieldManager, resourceClient, type ControllerContext } from './context.js';
+import { resourceClient } from '../api/v1alpha1/client.js';
+import { fieldManager, type ControllerContext } from './context.js';
 
 const lostHosts = new Gauge({
   name: 'gantry_hosts_lost',

@@ -60,7 +60,8 @@ import type { Logger } from '../obs/logger.js';
 import { registry } from '../obs/metrics.js';
 import { transferSecretName } from '../agent/migration.js';
 import { controllingWorkload, sharedCaches } from './caches.js';
-import { fieldManager, resourceClient, type ControllerContext } from './context.js';
+import { resourceClient } from '../api/v1alpha1/client.js';
+import { fieldManager, type ControllerContext } from './context.js';
 
 const terminal = new Set(['Succeeded', 'Failed', 'RolledBack']);
 const pollMs = 1000;

@@ -40,7 +40,8 @@ import { watch } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
 import { registry } from '../obs/metrics.js';
 import { byWorkload, controllingWorkload, sharedCaches } from './caches.js';
-import { fieldManager, resourceClient, type ControllerContext } from './context.js';
+import { resourceClient } from '../api/v1alpha1/client.js';
+import { fieldManager, type ControllerContext } from './context.js';
 import { maxUnavailable, planRollout, type Replica, type Strategy } from './rollout.js';
 
 /** Label values are at most 63 characters, and the Workload's name is one (gantry.dev/workload). */

@@ -27,7 +27,7 @@ export interface ListOptions {
   fieldSelector?: string;
 }
 
-export class CustomResourceClient<T extends KubernetesObject> {
+export class CustomResourceClient<T extends KubernetesObject, Input extends KubernetesObject = T> {
   readonly apiVersion: string;
   private readonly api: CustomObjectsApi;
 
@@ -65,7 +65,7 @@ export class CustomResourceClient<T extends KubernetesObject> {
     return list.items.map((item) => ({ ...item, apiVersion: this.apiVersion, kind: this.type.kind }));
   }
 
-  async create(obj: T): Promise<T> {
+  async create(obj: Input): Promise<T> {
     const body = { ...obj, apiVersion: this.apiVersion, kind: this.type.kind };
     return (await (this.type.namespaced
       ? this.api.createNamespacedCustomObject({ ...this.base(), namespace: this.ns(nameOf(obj)), body })

@@ -30,6 +30,8 @@ export const kinds = {
 
 export type KindName = keyof typeof kinds;
 export type ObjectOf<K extends KindName> = z.output<(typeof kinds)[K]['schema']>;
+/** What a client may send: defaulted fields may be left out (the apiserver fills them in). */
+export type InputOf<K extends KindName> = z.input<(typeof kinds)[K]['schema']>;
 export type SpecOf<K extends KindName> = z.output<(typeof kinds)[K]['spec']>;
 export type StatusOf<K extends KindName> = z.output<(typeof kinds)[K]['status']>;
 

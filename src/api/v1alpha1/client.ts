@@ -1,0 +1,19 @@
+// Typed apiserver access to Gantry's kinds, for every program (controller, agent, tools,
+// benchmarks). Apart from index.ts so that API consumers without a client (gen-crds) do not load it.
+import type { KubeClient } from '../../kube/client.js';
+import { CustomResourceClient } from '../../kube/customresource.js';
+import { GROUP, kinds, VERSION, type InputOf, type KindName, type ObjectOf } from './index.js';
+
+export function resourceClient<K extends KindName>(
+  client: KubeClient,
+  kind: K,
+): CustomResourceClient<ObjectOf<K>, InputOf<K>> {
+  const def = kinds[kind];
+  return new CustomResourceClient<ObjectOf<K>, InputOf<K>>(client, {
+    group: GROUP,
+    version: VERSION,
+    plural: def.plural,
+    kind: def.kind,
+    namespaced: def.scope === 'Namespaced',
+  });
+}
