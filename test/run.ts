@@ -1,7 +1,8 @@
 // The test entry point behind `npm test` and `npm run test:<suite>`.
 // unit needs nothing; integration and e2e need the local cluster: a running one is reused,
 // otherwise it is started here and stopped again at the end (GANTRY_KEEP_CLUSTER=1 keeps it).
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import path from 'node:path';
 import { down, up } from '../src/localcluster/cluster.js';
@@ -49,8 +50,9 @@ async function main(): Promise<number> {
   }
   try {
     // One runner for every file, so its summary counts the whole run. Files run one at a time:
-    // integration and e2e tests share the cluster.
-    const r = spawnSync(
+    // integration and e2e tests share the cluster. Not spawnSync: when the cluster was started
+    // here, this process is the parent of its daemons and must stay free to reap the ones tests stop.
+    const runner = spawn(
       process.execPath,
       [
         '--import',
@@ -63,7 +65,8 @@ async function main(): Promise<number> {
       ],
       { stdio: 'inherit' },
     );
-    return r.status ?? 1;
+    const [code] = (await once(runner, 'exit')) as [number | null];
+    return code ?? 1;
   } finally {
     if (started && process.env.GANTRY_KEEP_CLUSTER !== '1') await down();
   }

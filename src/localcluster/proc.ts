@@ -72,7 +72,14 @@ export async function succeeds(cmd: string, args: string[], opts: RunOptions = {
 export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
+  } catch {
+    return false;
+  }
+  // A process that exited but was not reaped yet (a zombie: its parent is busy) still takes
+  // signals; it is gone all the same, and waiting for it to vanish could wait forever.
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
   } catch {
     return false;
   }
