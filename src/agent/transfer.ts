@@ -3,7 +3,7 @@
 // (secrets included); pushing it to a registry would store it beyond the migration and need
 // push credentials on every host. Here the archive streams once, to the one agent that asked,
 // and only with the migration's own bearer token (a random value in a Secret the controller
-// creates in Gantry's namespace for that Migration and deletes when it ends).
+// creates for that Migration, in the agents' namespace, and deletes when it ends).
 // Limit: plain HTTP; run it on a network you trust (the node network), or add TLS in front.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -80,9 +80,11 @@ export async function fetchCheckpoint(
   const partial = `${dest}.partial`;
   await pipeline(res.body, fs.createWriteStream(partial));
   const expected = res.headers.get(digestHeader);
-  if (expected && (await sha256(partial)) !== expected) {
+  if (!expected || (await sha256(partial)) !== expected) {
     fs.rmSync(partial, { force: true });
-    throw new Error(`the checkpoint from ${endpoint} arrived corrupted (sha256 mismatch)`);
+    throw new Error(
+      `the checkpoint from ${endpoint} arrived ${expected ? 'corrupted (sha256 mismatch)' : 'without its sha256'}`,
+    );
   }
   fs.renameSync(partial, dest);
   return fs.statSync(dest).size;

@@ -1,0 +1,237 @@
+// The Migration controller's state machine against in-memory caches and a recording apiserver:
+// what it creates, deletes and patches, in which order, and the phases it writes.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import {
+  migratedToAnnotation,
+  migrationLabel,
+  restoreFromAnnotation,
+  schedulingGateAnnotation,
+  type Container,
+  type Host,
+  type Migration,
+} from '../../../src/api/v1alpha1/index.js';
+import { MigrationReconciler, targetName } from '../../../src/controller/migration.js';
+import { FakeClock } from '../../../src/kube/clock.js';
+import type { Condition } from '../../../src/kube/conditions.js';
+import { Store } from '../../../src/kube/store.js';
+import { ctx, quietRecorder } from './fakes.js';
+
+const ns = 'ns';
+
+function container(name: string, nodeName: string | undefined, extra: Partial<Container['metadata']> = {}) {
+  return {
+    apiVersion: 'gantry.dev/v1alpha1',
+    kind: 'Container',
+    metadata: { name, namespace: ns, uid: `${name}-uid`, ...extra },
+    spec: { image: 'registry.example/counter:1', ...(nodeName ? { nodeName } : {}) },
+    status: { phase: 'Running', conditions: [{ type: 'Ready', status: 'True' }] },
+  } as unknown as Container;
+}
+
+function host(name: string, checkpoint = true): Host {
+  return {
+    apiVersion: 'gantry.dev/v1alpha1',
+    kind: 'Host',
+    metadata: { name },
+    spec: {},
+    status: { checkpoint: { supported: checkpoint, message: '' } },
+  } as unknown as Host;
+}
+
+function migration(
+  mode: 'Checkpoint' | 'Restart',
+  status?: Partial<NonNullable<Migration['status']>>,
+): Migration {
+  return {
+    apiVersion: 'gantry.dev/v1alpha1',
+    kind: 'Migration',
+    metadata: { name: 'move', namespace: ns, uid: 'm-uid', generation: 1 },
+    spec: { container: 'app', mode, fallback: 'None', timeoutSeconds: 120 },
+    ...(status ? { status: status as Migration['status'] } : {}),
+  };
+}
+
+const agentCondition = (type: string, status: 'True' | 'False', message = ''): Condition => ({
+  type,
+  status,
+  reason: type,
+  message,
+  lastTransitionTime: '2026-01-01T00:00:00Z',
+});
+
+/** Caches we fill by hand, and an apiserver that records each write in order and applies it. */
+function setup(m: Migration, containers: Container[], hosts = [host('h1'), host('h2')]) {
+  const clock = new FakeClock(Date.now());
+  const migrations = new Store<Migration>();
+  migrations.set(m);
+  const cache = new Store<Container>();
+  for (const c of containers) cache.set(c);
+  const hostCache = new Store<Host>();
+  for (const h of hosts) hostCache.set(h);
+  const calls: string[] = [];
+  const secrets = new Set<string>();
+  const reconciler = new MigrationReconciler({
+    migrations,
+    containers: cache,
+    hosts: hostCache,
+    clock,
+    recorder: quietRecorder(clock),
+    api: {
+      applyStatus: async (_name, status) => {
+        const next = { ...migrations.get(`${ns}/move`)!, status: status as Migration['status'] };
+        calls.push(`status ${next.status?.phase}`);
+        migrations.set(next);
+        return next;
+      },
+    },
+    containersApi: {
+      create: async (c) => {
+        calls.push(`create ${c.metadata.name}`);
+        cache.set(c as Container);
+        return c as Container;
+      },
+      delete: async ({ name }) => {
+        calls.push(`delete ${name}`);
+        return cache.delete(`${ns}/${name}`) !== undefined;
+      },
+      mergePatch: async ({ name }, patch) => {
+        calls.push(`patch ${name} ${JSON.stringify(patch)}`);
+        const live = cache.get(`${ns}/${name}`)!;
+        const meta = (patch as { metadata: { labels?: object; annotations?: object } }).metadata;
+        const merge = (a: object | undefined, b: object | undefined) =>
+          Object.fromEntries(Object.entries({ ...a, ...b }).filter(([, v]) => v !== null));
+        const next = {
+          ...live,
+          metadata: {
+            ...live.metadata,
+            labels: merge(live.metadata.labels, meta.labels),
+            annotations: merge(live.metadata.annotations, meta.annotations),
+          },
+        } as Container;
+        cache.set(next);
+        return next;
+      },
+    },
+    secrets: {
+      ensure: async (name) => void secrets.add(name),
+      remove: async (name) => void secrets.delete(name),
+    },
+  });
+  const reconcile = () => reconciler.reconcile(`${ns}/move`, ctx);
+  const status = () => migrations.get(`${ns}/move`)!.status;
+  return { reconcile, status, calls, cache, migrations, secrets };
+}
+
+describe('MigrationReconciler, checkpoint mode', () => {
+  it('creates the target to restore, unbound and kept off the source, with a transfer token', async () => {
+    const t = setup(migration('Checkpoint'), [container('app', 'h1')]);
+    await t.reconcile();
+    const target = t.cache.get(`${ns}/${targetName(migration('Checkpoint'), 'checkpoint')}`)!;
+    assert.equal(target.spec.nodeName, undefined);
+    assert.equal(target.metadata.labels?.[migrationLabel], 'move');
+    assert.equal(target.metadata.annotations?.[restoreFromAnnotation], 'move');
+    assert.equal(target.metadata.annotations?.['gantry.dev/migration-avoid-host'], 'h1');
+    assert.deepEqual([...t.secrets], ['gantry-migration-m-uid']);
+    // Once the scheduler binds it, the source agent is asked to checkpoint.
+    t.cache.set({ ...target, spec: { ...target.spec, nodeName: 'h2' } });
+    await t.reconcile();
+    assert.equal(t.status()?.phase, 'Checkpointing');
+    assert.equal(t.status()?.targetHost, 'h2');
+  });
+
+  it('falls back or fails before anything froze when the source Host cannot checkpoint', async () => {
+    const t = setup(migration('Checkpoint'), [container('app', 'h1')], [host('h1', false), host('h2')]);
+    await t.reconcile();
+    assert.equal(t.status()?.phase, 'Failed');
+    assert.match(t.status()?.message ?? '', /h1 cannot checkpoint/);
+    assert.ok(!t.calls.some((c) => c.startsWith('create')), 'no target was created');
+  });
+
+  it('after the freeze, deletes the target before it asks the source to resume', async () => {
+    const name = targetName(migration('Checkpoint'), 'checkpoint');
+    const m = migration('Checkpoint', {
+      phase: 'Transferring',
+      sourceHost: 'h1',
+      targetHost: 'h2',
+      targetContainer: name,
+      startedAt: new Date().toISOString(),
+      frozenAt: new Date().toISOString(),
+      conditions: [agentCondition('Transferred', 'False', 'connection refused')] as never,
+    });
+    const t = setup(m, [container('app', 'h1'), container(name, 'h2')]);
+    await t.reconcile();
+    assert.deepEqual(t.calls, [`delete ${name}`], 'first only the target goes');
+    await t.reconcile();
+    assert.equal(t.status()?.phase, 'RollingBack');
+    assert.match(t.status()?.message ?? '', /transfer failed: connection refused/);
+    // The source agent resumed it.
+    t.migrations.set({
+      ...t.migrations.get(`${ns}/move`)!,
+      status: { ...t.status()!, conditions: [agentCondition('Resumed', 'True')] as never },
+    });
+    await t.reconcile();
+    assert.equal(t.status()?.phase, 'RolledBack');
+    assert.deepEqual([...t.secrets], [], 'the token is gone');
+  });
+
+  it('hands over in an order that keeps one replica counted: mark the source, release the target, delete the source', async () => {
+    const name = targetName(migration('Checkpoint'), 'checkpoint');
+    const frozen = new Date(Date.now() - 2000);
+    const m = migration('Checkpoint', {
+      phase: 'Restoring',
+      sourceHost: 'h1',
+      targetHost: 'h2',
+      targetContainer: name,
+      startedAt: frozen.toISOString(),
+      frozenAt: frozen.toISOString(),
+      restoredAt: new Date(frozen.getTime() + 1500).toISOString(),
+      conditions: [agentCondition('Restored', 'True')] as never,
+    });
+    const target = container(name, 'h2', { labels: { [migrationLabel]: 'move' } });
+    const t = setup(m, [container('app', 'h1'), target]);
+    await t.reconcile();
+    assert.deepEqual(
+      t.calls.map((c) => c.split(' ').slice(0, 2).join(' ')),
+      ['patch app', `patch ${name}`, 'delete app', 'status Succeeded'],
+    );
+    assert.match(t.calls[0]!, new RegExp(`"${migratedToAnnotation}":"${name}"`));
+    assert.equal(t.cache.get(`${ns}/${name}`)?.metadata.labels?.[migrationLabel], undefined);
+    assert.equal(t.status()?.downtimeSeconds, 1.5);
+  });
+});
+
+describe('MigrationReconciler, restart mode', () => {
+  it('stops a bare Container first and lifts the gate of its copy after', async () => {
+    const t = setup(migration('Restart'), [container('app', 'h1')]);
+    await t.reconcile();
+    const name = targetName(migration('Restart'), 'restart');
+    assert.equal(t.cache.get(`${ns}/${name}`)?.metadata.annotations?.[schedulingGateAnnotation], 'migration');
+    await t.reconcile();
+    assert.ok(t.calls.includes('delete app'), 'the source goes first');
+    await t.reconcile();
+    assert.equal(t.cache.get(`${ns}/${name}`)?.metadata.annotations?.[schedulingGateAnnotation], undefined);
+  });
+
+  it('on timeout with the source still there, removes the copy so only one remains', async () => {
+    const name = targetName(migration('Restart'), 'restart');
+    const m = migration('Restart', {
+      phase: 'Restoring',
+      sourceHost: 'h1',
+      targetContainer: name,
+      startedAt: new Date(Date.now() - 200_000).toISOString(),
+    });
+    const owned = {
+      ownerReferences: [
+        { apiVersion: 'gantry.dev/v1alpha1', kind: 'Workload', name: 'w', uid: 'w', controller: true },
+      ],
+    };
+    const copy = container(name, undefined, { ...owned, labels: { [migrationLabel]: 'move' } });
+    const t = setup(m, [container('app', 'h1', owned), copy]);
+    await t.reconcile();
+    assert.ok(t.calls.includes(`delete ${name}`));
+    assert.ok(!t.calls.includes('delete app'));
+    assert.equal(t.status()?.phase, 'Failed');
+    assert.match(t.status()?.message ?? '', /timed out .* it stays on h1/);
+  });
+});
