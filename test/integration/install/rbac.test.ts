@@ -397,12 +397,13 @@ describe('RBAC and admission policy of the chart, with the real controller and a
     const running = await waitRunning(appNs, 'web');
     assert.ok(ready(running));
     assert.equal(kstatus(running), 'Current');
-    // The controller resolved the Image with its own rights (registry, status).
-    const resolved = await eventually('the Image to resolve', async () => {
+    // The controller resolved the Image with its own rights (registry, status); kstatus calls it
+    // Current once the Hosts hold it too (Reconciling until then).
+    const resolved = await eventually('the Image to resolve and be held', async () => {
       const i = await getJson<GantryObject>(['image', 'web', '-n', appNs]);
-      return i?.status?.resolvedImage ? i : undefined;
+      return i?.status?.resolvedImage && kstatus(i) === 'Current' ? i : undefined;
     });
-    assert.equal(kstatus(resolved), 'Current');
+    assert.ok(ready(resolved));
     await kubectlOk(['delete', 'container', 'web', '-n', appNs, '--wait=false']);
     await waitGone(['container', 'web', '-n', appNs]); // the agent took its finalizer off
   });
