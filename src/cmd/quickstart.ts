@@ -42,8 +42,9 @@ checkpoint/restore: ${cluster.checkpoint.works ? 'works' : `does not work here (
   kubectl get ctr -o wide                              # containers: host, phase, IP, health
   curl http://$(kubectl get ctr -l app=web -o jsonpath='{.items[0].status.ip}'):8080/
   kubectl scale workload/web --replicas=5 && kubectl get wl -w
-  kubectl apply -f examples/migration.yaml && kubectl get mig -w   # move the counter to the other host
   npm run logs -- default/counter --tail 5            # a container's output
+  kubectl apply -f examples/migration.yaml && kubectl get mig -w   # move the counter to the other host
+  kubectl get mig counter-move-1 -o jsonpath='{.status.targetContainer}'   # its new name
   kubectl patch host host-1 --type merge -p '{"spec":{"drain":true}}'   # empty a host
 
 logs: ${controllerLog}, ${agentLog('host-1')}
