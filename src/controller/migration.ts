@@ -245,6 +245,11 @@ export class MigrationReconciler implements Reconciler {
     if ('failure' in checked) return this.finish(m, 'Failed', checked.reason, checked.failure);
     const { source } = checked;
     const sourceHost = source.spec.nodeName!;
+    // An agent probes checkpointing for a few seconds after it starts: no answer yet is no verdict.
+    const unprobed = this.probing();
+    if (unprobed.includes(sourceHost) || (m.spec.targetHost && unprobed.includes(m.spec.targetHost))) {
+      return { requeueAfter: pollMs };
+    }
     if (!this.deps.hosts.get(sourceHost)?.status?.checkpoint?.supported) {
       return this.beforeFreezeFailure(m, `Host ${sourceHost} cannot checkpoint (its probe says no)`);
     }
@@ -273,7 +278,7 @@ export class MigrationReconciler implements Reconciler {
     });
     const unschedulable = getCondition(target.status?.conditions as Condition[] | undefined, 'Scheduled');
     if (!target.spec.nodeName) {
-      if (unschedulable?.status === 'False') {
+      if (unschedulable?.status === 'False' && unprobed.length === 0) {
         await this.deleteContainer(m, name);
         return this.beforeFreezeFailure(m, `no Host can take it: ${unschedulable.message}`);
       }
@@ -559,6 +564,14 @@ export class MigrationReconciler implements Reconciler {
       },
     );
     if (source) await this.deleteContainer(m, m.spec.container);
+  }
+
+  /** Ready Hosts whose agent has not reported its checkpoint probe yet. */
+  private probing(): string[] {
+    return this.deps.hosts
+      .list()
+      .filter((h) => isTrue(h.status?.conditions, 'Ready') && h.status?.checkpoint === undefined)
+      .map((h) => h.metadata.name!);
   }
 
   private target(m: Migration): Container | undefined {

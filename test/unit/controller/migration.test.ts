@@ -148,6 +148,16 @@ describe('MigrationReconciler, checkpoint mode', () => {
     assert.ok(!t.calls.some((c) => c.startsWith('create')), 'no target was created');
   });
 
+  it('waits for a Host whose agent has not finished its checkpoint probe', async () => {
+    const starting = {
+      ...host('h1'),
+      status: { conditions: [{ type: 'Ready', status: 'True' }] },
+    } as unknown as Host;
+    const t = setup(migration('Checkpoint'), [container('app', 'h1')], [starting, host('h2')]);
+    assert.deepEqual(await t.reconcile(), { requeueAfter: 1000 });
+    assert.deepEqual(t.calls, [], 'no verdict, no target, no status yet');
+  });
+
   it('after the freeze, deletes the target before it asks the source to resume', async () => {
     const name = targetName(migration('Checkpoint'), 'checkpoint');
     const m = migration('Checkpoint', {
