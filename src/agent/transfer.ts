@@ -7,12 +7,17 @@
 // Limit: plain HTTP; run it on a network you trust (the node network), or add TLS in front.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import express from 'express';
 import { type BindAddress, listen, type RunningServer } from '../obs/http.js';
 
-/** The header carrying the archive's digest, checked by the receiver. */
-const digestHeader = 'x-gantry-checkpoint-sha256';
+/**
+ * The archive's SHA-256, sent as an HTTP trailer: both sides hash while the bytes stream, so a
+ * gigabyte is read once and written once (hashing it before sending cost a second read).
+ */
+const digestTrailer = 'x-gantry-checkpoint-sha256';
 
 export interface CheckpointSource {
   /** The archive of a migration (by its UID) held here, if any. */
@@ -21,10 +26,16 @@ export interface CheckpointSource {
   token(migrationUid: string): Promise<string | undefined>;
 }
 
-async function sha256(file: string): Promise<string> {
+/** A pass-through stream that hashes what goes through it. */
+function hashing(): Transform & { digest(): string } {
   const hash = crypto.createHash('sha256');
-  await pipeline(fs.createReadStream(file), hash);
-  return hash.digest('hex');
+  const stream = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      hash.update(chunk);
+      done(null, chunk);
+    },
+  });
+  return Object.assign(stream, { digest: () => hash.digest('hex') });
 }
 
 function sameToken(given: string, expected: string): boolean {
@@ -48,10 +59,13 @@ export function transferApp(source: CheckpointSource): express.Express {
       res.status(404).type('text').send('no checkpoint for this migration here\n');
       return;
     }
-    res.set(digestHeader, await sha256(file));
-    res.set('content-length', String(fs.statSync(file).size));
+    // Chunked, so that the trailer can follow the body.
     res.type('application/x-tar');
-    await pipeline(fs.createReadStream(file), res);
+    res.set('trailer', digestTrailer);
+    const hash = hashing();
+    await pipeline(fs.createReadStream(file), hash, res, { end: false });
+    res.addTrailers({ [digestTrailer]: hash.digest() });
+    res.end();
   });
   return app;
 }
@@ -60,7 +74,7 @@ export function serveTransfers(source: CheckpointSource, bind: BindAddress): Pro
   return listen(transferApp(source), bind);
 }
 
-/** Downloads a migration's archive into `dest` (atomically), checking size and digest. */
+/** Downloads a migration's archive into `dest` (atomically), checking it against the sender's digest. */
 export async function fetchCheckpoint(
   endpoint: string,
   migrationUid: string,
@@ -68,23 +82,33 @@ export async function fetchCheckpoint(
   dest: string,
   signal?: AbortSignal,
 ): Promise<number> {
-  const res = await fetch(`${endpoint}/v1/checkpoints/${migrationUid}`, {
-    headers: { authorization: `Bearer ${token}` },
-    signal,
-  });
-  if (!res.ok || !res.body) {
-    throw new Error(
-      `fetching the checkpoint from ${endpoint} answered ${res.status}: ${(await res.text()).trim()}`,
+  const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+    const req = http.get(
+      `${endpoint}/v1/checkpoints/${migrationUid}`,
+      { headers: { authorization: `Bearer ${token}` }, signal },
+      resolve,
     );
+    req.on('error', reject);
+  });
+  if (res.statusCode !== 200) {
+    let body = '';
+    for await (const chunk of res) body += String(chunk);
+    throw new Error(`fetching the checkpoint from ${endpoint} answered ${res.statusCode}: ${body.trim()}`);
   }
   const partial = `${dest}.partial`;
-  await pipeline(res.body, fs.createWriteStream(partial));
-  const expected = res.headers.get(digestHeader);
-  if (!expected || (await sha256(partial)) !== expected) {
+  const hash = hashing();
+  try {
+    await pipeline(res, hash, fs.createWriteStream(partial));
+    // The trailers arrive with the end of the body.
+    const expected = res.trailers[digestTrailer];
+    if (!expected || hash.digest() !== expected) {
+      throw new Error(
+        `the checkpoint from ${endpoint} arrived ${expected ? 'corrupted (sha256 mismatch)' : 'without its sha256'}`,
+      );
+    }
+  } catch (e) {
     fs.rmSync(partial, { force: true });
-    throw new Error(
-      `the checkpoint from ${endpoint} arrived ${expected ? 'corrupted (sha256 mismatch)' : 'without its sha256'}`,
-    );
+    throw e;
   }
   fs.renameSync(partial, dest);
   return fs.statSync(dest).size;

@@ -48,16 +48,18 @@ describe('checkpoint transfer', () => {
 
   it('keeps nothing that does not match the digest the sender announced', async () => {
     const app = express();
-    app.get('/v1/checkpoints/:uid', (_req, res) => {
-      res.set('x-gantry-checkpoint-sha256', '0'.repeat(64)).send('tampered');
+    app.get('/v1/checkpoints/:uid', (req, res) => {
+      res.set('trailer', 'x-gantry-checkpoint-sha256');
+      res.write('tampered');
+      if (req.params.uid === 'wrong') res.addTrailers({ 'x-gantry-checkpoint-sha256': '0'.repeat(64) });
+      res.end();
     });
     const liar = await listen(app, { host: '127.0.0.1', port: 0 });
     try {
       const dest = path.join(dir, 'tampered.tar');
-      await assert.rejects(
-        fetchCheckpoint(`http://127.0.0.1:${liar.address.port}`, 'm1', 't', dest),
-        /sha256 mismatch/,
-      );
+      const liarEndpoint = `http://127.0.0.1:${liar.address.port}`;
+      await assert.rejects(fetchCheckpoint(liarEndpoint, 'wrong', 't', dest), /sha256 mismatch/);
+      await assert.rejects(fetchCheckpoint(liarEndpoint, 'none', 't', dest), /without its sha256/);
       assert.equal(fs.existsSync(dest), false);
       assert.equal(fs.existsSync(`${dest}.partial`), false);
     } finally {
