@@ -140,22 +140,36 @@ export async function startHost(
 
 /**
  * Shim processes outlive containerd by design; each records its PID in its task's bundle
- * directory, which is how we find and stop them (by PID) after their containerd is gone.
+ * directory, which is how we find and stop them (by PID) after their containerd is gone. A shim
+ * caught while its task was being deleted has lost that file already; it still names this host's
+ * containerd socket (a path only this host uses) as its address, so those are found that way.
  */
 function shimPids(h: HostLayout): number[] {
   const tasks = path.join(h.dir, 'state', 'io.containerd.runtime.v2.task');
-  const pids: number[] = [];
-  if (!fs.existsSync(tasks)) return pids;
-  for (const ns of fs.readdirSync(tasks)) {
-    for (const id of fs.readdirSync(path.join(tasks, ns))) {
-      const f = path.join(tasks, ns, id, 'shim.pid');
-      if (fs.existsSync(f)) {
-        const pid = Number(fs.readFileSync(f, 'utf8').trim());
-        if (pid > 0 && isAlive(pid)) pids.push(pid);
+  const pids = new Set<number>();
+  if (fs.existsSync(tasks)) {
+    for (const ns of fs.readdirSync(tasks)) {
+      for (const id of fs.readdirSync(path.join(tasks, ns))) {
+        const f = path.join(tasks, ns, id, 'shim.pid');
+        if (fs.existsSync(f)) {
+          const pid = Number(fs.readFileSync(f, 'utf8').trim());
+          if (pid > 0 && isAlive(pid)) pids.add(pid);
+        }
       }
     }
   }
-  return pids;
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let argv: string[];
+    try {
+      argv = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0');
+    } catch {
+      continue; // gone meanwhile
+    }
+    const shim = path.basename(argv[0] ?? '').startsWith('containerd-shim');
+    if (shim && argv[argv.indexOf('-address') + 1] === h.socket) pids.add(Number(entry));
+  }
+  return [...pids].filter(isAlive);
 }
 
 /** Kills and deletes, through runc, every container still in this host's runc root. */
