@@ -375,12 +375,7 @@ export class ContainerReconciler implements Reconciler {
         );
         await migrations.report(m, { type: 'Resumed', status: 'True', reason: 'Resumed', message: '' });
       } catch (e) {
-        await migrations.report(m, {
-          type: 'Resumed',
-          status: 'False',
-          reason: 'RestoreFailed',
-          message: errorText(e),
-        });
+        await this.migrationStepFailed(c, m, 'Resume', e);
       }
       return this.deps.enqueue(`${c.metadata.namespace}/${c.metadata.name}`);
     }
@@ -396,13 +391,7 @@ export class ContainerReconciler implements Reconciler {
             timeout: m.spec.timeoutSeconds,
           });
         } catch (e) {
-          recorder.event(c, 'Warning', 'CheckpointFailed', 'Checkpoint', errorText(e));
-          await migrations.report(m, {
-            type: 'Checkpointed',
-            status: 'False',
-            reason: 'CheckpointFailed',
-            message: errorText(e),
-          });
+          await this.migrationStepFailed(c, m, 'Checkpoint', e);
           return 'continue';
         }
         // The dump leaves the process running; whatever it did from now on would be lost on the
@@ -483,13 +472,7 @@ export class ContainerReconciler implements Reconciler {
           message: `${size} bytes`,
         });
       } catch (e) {
-        recorder.event(c, 'Warning', 'TransferFailed', 'Transfer', errorText(e));
-        await migrations.report(m, {
-          type: 'Transferred',
-          status: 'False',
-          reason: 'TransferFailed',
-          message: errorText(e),
-        });
+        await this.migrationStepFailed(c, m, 'Transfer', e);
       }
       return this.hold(c, 'WaitingForRestore', latest);
     }
@@ -522,19 +505,26 @@ export class ContainerReconciler implements Reconciler {
           { restoredAt },
         );
       } catch (e) {
-        recorder.event(c, 'Warning', 'RestoreFailed', 'Restore', errorText(e));
-        await migrations.report(m, {
-          type: 'Restored',
-          status: 'False',
-          reason: 'RestoreFailed',
-          message: errorText(e),
-        });
+        await this.migrationStepFailed(c, m, 'Restore', e);
       }
       return this.deps.enqueue(key);
     }
     const reason =
       phase === 'Pending' || phase === 'Checkpointing' ? 'WaitingForCheckpoint' : 'MigrationFailed';
     return this.hold(c, reason, latest, `Migration ${m.metadata.name} is ${phase ?? 'starting'}`);
+  }
+
+  /** A migration step failed here: an event on the Container, and this agent's condition on the Migration. */
+  private async migrationStepFailed(
+    c: Container,
+    m: Migration,
+    step: keyof typeof migrationSteps,
+    e: unknown,
+  ): Promise<void> {
+    const type = migrationSteps[step];
+    const reason = `${step}Failed`;
+    this.deps.recorder.event(c, 'Warning', reason, step, errorText(e));
+    await this.deps.migrations.report(m, { type, status: 'False', reason, message: errorText(e) });
   }
 
   /** Status of a Container kept as it is for a migration: no start, no restart. */
@@ -788,6 +778,14 @@ function readyCondition(
   }
   return { type: 'Ready', status: 'True', reason: 'Running', message: '' };
 }
+
+/** The migration steps an agent takes, and the condition each one reports on the Migration. */
+const migrationSteps = {
+  Checkpoint: 'Checkpointed',
+  Transfer: 'Transferred',
+  Restore: 'Restored',
+  Resume: 'Resumed',
+} as const;
 
 /** Progress for kstatus: done when ready or completed; stuck when failed, crash-looping or refused. */
 export function containerProgress(
