@@ -10,6 +10,7 @@ import {
   type ImageStatus,
 } from '../api/v1alpha1/index.js';
 import {
+  isTrue,
   progressConditionTypes,
   progressOf,
   setCondition,
@@ -50,11 +51,17 @@ export const maxFailures = 10;
 const maxMessage = 4096;
 
 type HostReport = Pick<Host, 'metadata'> & {
-  status?: Pick<NonNullable<Host['status']>, 'images' | 'imagePulls'>;
+  status?: Pick<NonNullable<Host['status']>, 'images' | 'imagePulls' | 'conditions'>;
 };
 
+/**
+ * What one Host means for one Image. Only Ready Hosts are desired: a lost Host (or one whose agent
+ * never reported) cannot pull, and counting it would keep the Image unready for as long as it is down.
+ */
 export function hostState(image: ImageTarget, host: HostReport | undefined): HostState {
-  if (!host) return { state: 'NotDesired' };
+  if (!host || !isTrue(host.status?.conditions as Condition[] | undefined, 'Ready')) {
+    return { state: 'NotDesired' };
+  }
   const labels = host.metadata?.labels ?? {};
   const selected = Object.entries(image.nodeSelector ?? {}).every(([k, v]) => labels[k] === v);
   if (!selected) return { state: 'NotDesired' };

@@ -91,7 +91,9 @@ export const ImageStatusSchema = z
     ),
     lastResolvedTime: dateTime().optional().describe('When the reference was last resolved to a digest.'),
     sizeBytes: int64().optional().describe('Size of the image (compressed layers and config) in bytes.'),
-    desiredHosts: hostCount('Number of Hosts the node selector picks.'),
+    desiredHosts: hostCount(
+      'Number of Ready Hosts the node selector picks (a lost Host is left out until it is back).',
+    ),
     readyHosts: hostCount('Number of those Hosts that hold the resolved digest.'),
     pullingHosts: hostCount('Number of Hosts pulling now.'),
     failedHosts: hostCount('Number of Hosts whose last pull failed.'),

@@ -21,13 +21,22 @@ const image: ImageTarget = {
   resolvedImage: `docker.io/library/nginx@${digest}`,
 };
 
+const hostReady = {
+  type: 'Ready',
+  status: 'True' as const,
+  reason: 'Heartbeat',
+  message: '',
+  lastTransitionTime: '2026-01-01T00:00:00Z',
+};
+
+/** A Ready Host (its agent heartbeats) with these labels and status. */
 function host(name: string, labels: Record<string, string>, status: Host['status'] = {}): Host {
   return {
     apiVersion: 'gantry.dev/v1alpha1',
     kind: 'Host',
     metadata: { name, labels },
     spec: { unschedulable: false, drain: false, maxConcurrentMigrations: 2 },
-    status,
+    status: { conditions: [hostReady], ...status },
   };
 }
 
@@ -46,6 +55,12 @@ const resolved: Resolution = {
 };
 
 describe('hostState', () => {
+  it('leaves out Hosts that are not Ready: a lost Host cannot pull', () => {
+    const lost = { ...hostReady, status: 'Unknown' as const, reason: 'HeartbeatLost' };
+    assert.deepEqual(hostState(image, host('h', edge, { conditions: [lost] })), { state: 'NotDesired' });
+    assert.deepEqual(hostState(image, host('h', edge, { conditions: [] })), { state: 'NotDesired' });
+  });
+
   it('leaves out Hosts the node selector does not pick; no selector picks every Host', () => {
     assert.deepEqual(hostState(image, host('h', { pool: 'core' })), { state: 'NotDesired' });
     assert.deepEqual(hostState(image, undefined), { state: 'NotDesired' });
