@@ -70,7 +70,9 @@ export function isDateTime(value: string): boolean {
   const [date = '', time = ''] = parts;
   if (parts.length < 2 || !/^[0-9]{4}-[0-9]{2}-[0-9]{2}$/.test(date)) return false;
   const [y, mo, d] = date.split('-').map(Number) as [number, number, number];
-  const day = new Date(Date.UTC(y, mo - 1, d));
+  // setUTCFullYear, not Date.UTC, which reads years 0-99 as 1900-1999.
+  const day = new Date(0);
+  day.setUTCFullYear(y, mo - 1, d);
   if (day.getUTCFullYear() !== y || day.getUTCMonth() !== mo - 1 || day.getUTCDate() !== d) return false;
   const m = DATE_TIME_TIME_RE.exec(time);
   return !!m && m[1]! <= '23' && m[2]! <= '59' && m[3]! <= '59';

@@ -58,8 +58,20 @@ async function imageWhere(name: string, what: string, check: (img: Image) => boo
 }
 
 /** Writes a Host's status as its agent would (server-side apply on /status, its own field manager). */
+/** Writes a Host's status as its agent would: Ready (heartbeating), with `status` added. */
 async function report(host: string, status: object): Promise<void> {
-  await hosts.applyStatus({ name: host }, status, { fieldManager: `gantry-agent/${host}` });
+  const ready = {
+    type: 'Ready',
+    status: 'True',
+    reason: 'Heartbeat',
+    message: '',
+    lastTransitionTime: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+  };
+  await hosts.applyStatus(
+    { name: host },
+    { conditions: [ready], ...status },
+    { fieldManager: `gantry-agent/${host}` },
+  );
 }
 
 describe('Image controller', () => {
