@@ -8,7 +8,7 @@ import { objectKey, type ObjectName } from '../../../src/kube/keys.js';
 import { Store } from '../../../src/kube/store.js';
 import { SchedulingReconciler } from '../../../src/controller/binding.js';
 import { byHost, byWorkload, controllingWorkload } from '../../../src/controller/caches.js';
-import { ctx, quietRecorder } from './fakes.js';
+import { ctx, hostReady, quietRecorder } from './fakes.js';
 
 function host(name: string, cpu = '2'): Host {
   return {
@@ -18,15 +18,7 @@ function host(name: string, cpu = '2'): Host {
     spec: { unschedulable: false, drain: false, maxConcurrentMigrations: 2 },
     status: {
       allocatable: { cpu, memory: '4Gi' },
-      conditions: [
-        {
-          type: 'Ready',
-          status: 'True',
-          reason: 'RuntimeReady',
-          message: '',
-          lastTransitionTime: '2026-01-01T00:00:00Z',
-        },
-      ],
+      conditions: [hostReady],
     },
   };
 }

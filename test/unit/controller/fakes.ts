@@ -1,5 +1,5 @@
-// What the reconciler unit tests share: a silent logger, a reconcile context and an event
-// recorder whose writes go nowhere.
+// What the reconciler unit tests share: a silent logger, a reconcile context, an event recorder
+// whose writes go nowhere, and the Ready condition of a Host whose agent heartbeats.
 import { PassThrough } from 'node:stream';
 import type { EventsV1Event } from '@kubernetes/client-node';
 import type { Clock } from '../../../src/kube/clock.js';
@@ -21,3 +21,12 @@ export function quietRecorder(clock?: Clock): EventRecorder {
     clock,
   });
 }
+
+/** A Host's Ready condition while its agent heartbeats. */
+export const hostReady = {
+  type: 'Ready',
+  status: 'True' as const,
+  reason: 'RuntimeReady',
+  message: '',
+  lastTransitionTime: '2026-01-01T00:00:00Z',
+};

@@ -8,7 +8,7 @@ import type { ObjectName } from '../../../src/kube/keys.js';
 import { Store } from '../../../src/kube/store.js';
 import { byHost } from '../../../src/controller/caches.js';
 import { HostLifecycleReconciler } from '../../../src/controller/hostlifecycle.js';
-import { ctx, quietRecorder } from './fakes.js';
+import { ctx, hostReady, quietRecorder } from './fakes.js';
 
 const host: Host = {
   apiVersion: 'gantry.dev/v1alpha1',
@@ -16,15 +16,7 @@ const host: Host = {
   metadata: { name: 'h2' },
   spec: { unschedulable: false, drain: false, maxConcurrentMigrations: 2 },
   status: {
-    conditions: [
-      {
-        type: 'Ready',
-        status: 'True',
-        reason: 'RuntimeReady',
-        message: '',
-        lastTransitionTime: '2026-01-01T00:00:00Z',
-      },
-    ],
+    conditions: [hostReady],
   },
 };
 

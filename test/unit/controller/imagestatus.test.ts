@@ -11,6 +11,7 @@ import {
   type ImageTarget,
   type Resolution,
 } from '../../../src/controller/imagestatus.js';
+import { hostReady } from './fakes.js';
 
 const digest = `sha256:${'a'.repeat(64)}`;
 const otherDigest = `sha256:${'b'.repeat(64)}`;
@@ -19,14 +20,6 @@ const image: ImageTarget = {
   nodeSelector: { pool: 'edge' },
   digest,
   resolvedImage: `docker.io/library/nginx@${digest}`,
-};
-
-const hostReady = {
-  type: 'Ready',
-  status: 'True' as const,
-  reason: 'Heartbeat',
-  message: '',
-  lastTransitionTime: '2026-01-01T00:00:00Z',
 };
 
 /** A Ready Host (its agent heartbeats) with these labels and status. */
