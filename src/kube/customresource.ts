@@ -88,7 +88,14 @@ export class CustomResourceClient<T extends KubernetesObject, Input extends Kube
    * the fields this writer owns, so `obj` is usually a fragment of a T.
    */
   async apply(obj: Partial<T> & KubernetesObject, opts: ApplyOptions): Promise<T> {
-    const body = { ...obj, apiVersion: this.apiVersion, kind: this.type.kind };
+    const body = {
+      ...obj,
+      apiVersion: this.apiVersion,
+      kind: this.type.kind,
+      ...(opts.resourceVersion
+        ? { metadata: { ...obj.metadata, resourceVersion: opts.resourceVersion } }
+        : {}),
+    };
     const params = { ...this.base(), name: nameOf(obj).name, body, fieldManager: opts.fieldManager };
     const force = opts.force ?? true;
     const options = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
@@ -105,7 +112,11 @@ export class CustomResourceClient<T extends KubernetesObject, Input extends Kube
     const body = {
       apiVersion: this.apiVersion,
       kind: this.type.kind,
-      metadata: name.namespace ? { name: name.name, namespace: name.namespace } : { name: name.name },
+      metadata: {
+        name: name.name,
+        ...(name.namespace ? { namespace: name.namespace } : {}),
+        ...(opts.resourceVersion ? { resourceVersion: opts.resourceVersion } : {}),
+      },
       status,
     };
     if (opts.live && isApplyNoop(body, opts.live, opts.fieldManager, 'status')) return opts.live;
