@@ -7,7 +7,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { restoreFromAnnotation, type Container, type Host, type Migration } from '../api/v1alpha1/index.js';
+import {
+  effectiveMode,
+  restoreFromAnnotation,
+  type Container,
+  type Host,
+  type Migration,
+} from '../api/v1alpha1/index.js';
 import type { KubeClient } from '../kube/client.js';
 import { getCondition, setCondition, type Condition, type ConditionUpdate } from '../kube/conditions.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
@@ -62,11 +68,14 @@ export class MigrationSupport implements CheckpointSource {
         migration: this.deps.migrations.get(`${namespace}/${restoring}`),
       };
     }
+    // A restart needs nothing of the source's agent (the controller deletes the source): it runs
+    // and serves as usual until then.
     const migration = this.deps.migrations
       .listByNamespace(namespace)
       .find(
         (m) =>
           m.spec.container === c.metadata.name &&
+          effectiveMode(m) === 'Checkpoint' &&
           m.status?.sourceHost === this.opts.host &&
           sourcePhases.has(m.status.phase ?? ''),
       );

@@ -139,3 +139,12 @@ export type MigrationSpec = z.output<typeof MigrationSpecSchema>;
 export type MigrationSpecInput = z.input<typeof MigrationSpecSchema>;
 export type MigrationStatus = z.output<typeof MigrationStatusSchema>;
 export type MigrationPhase = z.output<typeof MigrationPhaseSchema>;
+
+/**
+ * How a Migration moves its Container: its spec.mode, or Restart once the checkpoint proved
+ * impossible and fallback Restart took over (the FellBack condition).
+ */
+export function effectiveMode(m: Migration): 'Checkpoint' | 'Restart' {
+  const fellBack = m.status?.conditions?.some((c) => c.type === 'FellBack' && c.status === 'True');
+  return m.spec.mode === 'Restart' || fellBack ? 'Restart' : 'Checkpoint';
+}

@@ -1,0 +1,75 @@
+// Which part an agent plays in a migration, read from its caches: the source of a checkpoint
+// (hold the process), the target (restore, never start from the image), or none at all.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { restoreFromAnnotation, type Container, type Migration } from '../../../src/api/v1alpha1/index.js';
+import { MigrationSupport } from '../../../src/agent/migration.js';
+import type { KubeClient } from '../../../src/kube/client.js';
+import type { CustomResourceClient } from '../../../src/kube/customresource.js';
+import { Store } from '../../../src/kube/store.js';
+
+const ns = 'ns';
+
+function support(...migrations: Migration[]): MigrationSupport {
+  const cache = new Store<Migration>();
+  for (const m of migrations) cache.set(m);
+  return new MigrationSupport(
+    {
+      host: 'h1',
+      fieldManager: 'gantry-agent/h1',
+      stateDir: fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-role-')),
+      secretNamespace: 'gantry-system',
+    },
+    {
+      // roleOf reads only the Migration cache.
+      client: {} as KubeClient,
+      migrations: cache,
+      migrationsApi: {} as CustomResourceClient<Migration>,
+      hostsApi: {} as CustomResourceClient<never>,
+    },
+  );
+}
+
+function migration(mode: 'Checkpoint' | 'Restart', phase: string, fellBack = false): Migration {
+  return {
+    apiVersion: 'gantry.dev/v1alpha1',
+    kind: 'Migration',
+    metadata: { name: 'move', namespace: ns, uid: 'm-uid' },
+    spec: { container: 'app', mode, fallback: 'Restart', timeoutSeconds: 120 },
+    status: {
+      phase,
+      sourceHost: 'h1',
+      conditions: fellBack
+        ? [{ type: 'FellBack', status: 'True', reason: 'CheckpointNotPossible', message: '' }]
+        : [],
+    },
+  } as unknown as Migration;
+}
+
+const app = (annotations: Record<string, string> = {}) =>
+  ({ metadata: { name: 'app', namespace: ns, annotations }, spec: { image: 'x' } }) as unknown as Container;
+
+describe('MigrationSupport.roleOf', () => {
+  it('makes the source of a checkpoint in progress hold its process', () => {
+    for (const phase of ['Checkpointing', 'Transferring', 'Restoring', 'RollingBack']) {
+      assert.equal(support(migration('Checkpoint', phase)).roleOf(app())?.kind, 'source', phase);
+    }
+    for (const phase of ['Pending', 'Succeeded', 'Failed', 'RolledBack']) {
+      assert.equal(support(migration('Checkpoint', phase)).roleOf(app()), undefined, phase);
+    }
+  });
+
+  it('leaves the source of a restart (or of a checkpoint fallen back to one) running as usual', () => {
+    assert.equal(support(migration('Restart', 'Restoring')).roleOf(app()), undefined);
+    assert.equal(support(migration('Checkpoint', 'Restoring', true)).roleOf(app()), undefined);
+  });
+
+  it('makes a Container annotated to restore the target, even before its Migration is cached', () => {
+    const target = app({ [restoreFromAnnotation]: 'move' });
+    assert.deepEqual(support().roleOf(target), { kind: 'target', name: 'move', migration: undefined });
+    assert.equal(support(migration('Checkpoint', 'Transferring')).roleOf(target)?.kind, 'target');
+  });
+});
