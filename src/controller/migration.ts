@@ -26,6 +26,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import { Counter, Histogram } from 'prom-client';
 import {
   avoidHostAnnotation,
+  effectiveMode,
   migratedFromAnnotation,
   migratedToAnnotation,
   migrationLabel,
@@ -183,11 +184,17 @@ export class MigrationReconciler implements Reconciler {
       await this.deps.secrets.remove(transferSecretName(m.metadata.uid!));
       return;
     }
-    const parsed = parseSpec('Migration', m.spec);
-    if (!parsed.ok) return this.finish(m, 'Failed', 'InvalidSpec', parsed.error);
-    const restartFlow = m.spec.mode === 'Restart' || isTrue(m.status?.conditions, 'FellBack');
-    if (restartFlow) return this.restartFlow(m, ctx.log);
-    return this.checkpointFlow(m, phase, ctx.log);
+    try {
+      const parsed = parseSpec('Migration', m.spec);
+      if (!parsed.ok) return await this.finish(m, 'Failed', 'InvalidSpec', parsed.error);
+      if (effectiveMode(m) === 'Restart') return await this.restartFlow(m, ctx.log);
+      return await this.checkpointFlow(m, phase, ctx.log);
+    } catch (e) {
+      if (!isConflict(e)) throw e;
+      // Our cache was behind (see writeStatus): the newer Migration's watch event comes next.
+      ctx.log.debug('Migration changed since it was read; deciding again', { phase });
+      return { requeueAfter: pollMs };
+    }
   }
 
   // ---- Checkpoint mode ---------------------------------------------------------------------
@@ -284,21 +291,18 @@ export class MigrationReconciler implements Reconciler {
       }
       return { requeueAfter: pollMs };
     }
-    this.deps.recorder.event(
+    await this.writeStatus(
       m,
-      'Normal',
-      'Checkpointing',
-      'Migrate',
-      `Checkpointing ${m.spec.container} on ${sourceHost}`,
+      {
+        phase: 'Checkpointing',
+        sourceHost,
+        targetHost: target.spec.nodeName,
+        targetContainer: name,
+        startedAt: metaTime(new Date(this.clock.now())),
+        message: `Checkpointing on ${sourceHost} for ${target.spec.nodeName}`,
+      },
+      { type: 'Normal', reason: 'Checkpointing', note: `Checkpointing ${m.spec.container} on ${sourceHost}` },
     );
-    await this.writeStatus(m, {
-      phase: 'Checkpointing',
-      sourceHost,
-      targetHost: target.spec.nodeName,
-      targetContainer: name,
-      startedAt: metaTime(new Date(this.clock.now())),
-      message: `Checkpointing on ${sourceHost} for ${target.spec.nodeName}`,
-    });
   }
 
   /** Nothing was frozen: the source runs on. Fallback Restart moves it anyway; otherwise Failed. */
@@ -315,17 +319,20 @@ export class MigrationReconciler implements Reconciler {
     }
     if (m.spec.fallback !== 'Restart') return this.finish(m, 'Failed', 'CheckpointNotPossible', why);
     log?.info('Falling back to a restart', { reason: why });
-    this.deps.recorder.event(m, 'Warning', 'FallingBack', 'Migrate', `${why}; falling back to Restart`);
-    await this.writeStatus(m, {
-      phase: 'Pending',
-      message: `${why}; falling back to Restart`,
-      conditions: this.conditions(m, {
-        type: 'FellBack',
-        status: 'True',
-        reason: 'CheckpointNotPossible',
-        message: why,
-      }),
-    });
+    await this.writeStatus(
+      m,
+      {
+        phase: 'Pending',
+        message: `${why}; falling back to Restart`,
+        conditions: this.conditions(m, {
+          type: 'FellBack',
+          status: 'True',
+          reason: 'CheckpointNotPossible',
+          message: why,
+        }),
+      },
+      { type: 'Warning', reason: 'FallingBack', note: `${why}; falling back to Restart` },
+    );
   }
 
   /** After the freeze: remove the target first (so the process never runs twice), then resume the source. */
@@ -335,17 +342,12 @@ export class MigrationReconciler implements Reconciler {
       await this.deleteContainer(m, name);
       return { requeueAfter: pollMs };
     }
-    this.deps.recorder.event(
+    const message = `${why}; resuming on ${m.status?.sourceHost}`;
+    await this.writeStatus(
       m,
-      'Warning',
-      'RollingBack',
-      'Migrate',
-      `${why}; resuming on ${m.status?.sourceHost}`,
+      { phase: 'RollingBack', message },
+      { type: 'Warning', reason: 'RollingBack', note: message },
     );
-    await this.writeStatus(m, {
-      phase: 'RollingBack',
-      message: `${why}; resuming on ${m.status?.sourceHost}`,
-    });
   }
 
   private async finishRollback(m: Migration): Promise<ReconcileResult | void> {
@@ -374,7 +376,6 @@ export class MigrationReconciler implements Reconciler {
       Number.isFinite(frozenAt) && Number.isFinite(restoredAt)
         ? Math.max(0, (restoredAt - frozenAt) / 1000)
         : undefined;
-    if (seconds !== undefined) downtime.observe({ mode: 'Checkpoint' }, seconds);
     await this.finish(
       m,
       'Succeeded',
@@ -405,20 +406,19 @@ export class MigrationReconciler implements Reconciler {
       // and is also the record of what to start once the source is gone.
       const bare = !controllingWorkload(source);
       await this.ensureTarget(m, source, name, bare ? { [schedulingGateAnnotation]: 'migration' } : {});
-      this.deps.recorder.event(
+      await this.writeStatus(
         m,
-        'Normal',
-        'Restarting',
-        'Migrate',
-        `Restarting ${m.spec.container} off ${sourceHost}`,
+        {
+          phase: 'Restoring',
+          sourceHost,
+          targetContainer: name,
+          startedAt: m.status?.startedAt ?? metaTime(new Date(now)),
+          message: bare
+            ? 'Stopping the source, then starting it on another Host'
+            : 'Starting the replacement',
+        },
+        { type: 'Normal', reason: 'Restarting', note: `Restarting ${m.spec.container} off ${sourceHost}` },
       );
-      await this.writeStatus(m, {
-        phase: 'Restoring',
-        sourceHost,
-        targetContainer: name,
-        startedAt: m.status?.startedAt ?? metaTime(new Date(now)),
-        message: bare ? 'Stopping the source, then starting it on another Host' : 'Starting the replacement',
-      });
       return { requeueAfter: pollMs };
     }
     const target = this.deps.containers.get(`${ns}/${name}`);
@@ -436,14 +436,15 @@ export class MigrationReconciler implements Reconciler {
       );
       return { requeueAfter: pollMs };
     }
-    if (target.spec.nodeName && m.status?.targetHost !== target.spec.nodeName) {
-      await this.writeStatus(m, { targetHost: target.spec.nodeName });
+    if (!isTrue(target.status?.conditions, 'Ready')) {
+      if (target.spec.nodeName && m.status?.targetHost !== target.spec.nodeName) {
+        await this.writeStatus(m, { targetHost: target.spec.nodeName });
+      }
+      return { requeueAfter: pollMs };
     }
-    if (!isTrue(target.status?.conditions, 'Ready')) return { requeueAfter: pollMs };
     await this.handOver(m, target);
     const frozenAt = Date.parse(m.status?.frozenAt ?? '');
     const seconds = Number.isFinite(frozenAt) ? Math.max(0, (now - frozenAt) / 1000) : 0;
-    downtime.observe({ mode: 'Restart' }, seconds);
     log.info('Restart migration done', { target: name, host: target.spec.nodeName });
     return this.finish(m, 'Succeeded', 'Succeeded', `Running on ${target.spec.nodeName} as ${name}`, {
       targetHost: target.spec.nodeName,
@@ -584,8 +585,7 @@ export class MigrationReconciler implements Reconciler {
   }
 
   private async advance(m: Migration, phase: 'Transferring' | 'Restoring', message: string): Promise<void> {
-    this.deps.recorder.event(m, 'Normal', phase, 'Migrate', message);
-    await this.writeStatus(m, { phase, message });
+    await this.writeStatus(m, { phase, message }, { type: 'Normal', reason: phase, note: message });
   }
 
   private async finish(
@@ -596,24 +596,28 @@ export class MigrationReconciler implements Reconciler {
     extra: Partial<Status> = {},
   ): Promise<void> {
     const now = this.clock.now();
-    const mode =
-      m.spec.mode === 'Restart' || isTrue(m.status?.conditions, 'FellBack') ? 'Restart' : 'Checkpoint';
+    await this.writeStatus(
+      m,
+      {
+        ...extra,
+        phase,
+        message,
+        completedAt: metaTime(new Date(now)),
+        conditions: this.conditions(m, {
+          type: 'Ready',
+          status: phase === 'Succeeded' ? 'True' : 'False',
+          reason,
+          message,
+        }),
+      },
+      { type: phase === 'Succeeded' ? 'Normal' : 'Warning', reason: phase, note: message },
+    );
+    // Counted once the final phase is written: a write refused as stale is not an ending.
+    const mode = effectiveMode(m);
     migrationsTotal.inc({ mode, result: phase });
     const started = Date.parse(m.status?.startedAt ?? '');
     if (Number.isFinite(started)) duration.observe({ mode, result: phase }, (now - started) / 1000);
-    this.deps.recorder.event(m, phase === 'Succeeded' ? 'Normal' : 'Warning', phase, 'Migrate', message);
-    await this.writeStatus(m, {
-      ...extra,
-      phase,
-      message,
-      completedAt: metaTime(new Date(now)),
-      conditions: this.conditions(m, {
-        type: 'Ready',
-        status: phase === 'Succeeded' ? 'True' : 'False',
-        reason,
-        message,
-      }),
-    });
+    if (extra.downtimeSeconds !== undefined) downtime.observe({ mode }, extra.downtimeSeconds);
     await this.deps.secrets.remove(transferSecretName(m.metadata.uid!));
   }
 
@@ -635,8 +639,18 @@ export class MigrationReconciler implements Reconciler {
     return setProgress(next, progressOf(update, stalled), generation);
   }
 
-  /** Applies the controller's fields; the ones it set before are carried over (SSA would drop them). */
-  private async writeStatus(m: Migration, fields: Partial<Status>): Promise<void> {
+  /**
+   * Applies the controller's fields; the ones it set before are carried over (SSA would drop them).
+   * Every decision here was made on the cached `m`: the write carries its resourceVersion, so if the
+   * cache was behind (this controller's own last write not seen yet, or an agent's report) it is
+   * refused with a Conflict and reconcile decides again on the newer object. The event, if any,
+   * is recorded only once the write is in.
+   */
+  private async writeStatus(
+    m: Migration,
+    fields: Partial<Status>,
+    event?: { type: 'Normal' | 'Warning'; reason: string; note: string },
+  ): Promise<void> {
     const own: (keyof MigrationStatus)[] = [
       'phase',
       'sourceHost',
@@ -648,7 +662,7 @@ export class MigrationReconciler implements Reconciler {
       'message',
     ];
     // In Restart mode the controller times the downtime itself; in Checkpoint mode the source agent does.
-    if (m.spec.mode === 'Restart' || isTrue(m.status?.conditions, 'FellBack')) own.push('frozenAt');
+    if (effectiveMode(m) === 'Restart') own.push('frozenAt');
     const kept = Object.fromEntries(
       own.filter((k) => m.status?.[k] !== undefined).map((k) => [k, m.status![k]]),
     );
@@ -658,7 +672,8 @@ export class MigrationReconciler implements Reconciler {
     await this.deps.api.applyStatus(
       splitKey(objectKey(m)),
       { ...kept, ...fields, observedGeneration: m.metadata.generation, conditions },
-      { fieldManager },
+      { fieldManager, resourceVersion: m.metadata.resourceVersion },
     );
+    if (event) this.deps.recorder.event(m, event.type, event.reason, 'Migrate', event.note);
   }
 }

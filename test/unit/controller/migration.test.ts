@@ -60,11 +60,16 @@ const agentCondition = (type: string, status: 'True' | 'False', message = ''): C
   lastTransitionTime: '2026-01-01T00:00:00Z',
 });
 
-/** Caches we fill by hand, and an apiserver that records each write in order and applies it. */
+/**
+ * Caches we fill by hand, and an apiserver that records each write in order and applies it (to
+ * the cache at once, as if the watch were instant). Like the real one, it refuses a status write
+ * from a resourceVersion other than the latest with 409 Conflict.
+ */
 function setup(m: Migration, containers: Container[], hosts = [host('h1'), host('h2')]) {
   const clock = new FakeClock(Date.now());
   const migrations = new Store<Migration>();
-  migrations.set(m);
+  let version = 1;
+  migrations.set({ ...m, metadata: { ...m.metadata, resourceVersion: String(version) } });
   const cache = new Store<Container>();
   for (const c of containers) cache.set(c);
   const hostCache = new Store<Host>();
@@ -78,8 +83,18 @@ function setup(m: Migration, containers: Container[], hosts = [host('h1'), host(
     clock,
     recorder: quietRecorder(clock),
     api: {
-      applyStatus: async (_name, status) => {
-        const next = { ...migrations.get(`${ns}/move`)!, status: status as Migration['status'] };
+      applyStatus: async (_name, status, opts) => {
+        if (opts.resourceVersion !== String(version)) {
+          calls.push(`refused status ${(status as { phase?: string }).phase}`);
+          throw Object.assign(new Error('the object has been modified'), { code: 409 });
+        }
+        version++;
+        const live = migrations.get(`${ns}/move`)!;
+        const next = {
+          ...live,
+          metadata: { ...live.metadata, resourceVersion: String(version) },
+          status: status as Migration['status'],
+        };
         calls.push(`status ${next.status?.phase}`);
         migrations.set(next);
         return next;
@@ -138,6 +153,29 @@ describe('MigrationReconciler, checkpoint mode', () => {
     await t.reconcile();
     assert.equal(t.status()?.phase, 'Checkpointing');
     assert.equal(t.status()?.targetHost, 'h2');
+  });
+
+  it('decides nothing on a cache that has not seen its own last write', async () => {
+    const t = setup(migration('Checkpoint'), [container('app', 'h1')]);
+    const pending = t.migrations.get(`${ns}/move`)!;
+    await t.reconcile();
+    const name = targetName(migration('Checkpoint'), 'checkpoint');
+    const target = t.cache.get(`${ns}/${name}`)!;
+    t.cache.set({ ...target, spec: { ...target.spec, nodeName: 'h2' } });
+    await t.reconcile();
+    const checkpointing = t.migrations.get(`${ns}/move`)!;
+    assert.equal(checkpointing.status?.phase, 'Checkpointing');
+    // The source agent froze it at once, and its Container's update reached the controller before
+    // the Migration's own: read as Pending, the source looks "not running".
+    const source = t.cache.get(`${ns}/app`)!;
+    t.cache.set({ ...source, status: { ...source.status, phase: 'Migrating' } } as Container);
+    t.migrations.set(pending);
+    const writes = t.calls.length;
+    assert.deepEqual(await t.reconcile(), { requeueAfter: 1000 });
+    assert.deepEqual(t.calls.slice(writes), ['refused status Failed'], 'the stale decision was not written');
+    t.migrations.set(checkpointing);
+    await t.reconcile();
+    assert.equal(t.status()?.phase, 'Checkpointing', 'on the newer object it waits for the checkpoint');
   });
 
   it('falls back or fails before anything froze when the source Host cannot checkpoint', async () => {
