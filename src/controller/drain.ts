@@ -132,13 +132,16 @@ export class DrainReconciler implements Reconciler {
       const plan = this.plan(c);
       const workload = controllingWorkload(c);
       if (workload && (busyWorkloads.get(workload) ?? 0) >= this.maxUnavailable(workload)) continue;
-      if (plan.how === 'deletion') {
-        await this.deps.containersApi.delete({ namespace: c.metadata.namespace, name: c.metadata.name! });
-      } else {
-        await this.createMigration(host, c, plan, attempts + 1);
+      // Our cache may not show a move we started a moment ago: starting it again finds it (a
+      // Migration's name is fixed per attempt; a deletion is idempotent) and counts it in flight.
+      const started =
+        plan.how === 'deletion'
+          ? await this.deps.containersApi.delete({ namespace: c.metadata.namespace, name: c.metadata.name! })
+          : await this.createMigration(host, c, plan, attempts + 1);
+      if (started) {
+        drainMoves.inc({ how: plan.how });
+        ctx.log.info('Moving a Container off a draining Host', { container: objectKey(c), how: plan.how });
       }
-      drainMoves.inc({ how: plan.how });
-      ctx.log.info('Moving a Container off a draining Host', { container: objectKey(c), how: plan.how });
       inFlight++;
       busy(c);
     }
@@ -184,7 +187,7 @@ export class DrainReconciler implements Reconciler {
     c: Container,
     plan: Extract<Plan, { how: 'migration' }>,
     attempt: number,
-  ): Promise<void> {
+  ): Promise<boolean> {
     const base = c.metadata.name!.slice(0, 230);
     const m = {
       apiVersion: 'gantry.dev/v1alpha1',
@@ -205,8 +208,10 @@ export class DrainReconciler implements Reconciler {
         'Drain',
         `Moving ${objectKey(c)} (${plan.mode}, attempt ${attempt})`,
       );
+      return true;
     } catch (e) {
       if (!isConflict(e)) throw e;
+      return false;
     }
   }
 
