@@ -57,7 +57,6 @@ async function imageWhere(name: string, what: string, check: (img: Image) => boo
   });
 }
 
-/** Writes a Host's status as its agent would (server-side apply on /status, its own field manager). */
 /** Writes a Host's status as its agent would: Ready (heartbeating), with `status` added. */
 async function report(host: string, status: object): Promise<void> {
   const ready = {
