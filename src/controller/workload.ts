@@ -25,6 +25,7 @@ import { realClock, type Clock } from '../kube/clock.js';
 import {
   getCondition,
   isTrue,
+  metaTime,
   progressConditionTypes,
   progressOf,
   setCondition,
@@ -175,19 +176,18 @@ export interface StatusInput {
   revision: string;
   replicas: readonly Replica[];
   previous: WorkloadStatus | undefined;
-  /** When the rollout last made progress (ms). */
-  lastProgressAt: number;
   now: number;
   /** A pending Container's reason for not being scheduled, if any. */
   unschedulable?: string;
 }
 
 /**
- * The Workload's status, and whether this observation is progress (Deployment's rules: more
- * updated, ready or available replicas, fewer old ones, or a new revision or generation). Once a
- * rollout completed, Progressing stays True until the next one: a completed rollout never times out.
+ * The Workload's status. lastProgressTime moves when this observation is progress (Deployment's
+ * rules: more updated, ready or available replicas, fewer old ones, or a new revision or
+ * generation), and the progress deadline counts from it. Once a rollout completed, Progressing
+ * stays True until the next one: a completed rollout never times out.
  */
-export function workloadStatus(input: StatusInput): { status: WorkloadStatus; progressed: boolean } {
+export function workloadStatus(input: StatusInput): WorkloadStatus {
   const { spec, revision, previous, generation } = input;
   const desired = spec.replicas;
   const live = input.replicas.filter((r) => !r.deleting && !r.finished);
@@ -202,7 +202,9 @@ export function workloadStatus(input: StatusInput): { status: WorkloadStatus; pr
     updated > (previous.updatedReplicas ?? 0) ||
     ready > (previous.readyReplicas ?? 0) ||
     old < (previous.replicas ?? 0) - (previous.updatedReplicas ?? 0);
-  const lastProgressAt = progressed ? input.now : input.lastProgressAt;
+  const recorded = Date.parse(previous?.lastProgressTime ?? '');
+  // A status written before lastProgressTime existed starts the count now.
+  const lastProgressAt = progressed || !Number.isFinite(recorded) ? input.now : recorded;
   const before = getCondition(previous?.conditions as Condition[] | undefined, 'Progressing');
   const settled = before?.reason === 'NewRevisionAvailable' && !progressed;
   const deadlineMs = spec.progressDeadlineSeconds * 1000;
@@ -261,17 +263,15 @@ export function workloadStatus(input: StatusInput): { status: WorkloadStatus; pr
     now,
   );
   return {
-    progressed,
-    status: {
-      observedGeneration: generation,
-      replicas: live.length,
-      readyReplicas: ready,
-      updatedReplicas: updated,
-      availableReplicas: ready,
-      selector: formatLabelSelector(spec.selector),
-      currentRevision: revision,
-      conditions: conditions.filter((c) => workloadConditionTypes.includes(c.type)),
-    },
+    observedGeneration: generation,
+    replicas: live.length,
+    readyReplicas: ready,
+    updatedReplicas: updated,
+    availableReplicas: ready,
+    selector: formatLabelSelector(spec.selector),
+    currentRevision: revision,
+    lastProgressTime: metaTime(new Date(lastProgressAt)),
+    conditions: conditions.filter((c) => workloadConditionTypes.includes(c.type)),
   };
 }
 
@@ -291,7 +291,6 @@ export interface WorkloadReconcilerDeps {
 export class WorkloadReconciler implements Reconciler {
   readonly expectations: Expectations;
   private readonly clock: Clock;
-  private readonly lastProgress = new Map<string, number>();
 
   constructor(private readonly deps: WorkloadReconcilerDeps) {
     this.clock = deps.clock ?? realClock;
@@ -302,7 +301,6 @@ export class WorkloadReconciler implements Reconciler {
     const wl = this.deps.workloads.get(key);
     if (!wl) {
       this.expectations.forget(key);
-      this.lastProgress.delete(key);
       return;
     }
     if (wl.metadata.deletionTimestamp) return;
@@ -333,21 +331,20 @@ export class WorkloadReconciler implements Reconciler {
 
     const now = this.clock.now();
     const pending = owned.find((c) => getCondition(c.status?.conditions, 'Scheduled')?.status === 'False');
-    const { status, progressed } = workloadStatus({
+    const status = workloadStatus({
       generation: wl.metadata.generation,
       spec,
       revision,
       replicas,
       previous: wl.status,
-      lastProgressAt: this.lastProgress.get(key) ?? now,
       now,
       unschedulable: pending && `${pending.metadata.name} is not scheduled: ${pending.status?.message ?? ''}`,
     });
-    if (progressed || !this.lastProgress.has(key)) this.lastProgress.set(key, now);
     await this.deps.workloadsApi.applyStatus(splitKey(key), status, { fieldManager, live: wl });
     if (getCondition(status.conditions, 'Progressing')?.reason !== 'RolloutProgressing') return;
     // Come back when the progress deadline would pass.
-    return { requeueAfter: this.lastProgress.get(key)! + spec.progressDeadlineSeconds * 1000 - now + 1000 };
+    const deadline = Date.parse(status.lastProgressTime!) + spec.progressDeadlineSeconds * 1000;
+    return { requeueAfter: deadline - now + 1000 };
   }
 
   private async invalid(wl: Workload, error: string): Promise<void> {

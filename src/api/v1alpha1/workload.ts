@@ -5,6 +5,7 @@ import {
   annotationMap,
   conditions,
   ContainerTemplateSpecSchema,
+  dateTime,
   defineKind,
   labelMap,
   LabelSelectorSchema,
@@ -200,6 +201,12 @@ export const WorkloadStatusSchema = z
       .max(64)
       .optional()
       .describe('Hash of the current template, also a label on its Containers.'),
+    lastProgressTime: dateTime()
+      .optional()
+      .describe(
+        'When the rollout last made progress; spec.progressDeadlineSeconds counts from here ' +
+          '(in status, so a restarted controller keeps counting).',
+      ),
     conditions: conditions('Available: enough replicas ready; Progressing: rollout moving or done; Ready'),
   })
   .describe('Replica counts and rollout state, written by the controller.');

@@ -89,9 +89,8 @@ describe('kstatus of a Workload', () => {
       revision: 'r1',
       replicas,
       previous,
-      lastProgressAt: 0,
       now,
-    }).status;
+    });
   const read = (status: WorkloadStatus) =>
     kstatus({ metadata: { generation: 3 }, status: status as KstatusObject['status'] });
 

@@ -12,6 +12,7 @@ import {
   type Workload,
   type WorkloadSpec,
   type WorkloadSpecInput,
+  type WorkloadStatus,
 } from '../../../src/api/v1alpha1/index.js';
 import { FakeClock } from '../../../src/kube/clock.js';
 import { objectKey } from '../../../src/kube/keys.js';
@@ -79,27 +80,25 @@ function status(over: Partial<StatusInput>) {
     revision: 'new',
     replicas: [],
     previous: undefined,
-    lastProgressAt: 0,
     now: 1_000_000,
     ...over,
   });
 }
 
-const condition = (s: ReturnType<typeof status>, type: string) =>
-  s.status.conditions?.find((c) => c.type === type);
+const condition = (s: ReturnType<typeof status>, type: string) => s.conditions?.find((c) => c.type === type);
 
 describe('workloadStatus', () => {
   it('is Ready, Available and done Progressing when every replica of the revision is ready', () => {
     const s = status({ replicas: ['a', 'b', 'c', 'd'].map((n) => replica(n, 'new', true)) });
     assert.deepEqual(
       {
-        replicas: s.status.replicas,
-        readyReplicas: s.status.readyReplicas,
-        updatedReplicas: s.status.updatedReplicas,
-        availableReplicas: s.status.availableReplicas,
-        selector: s.status.selector,
-        currentRevision: s.status.currentRevision,
-        observedGeneration: s.status.observedGeneration,
+        replicas: s.replicas,
+        readyReplicas: s.readyReplicas,
+        updatedReplicas: s.updatedReplicas,
+        availableReplicas: s.availableReplicas,
+        selector: s.selector,
+        currentRevision: s.currentRevision,
+        observedGeneration: s.observedGeneration,
       },
       {
         replicas: 4,
@@ -129,18 +128,27 @@ describe('workloadStatus', () => {
   it('reports ProgressDeadlineExceeded when nothing moved for progressDeadlineSeconds', () => {
     const replicas = [replica('n1', 'new', false)];
     const first = status({ replicas, now: 0 });
-    assert.equal(first.progressed, true);
-    const stuck = status({ replicas, previous: first.status, lastProgressAt: 0, now: 601_000 });
-    assert.equal(stuck.progressed, false);
+    assert.equal(first.lastProgressTime, '1970-01-01T00:00:00Z');
+    const waiting = status({ replicas, previous: first, now: 599_000 });
+    assert.equal(condition(waiting, 'Progressing')?.reason, 'RolloutProgressing');
+    // Counted from status.lastProgressTime, not from anything a restarted controller would lose.
+    const stuck = status({ replicas, previous: waiting, now: 601_000 });
+    assert.equal(stuck.lastProgressTime, '1970-01-01T00:00:00Z', 'no progress, no move');
     assert.equal(condition(stuck, 'Progressing')?.status, 'False');
     assert.equal(condition(stuck, 'Progressing')?.reason, 'ProgressDeadlineExceeded');
     assert.equal(condition(stuck, 'Ready')?.reason, 'ProgressDeadlineExceeded');
+    const legacy = status({ replicas, previous: { ...waiting, lastProgressTime: undefined }, now: 601_000 });
+    assert.equal(
+      condition(legacy, 'Progressing')?.reason,
+      'RolloutProgressing',
+      'no record: counts from now',
+    );
   });
 
   it('never times out a completed rollout that later loses a replica', () => {
     const all = ['a', 'b', 'c', 'd'].map((n) => replica(n, 'new', true));
     const done = status({ replicas: all, now: 0 });
-    const lost = status({ replicas: all.slice(1), previous: done.status, lastProgressAt: 0, now: 700_000 });
+    const lost = status({ replicas: all.slice(1), previous: done, now: 700_000 });
     assert.equal(condition(lost, 'Progressing')?.reason, 'NewRevisionAvailable');
     assert.equal(condition(lost, 'Ready')?.reason, 'ScalingUp');
   });
@@ -299,6 +307,51 @@ describe('WorkloadReconciler', () => {
         ['Progressing', 'InvalidSpec'],
         ['Stalled', 'InvalidSpec'],
       ],
+    );
+  });
+
+  it('keeps counting the progress deadline across a controller restart (from status)', async () => {
+    const { clock } = setup();
+    // The last controller saw progress 601 s ago and wrote it down; this one has just started.
+    const stuck: Workload = {
+      ...workload,
+      status: {
+        observedGeneration: 1,
+        replicas: 3,
+        readyReplicas: 0,
+        updatedReplicas: 3,
+        currentRevision: templateHash(workload.spec.template),
+        lastProgressTime: new Date(clock.now() - 601_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+      },
+    };
+    const t = setup(stuck);
+    for (const n of ['a', 'b', 'c']) {
+      t.containers.set({
+        apiVersion: 'gantry.dev/v1alpha1',
+        kind: 'Container',
+        metadata: {
+          name: `web-${n}`,
+          namespace: 'ns',
+          labels: { [templateHashLabel]: templateHash(workload.spec.template) },
+          ownerReferences: [
+            {
+              apiVersion: 'gantry.dev/v1alpha1',
+              kind: 'Workload',
+              name: 'web',
+              uid: 'w-uid',
+              controller: true,
+            },
+          ],
+        },
+        spec: workload.spec.template.spec,
+      } as Container);
+    }
+    await t.reconciler.reconcile('ns/web', t.ctx);
+    const written = t.api.statuses.at(-1) as WorkloadStatus;
+    assert.equal(written.lastProgressTime, stuck.status!.lastProgressTime);
+    assert.equal(
+      written.conditions?.find((c) => c.type === 'Progressing')?.reason,
+      'ProgressDeadlineExceeded',
     );
   });
 });
