@@ -70,9 +70,18 @@ export function sharedCaches(ctx: ControllerContext, clock: Clock): SharedCaches
  * this process's own clock at the moment it saw the heartbeat Lease change, not the renewTime the
  * agent wrote, so clock skew between machines does not matter. Hosts count as heard from when this
  * process first sees them: after a restart every Host gets one full grace period.
+ *
+ * When no Host at all renewed for half a grace period (agents renew far more often), the likelier
+ * fault is this process's view of the apiserver, or the apiserver itself, than every Host at once:
+ * that is `silent()`. Half, not all of it: Hosts that stopped together stopped renewing up to one
+ * renewal interval apart, and the first to run out of grace must already see the others silent.
+ * Once renewals resume every Host gets a full grace period again, since the first renewals to
+ * arrive say nothing about the others (Kubernetes' "full disruption" rule plays the same part).
  */
 export class Heartbeats {
   private readonly leaseSeen = new Map<string, number>();
+  private lastRenewal: number;
+  private resumedAt = 0;
   private readonly hostSeen = new Map<string, number>();
   private readonly listeners: ((host: string, wasLost: boolean) => void)[] = [];
 
@@ -82,11 +91,15 @@ export class Heartbeats {
     leases: Informer<V1Lease>,
     hosts: Informer<Host>,
   ) {
+    this.lastRenewal = clock.now();
     const renewed = (lease: V1Lease): void => {
       const host = hostOfLease(lease);
       if (!host) return;
       const wasLost = !this.fresh(host);
-      this.leaseSeen.set(host, this.clock.now());
+      const now = this.clock.now();
+      if (this.silent()) this.resumedAt = now;
+      this.lastRenewal = now;
+      this.leaseSeen.set(host, now);
       for (const listener of this.listeners) listener(host, wasLost);
     };
     leases.addEventHandler({
@@ -116,7 +129,12 @@ export class Heartbeats {
   /** When the Host counts as lost unless it renews its Lease first. */
   lostAt(host: string): number {
     const seen = this.leaseSeen.get(host) ?? this.hostSeen.get(host) ?? this.clock.now();
-    return seen + this.graceMs;
+    return Math.max(seen, this.resumedAt) + this.graceMs;
+  }
+
+  /** No Host renewed its heartbeat for half a grace period. */
+  silent(): boolean {
+    return this.clock.now() - this.lastRenewal > this.graceMs / 2;
   }
 
   fresh(host: string): boolean {

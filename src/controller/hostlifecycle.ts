@@ -5,7 +5,10 @@
 //  - its Workload Containers are deleted, so their Workloads replace them on other Hosts; no agent
 //    is there to remove the runtime-cleanup finalizer, so the controller removes it from every
 //    Container being deleted on the lost Host (the pod GC's force delete);
-//  - bare Containers stay (nodeName cannot change) and show phase Unknown and Ready Unknown.
+//  - bare Containers stay (nodeName cannot change) and show phase Unknown and Ready Unknown;
+//  - but when no Host at all renews (Heartbeats.silent), nothing is evicted: every Container is
+//    shown Unknown, since a fault between this controller and the apiserver is likelier than
+//    every Host failing at once, and there would be nowhere to move the replicas anyway.
 // When the Host returns, its agent's orphan sweep removes what still runs for deleted Containers.
 // The price is the one Kubernetes pays: a Host that is only cut off from the apiserver keeps
 // running its copies until it is back.
@@ -80,7 +83,7 @@ function lostHostContainers(caches: SharedCaches): Source {
 export interface HostLifecycleDeps {
   hosts: Cache<Host>;
   containers: Cache<Container>;
-  heartbeats: Pick<Heartbeats, 'lostAt' | 'graceMs'>;
+  heartbeats: Pick<Heartbeats, 'lostAt' | 'graceMs' | 'silent'>;
   hostsApi: Pick<CustomResourceClient<Host>, 'applyStatus'>;
   containersApi: Pick<CustomResourceClient<Container>, 'applyStatus' | 'mergePatch' | 'delete'>;
   recorder: EventRecorder;
@@ -105,13 +108,16 @@ export class HostLifecycleReconciler implements Reconciler {
       return host ? { requeueAfter: wait } : undefined;
     }
     const graceSeconds = Math.round(this.deps.heartbeats.graceMs / 1000);
-    const message = `The Host's heartbeat Lease was not renewed for ${graceSeconds}s`;
+    const silent = this.deps.heartbeats.silent();
+    const message = silent
+      ? `No Host renewed its heartbeat Lease for ${graceSeconds}s: nothing is evicted`
+      : `The Host's heartbeat Lease was not renewed for ${graceSeconds}s`;
     await this.markHostUnknown(host, message);
     if (!this.lost.has(name)) {
       this.lost.add(name);
       lostHosts.set(this.lost.size);
       hostsLostTotal.inc();
-      ctx.log.info('Host lost', { host: name, graceSeconds });
+      ctx.log.info('Host lost', { host: name, graceSeconds, evicting: !silent });
       this.deps.recorder.event(host, 'Warning', 'HostLost', 'MarkUnknown', message);
     }
     for (const c of this.deps.containers.byIndex(byHost, name)) {
@@ -119,11 +125,13 @@ export class HostLifecycleReconciler implements Reconciler {
       await ignoreNotFound(
         c.metadata.deletionTimestamp
           ? this.releaseFinalizer(c)
-          : controllingWorkload(c)
+          : controllingWorkload(c) && !silent
             ? this.evict(c, name, ctx)
             : this.markContainerUnknown(c, name, message),
       );
     }
+    // Renewals resuming give every Host a new grace period: look again when it would run out.
+    if (silent) return { requeueAfter: this.deps.heartbeats.graceMs };
   }
 
   /** Ready=Unknown, again if the agent wrote Ready meanwhile without renewing its heartbeat. */

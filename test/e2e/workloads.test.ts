@@ -1,6 +1,7 @@
 // Workloads as a user drives them, with kubectl, on the local cluster's two hosts: image-aware
 // placement, spread, kubectl scale, a rolling update watched event by event, rollback by
-// re-applying, the /scale contract an HPA needs, built-in autoscaling, and a host lost and back.
+// re-applying, the /scale contract an HPA needs, built-in autoscaling, a host lost and back, and
+// every host quiet at once (nothing evicted).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Watch, type V1Lease } from '@kubernetes/client-node';
@@ -156,6 +157,7 @@ async function hostsHealthy(since: number): Promise<void> {
 }
 
 let host2Down = false;
+let hostsDown = false;
 
 describe('Workloads (e2e)', { timeout: 600_000 }, () => {
   before(async () => {
@@ -170,6 +172,7 @@ describe('Workloads (e2e)', { timeout: 600_000 }, () => {
       await startRuntime(host2);
       await startAgent(cluster, host2, agentArgs);
     }
+    if (hostsDown) await Promise.all([host1, host2].map((h) => startAgent(cluster, h, agentArgs)));
     await kubectl(['delete', 'namespace', ns, '--wait=true', '--timeout=120s'], { timeoutMs: 150_000 });
     await stopGantry(cluster);
     for (const c of Object.values(cri)) c.close();
@@ -368,5 +371,38 @@ describe('Workloads (e2e)', { timeout: 600_000 }, () => {
       const c = await getObject<Container>(['containers.gantry.dev', '-n', ns, 'bare']);
       return c && isReady(c);
     });
+  });
+
+  it('evicts nothing when every host goes quiet at once, and carries on when they are back', async () => {
+    // What a control-plane outage looks like to the controller: no heartbeat from anyone.
+    const before = await converged('web', 4);
+    const uids = before.map((c) => c.metadata.uid).sort();
+    hostsDown = true;
+    await Promise.all([host1, host2].map((h) => stopAgent(h, 'SIGKILL')));
+    await eventually(
+      'both Hosts to be marked Unknown, with nothing evicted',
+      async () => {
+        for (const name of [host1, host2]) {
+          const h = await getObject<Host>(['hosts.gantry.dev', name]);
+          const ready = h?.status?.conditions?.find((c) => c.type === 'Ready');
+          if (ready?.status !== 'Unknown' || !/nothing is evicted/.test(ready.message)) return false;
+        }
+        return true;
+      },
+      { timeoutMs: 60_000 },
+    );
+    const during = await containersOf('web');
+    assert.deepEqual(during.map((c) => c.metadata.uid).sort(), uids, 'the same four Containers');
+    assert.ok(
+      during.every((c) => !c.metadata.deletionTimestamp && c.status?.phase === 'Unknown'),
+      JSON.stringify(during.map((c) => [c.metadata.name, c.status?.phase, c.metadata.deletionTimestamp])),
+    );
+
+    const restarted = Date.now();
+    await Promise.all([host1, host2].map((h) => startAgent(cluster, h, agentArgs)));
+    hostsDown = false;
+    await hostsHealthy(restarted);
+    const after = await converged('web', 4);
+    assert.deepEqual(after.map((c) => c.metadata.uid).sort(), uids, 'adopted, not replaced');
   });
 });

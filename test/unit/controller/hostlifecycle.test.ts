@@ -1,12 +1,16 @@
 // A lost Host: Ready Unknown, Workload Containers deleted, finalizers released, bare Containers
-// shown Unknown; and nothing done while the heartbeat is fresh.
+// shown Unknown; nothing done while the heartbeat is fresh, nor evicted while no Host renews.
+// And Heartbeats, which says which Hosts are lost.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import type { KubernetesObject, V1Lease } from '@kubernetes/client-node';
 import type { Container, Host } from '../../../src/api/v1alpha1/index.js';
+import { hostLeaseName } from '../../../src/agent/host.js';
 import { FakeClock } from '../../../src/kube/clock.js';
 import type { ObjectName } from '../../../src/kube/keys.js';
 import { Store } from '../../../src/kube/store.js';
-import { byHost } from '../../../src/controller/caches.js';
+import { byHost, Heartbeats } from '../../../src/controller/caches.js';
+import type { EventHandler, Informer } from '../../../src/kube/informer.js';
 import { HostLifecycleReconciler } from '../../../src/controller/hostlifecycle.js';
 import { ctx, hostReady, quietRecorder } from './fakes.js';
 
@@ -53,7 +57,7 @@ function container(name: string, over: { owned?: boolean; deleting?: boolean } =
   };
 }
 
-function setup(lostAt: number) {
+function setup(lostAt: number, silent = false) {
   const clock = new FakeClock(1_000_000);
   const hosts = new Store<Host>();
   hosts.set(host);
@@ -69,7 +73,7 @@ function setup(lostAt: number) {
   const reconciler = new HostLifecycleReconciler({
     hosts,
     containers,
-    heartbeats: { lostAt: () => lostAt, graceMs: 40_000 },
+    heartbeats: { lostAt: () => lostAt, graceMs: 40_000, silent: () => silent },
     hostsApi: {
       applyStatus: async (name: ObjectName, status: object) => {
         written.set(`host/${name.name}`, status);
@@ -125,5 +129,76 @@ describe('HostLifecycleReconciler', () => {
         ['Ready', 'Unknown'],
       ],
     );
+  });
+
+  it('evicts nothing when no Host renews at all, and looks again a grace period later', async () => {
+    const { reconciler, calls, written } = setup(999_000, true);
+    assert.deepEqual(await reconciler.reconcile('h2', ctx), { requeueAfter: 40_000 });
+    assert.ok(!calls.includes('delete owned'), 'the Workload replica stays');
+    for (const name of ['owned', 'bare']) {
+      assert.equal((written.get(name) as { phase: string }).phase, 'Unknown', name);
+    }
+    const hostStatus = written.get('host/h2') as { conditions: { message: string }[] };
+    assert.match(hostStatus.conditions[0]!.message, /No Host renewed .* nothing is evicted/);
+  });
+});
+
+describe('Heartbeats', () => {
+  const lease = (host: string, renewTime: string): V1Lease => ({
+    metadata: { name: hostLeaseName(host), namespace: 'gantry-system' },
+    spec: { holderIdentity: host, renewTime: renewTime as unknown as Date },
+  });
+  /** Just the event-handler side of an informer, fed by hand. */
+  function source<T extends KubernetesObject>() {
+    const handlers: EventHandler<T>[] = [];
+    return {
+      informer: { addEventHandler: (h: EventHandler<T>) => void handlers.push(h) } as unknown as Informer<T>,
+      add: (obj: T) => handlers.forEach((h) => h.onAdd?.(obj)),
+      update: (before: T, after: T) => handlers.forEach((h) => h.onUpdate?.(before, after)),
+    };
+  }
+
+  it('counts a Host lost a grace period after its last renewal, by this process clock', () => {
+    const clock = new FakeClock(0);
+    const leases = source<V1Lease>();
+    const beats = new Heartbeats(40_000, clock, leases.informer, source<Host>().informer);
+    leases.add(lease('a', 't0'));
+    leases.add(lease('b', 't0'));
+    for (let t = 1; t <= 4; t++) {
+      clock.advance(10_000);
+      leases.update(lease('a', `t${t - 1}`), lease('a', `t${t}`));
+    }
+    clock.advance(5_000);
+    assert.equal(beats.fresh('a'), true);
+    assert.equal(beats.fresh('b'), false, 'b renewed nothing for 45 s');
+    assert.equal(beats.silent(), false, 'a still renews');
+  });
+
+  it('is silent for the first Host to run out of grace when all stopped within a renewal interval', () => {
+    const clock = new FakeClock(0);
+    const leases = source<V1Lease>();
+    const beats = new Heartbeats(40_000, clock, leases.informer, source<Host>().informer);
+    leases.add(lease('a', 't0'));
+    clock.advance(9_000);
+    leases.add(lease('b', 't0'));
+    clock.advance(31_001);
+    assert.equal(beats.fresh('a'), false);
+    assert.equal(beats.silent(), true, 'b renewed 31 s ago, it stopped too');
+  });
+
+  it('after a silence of every Host, gives each a full grace period from the first renewal', () => {
+    const clock = new FakeClock(0);
+    const leases = source<V1Lease>();
+    const beats = new Heartbeats(40_000, clock, leases.informer, source<Host>().informer);
+    leases.add(lease('a', 't0'));
+    leases.add(lease('b', 't0'));
+    clock.advance(60_000);
+    assert.equal(beats.silent(), true);
+    leases.update(lease('a', 't0'), lease('a', 't1'));
+    assert.equal(beats.silent(), false);
+    clock.advance(39_000);
+    assert.equal(beats.fresh('b'), true, 'b has had 39 s since renewals resumed, not 99 s');
+    clock.advance(2_000);
+    assert.equal(beats.fresh('b'), false);
   });
 });
