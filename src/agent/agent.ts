@@ -29,6 +29,7 @@ import { CriClient, CriError } from './cri/client.js';
 import { SimulatedRuntime, type AgentRuntime } from './cri/simulated.js';
 import { HealthMonitor } from './health.js';
 import { HostReporter, machineCapacity } from './host.js';
+import { ImageGc } from './imagegc.js';
 import { ImageWarmer } from './images.js';
 import { countContainerPhases, observeCriCall } from './metrics.js';
 import type { AgentOptions } from './options.js';
@@ -259,6 +260,33 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
           log.warn('Orphan sweep failed', { err: e });
         }
         await sleep(realClock, 30_000, signal);
+      }
+    },
+  });
+  const imageGc = new ImageGc(
+    {
+      highPercent: o.imageGcHighThresholdPercent,
+      lowPercent: o.imageGcLowThresholdPercent,
+      minAgeMs: o.imageGcMinAgeSeconds * 1000,
+    },
+    {
+      cri,
+      containers: containers.cache,
+      images: images.cache,
+      wants: (i) => warmer.wants(i),
+      clock: realClock,
+      log,
+    },
+  );
+  manager.add({
+    name: 'image-gc',
+    needLeaderElection: false,
+    start: async (signal) => {
+      while (!signal.aborted) {
+        await sleep(realClock, o.imageGcIntervalSeconds * 1000, signal);
+        await imageGc
+          .collect()
+          .catch((e: unknown) => log.warn('Image garbage collection failed', { err: e }));
       }
     },
   });

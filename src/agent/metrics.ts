@@ -25,6 +25,18 @@ export const imagePullBytes = new Counter({
   registers,
 });
 
+export const imageGcRemovals = new Counter({
+  name: 'gantry_image_gc_removed_images_total',
+  help: 'Unused images removed because the image filesystem was above its high threshold',
+  registers,
+});
+
+export const imageGcBytes = new Counter({
+  name: 'gantry_image_gc_freed_bytes_total',
+  help: 'Bytes of the images removed by image garbage collection (their size as the runtime reports it)',
+  registers,
+});
+
 const criCallDuration = new Histogram({
   name: 'gantry_cri_call_duration_seconds',
   help: 'Duration of CRI calls, by method and gRPC result code',

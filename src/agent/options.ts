@@ -7,40 +7,53 @@ import { isQuantity } from '../api/v1alpha1/index.js';
 
 const quantity = z.string().refine(isQuantity, 'must be a quantity such as 2, 500m or 4Gi');
 const seconds = z.coerce.number().positive();
+const percent = z.coerce.number().min(0).max(100);
 
-export const AgentOptionsSchema = z.object({
-  hostName: z
-    .string()
-    .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS subdomain (the name of the Node)'),
-  criSocket: z.string().min(1),
-  kubeconfig: z.string().optional(),
-  stateDir: z.string().min(1),
-  metricsBindAddress: z.string(),
-  healthProbeBindAddress: z.string(),
-  /** Where other agents fetch checkpoints from this one (migrations). */
-  transferBindAddress: z.string(),
-  /** The address other agents reach this host at; the first non-loopback IPv4 when unset. */
-  advertiseAddress: z.string().optional(),
-  leaseNamespace: z.string().min(1),
-  /** Where the controller keeps migrations' transfer tokens; unset: leaseNamespace. */
-  transferSecretNamespace: z.string().min(1).optional(),
-  leaseDurationSeconds: z.coerce.number().int().min(5),
-  renewIntervalSeconds: seconds,
-  reportIntervalSeconds: seconds,
-  statsIntervalSeconds: seconds,
-  probeImage: z.string(),
-  restartBackoffSeconds: seconds,
-  restartBackoffMaxSeconds: seconds,
-  pullConcurrency: z.coerce.number().int().min(1).max(32),
-  capacityCpu: quantity.optional(),
-  capacityMemory: quantity.optional(),
-  reservedCpu: quantity,
-  reservedMemory: quantity,
-  cgroupParent: z.string().optional(),
-  logLevel: z.enum(['error', 'warn', 'info', 'debug']),
-  /** Benchmarks only (bench/scale-controlplane.ts): a hollow in-memory runtime instead of CRI. */
-  simulatedRuntime: z.enum(['true', 'false']).transform((v) => v === 'true'),
-});
+export const AgentOptionsSchema = z
+  .object({
+    hostName: z
+      .string()
+      .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS subdomain (the name of the Node)'),
+    criSocket: z.string().min(1),
+    kubeconfig: z.string().optional(),
+    stateDir: z.string().min(1),
+    metricsBindAddress: z.string(),
+    healthProbeBindAddress: z.string(),
+    /** Where other agents fetch checkpoints from this one (migrations). */
+    transferBindAddress: z.string(),
+    /** The address other agents reach this host at; the first non-loopback IPv4 when unset. */
+    advertiseAddress: z.string().optional(),
+    leaseNamespace: z.string().min(1),
+    /** Where the controller keeps migrations' transfer tokens; unset: leaseNamespace. */
+    transferSecretNamespace: z.string().min(1).optional(),
+    leaseDurationSeconds: z.coerce.number().int().min(5),
+    renewIntervalSeconds: seconds,
+    reportIntervalSeconds: seconds,
+    statsIntervalSeconds: seconds,
+    probeImage: z.string(),
+    restartBackoffSeconds: seconds,
+    restartBackoffMaxSeconds: seconds,
+    pullConcurrency: z.coerce.number().int().min(1).max(32),
+    capacityCpu: quantity.optional(),
+    capacityMemory: quantity.optional(),
+    reservedCpu: quantity,
+    reservedMemory: quantity,
+    cgroupParent: z.string().optional(),
+    /** Image garbage collection: from this full (percent of the image filesystem)... */
+    imageGcHighThresholdPercent: percent,
+    /** ...down to this. */
+    imageGcLowThresholdPercent: percent,
+    /** How long an image must have been unused before it may go. */
+    imageGcMinAgeSeconds: z.coerce.number().min(0),
+    imageGcIntervalSeconds: seconds,
+    logLevel: z.enum(['error', 'warn', 'info', 'debug']),
+    /** Benchmarks only (bench/scale-controlplane.ts): a hollow in-memory runtime instead of CRI. */
+    simulatedRuntime: z.enum(['true', 'false']).transform((v) => v === 'true'),
+  })
+  .refine((o) => o.imageGcLowThresholdPercent <= o.imageGcHighThresholdPercent, {
+    path: ['imageGcLowThresholdPercent'],
+    message: 'must not be above --image-gc-high-threshold-percent',
+  });
 
 export type AgentOptions = z.output<typeof AgentOptionsSchema>;
 
@@ -68,6 +81,10 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   reservedCpu: '0',
   reservedMemory: '0',
   cgroupParent: undefined,
+  imageGcHighThresholdPercent: '85',
+  imageGcLowThresholdPercent: '80',
+  imageGcMinAgeSeconds: '120',
+  imageGcIntervalSeconds: '60',
   logLevel: 'info',
   simulatedRuntime: 'false',
 };

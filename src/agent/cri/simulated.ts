@@ -41,6 +41,7 @@ export type AgentRuntime = Pick<
   | 'imageStatus'
   | 'pullImage'
   | 'removeImage'
+  | 'imageFsInfo'
   | 'close'
 >;
 
@@ -240,6 +241,11 @@ export class SimulatedRuntime implements AgentRuntime {
 
   async listImages() {
     return { images: [...this.images.values()] };
+  }
+
+  /** No image filesystem: image garbage collection has nothing to measure and stays idle. */
+  async imageFsInfo() {
+    return { imageFilesystems: [], containerFilesystems: [] };
   }
 
   async imageStatus({ image }: { image: { image: string } }) {

@@ -17,4 +17,8 @@ test('a bad value names the flag and says why', () => {
   assert.throws(() => parseAgentOptions(['--host-name', 'Bad_Name']), /--host-name: must be a DNS subdomain/);
   assert.throws(() => parseAgentOptions(['--reserved-cpu', 'lots']), /--reserved-cpu: must be a quantity/);
   assert.throws(() => parseAgentOptions(['--no-such-flag']), /Unknown option/);
+  assert.throws(
+    () => parseAgentOptions(['--image-gc-high-threshold-percent=70']),
+    /--image-gc-low-threshold-percent: must not be above --image-gc-high-threshold-percent/,
+  );
 });
