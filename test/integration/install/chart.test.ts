@@ -266,7 +266,7 @@ describe('Helm chart charts/gantry', () => {
     assert.ok(podSpec(find(single, 'Deployment')).containers[0]!.args.includes('--leader-elect=false'));
   });
 
-  it('mounts only the runtime socket and the state directory into the agent, at the same paths, unprivileged', async () => {
+  it('mounts only the runtime socket, the state directory and (read-only) the runtime root into the agent, at the same paths, unprivileged', async () => {
     const objects = await parseObjects(await render());
     const ds = find(objects, 'DaemonSet', `${release}-agent`);
     assert.equal(ds.metadata.namespace, agentNs);
@@ -276,10 +276,12 @@ describe('Helm chart charts/gantry', () => {
     assert.deepEqual(spec.volumes, [
       { name: 'runtime', hostPath: { path: '/run/containerd/containerd.sock', type: 'Socket' } },
       { name: 'state', hostPath: { path: '/var/lib/gantry/agent', type: 'DirectoryOrCreate' } },
+      { name: 'runtime-root', hostPath: { path: '/var/lib/containerd', type: 'Directory' } },
     ]);
     assert.deepEqual(c.volumeMounts, [
       { name: 'runtime', mountPath: '/run/containerd/containerd.sock' },
       { name: 'state', mountPath: '/var/lib/gantry/agent' },
+      { name: 'runtime-root', mountPath: '/var/lib/containerd', readOnly: true },
     ]);
     assert.equal(c.securityContext.privileged, false);
     assert.equal(c.securityContext.allowPrivilegeEscalation, false);
@@ -308,6 +310,15 @@ describe('Helm chart charts/gantry', () => {
       name: 'runtime',
       hostPath: { path: '/run/containerd', type: 'Directory' },
     });
+
+    // No runtime root: no mount (and no image garbage collection).
+    const noGc = podSpec(
+      find(await parseObjects(await render({ agent: { imageGC: { runtimeRoot: '' } } })), 'DaemonSet'),
+    );
+    assert.deepEqual(
+      noGc.volumes?.map((v) => v.name),
+      ['runtime', 'state'],
+    );
   });
 
   it('needs the privileged level for the agent only for the documented reasons (host paths, root)', async () => {
@@ -333,7 +344,7 @@ describe('Helm chart charts/gantry', () => {
       // Baseline: host paths only (no privileged container, no host namespaces, no added capabilities).
       assert.match(
         verdicts.baseline!,
-        /would violate PodSecurity "baseline:latest": hostPath volumes \(volumes "runtime", "state"\)\n/,
+        /would violate PodSecurity "baseline:latest": hostPath volumes \(volumes "runtime", "state", "runtime-root"\)\n/,
       );
       // Restricted adds running as root, nothing else (capabilities, seccomp, escalation all comply).
       const restricted =
