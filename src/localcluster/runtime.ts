@@ -8,7 +8,8 @@ import { imageRef } from './registry.js';
 async function withCri<T>(socket: string, fn: (cri: CriClient) => Promise<T>): Promise<T> {
   const cri = new CriClient(socket);
   try {
-    await cri.waitForReady(10_000);
+    // Reachable and serving: containerd listens a moment before its CRI service is initialized.
+    await cri.version({}, { waitForReady: true, timeoutMs: 10_000 });
     return await fn(cri);
   } finally {
     cri.close();

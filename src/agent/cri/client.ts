@@ -7,9 +7,12 @@
 // - Responses carry every scalar, list and map (proto3 defaults); an absent sub-message is undefined.
 // - Every unary call has a deadline; failures are CriErrors with the gRPC status code.
 // - One channel serves both services. grpc-js reconnects it by itself when the runtime restarts;
-//   calls made while the runtime is down fail at once with UNAVAILABLE unless they ask waitForReady.
+//   calls made while the runtime is down fail at once with UNAVAILABLE unless they ask waitForReady,
+//   which also waits out a runtime that listens but is still starting (containerd answers
+//   UNAVAILABLE "server is not initialized yet" for a moment after a restart).
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 
@@ -506,7 +509,7 @@ export interface CriCallOptions {
   timeoutMs?: number;
   /** Cancels the call (it then fails with CANCELLED). */
   signal?: AbortSignal;
-  /** Wait (up to the deadline) for the runtime to become reachable instead of failing fast. */
+  /** Wait (up to the deadline) for the runtime to be reachable and serving instead of failing fast. */
   waitForReady?: boolean;
 }
 
@@ -789,18 +792,43 @@ export class CriClient {
   }
 
   /** @param runtimeTimeout seconds the runtime itself may spend on the request, added to the deadline */
-  private unary<Res>(
+  private async unary<Res>(
     method: CriMethod,
     req: object,
     opts: CriCallOptions = {},
     runtimeTimeout?: Int64Input,
   ): Promise<Res> {
-    if (this.closed) return Promise.reject(this.closedError(method));
+    if (this.closed) throw this.closedError(method);
     const rpc = this.rpcs[method];
     const timeoutMs = Math.min(
       opts.timeoutMs ?? (this.timeouts[method] ?? this.defaultTimeoutMs) + Number(runtimeTimeout ?? 0) * 1000,
       MAX_TIMEOUT_MS,
     );
+    const deadline = Date.now() + timeoutMs;
+    for (let delayMs = 100; ; delayMs = Math.min(delayMs * 2, 1000)) {
+      try {
+        return await this.unaryOnce<Res>(method, rpc, req, opts, deadline, timeoutMs);
+      } catch (e) {
+        const retry =
+          opts.waitForReady &&
+          e instanceof CriError &&
+          e.isUnavailable() &&
+          !opts.signal?.aborted &&
+          Date.now() + delayMs < deadline;
+        if (!retry) throw e;
+        await sleep(delayMs);
+      }
+    }
+  }
+
+  private unaryOnce<Res>(
+    method: CriMethod,
+    rpc: (typeof this.rpcs)[CriMethod],
+    req: object,
+    opts: CriCallOptions,
+    deadline: number,
+    timeoutMs: number,
+  ): Promise<Res> {
     const started = performance.now();
     return new Promise<Res>((resolve, reject) => {
       const call = this.client.makeUnaryRequest(
@@ -809,7 +837,7 @@ export class CriClient {
         rpc.deserialize,
         req,
         this.metadata(opts.waitForReady),
-        { deadline: Date.now() + timeoutMs },
+        { deadline },
         (err, res) => {
           opts.signal?.removeEventListener('abort', cancel);
           this.observe(method, err ? err.code : grpc.status.OK, started);
