@@ -28,6 +28,7 @@ import { ContainerReconciler } from './containers.js';
 import { CriClient, CriError } from './cri/client.js';
 import { SimulatedRuntime, type AgentRuntime } from './cri/simulated.js';
 import { HealthMonitor } from './health.js';
+import { Fence } from './fence.js';
 import { HostReporter, machineCapacity } from './host.js';
 import { ImageGc } from './imagegc.js';
 import { ImageWarmer } from './images.js';
@@ -139,6 +140,15 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
     enqueue: (key) => enqueueImage(key),
     onPullsChanged: () => reporter.poke(),
   });
+  const fence = new Fence(o.fenceAfterSeconds * 1000, realClock);
+  fence.onChange((up) => {
+    if (up)
+      log.warn('No heartbeat renewal for too long: fencing off this host', {
+        fenceAfterSeconds: o.fenceAfterSeconds,
+      });
+    else log.info('Heartbeat renewed: fence down');
+    for (const key of containers.cache.keys()) enqueueContainer(key);
+  });
   const reporter = new HostReporter(
     {
       host,
@@ -163,6 +173,7 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
       imagePulls: () => warmer.pullStates(),
       cpuUsageCores: () => stats.cpuUsageCores(),
       workloadUsage: () => stats.workloadUsage(),
+      onRenewed: (sentAt) => fence.renewed(sentAt),
       log,
     },
   );
@@ -203,6 +214,7 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
       },
       enqueue: (key) => enqueueContainer(key),
       migrations: migrationSupport,
+      fence,
     },
   );
 
@@ -231,6 +243,7 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
   });
 
   manager.add({ name: 'host-reporter', needLeaderElection: false, start: (signal) => reporter.run(signal) });
+  manager.add({ name: 'fence', needLeaderElection: false, start: (signal) => fence.run(signal) });
   manager.add({
     name: 'checkpoint-transfer',
     needLeaderElection: false,

@@ -4,7 +4,7 @@
 // restarted agent adopts what is running instead of starting it twice. Each step is idempotent.
 import fs from 'node:fs';
 import type { Container, ContainerSpec, Migration } from '../api/v1alpha1/index.js';
-import { defaultPullPolicy, parseSpec } from '../api/v1alpha1/index.js';
+import { defaultPullPolicy, parseSpec, workloadOwner } from '../api/v1alpha1/index.js';
 import {
   metaTime,
   progressConditionTypes,
@@ -73,6 +73,8 @@ export interface ContainerReconcilerDeps {
   /** Asks for another reconcile of a key (a pull finished...). */
   enqueue: (key: string) => void;
   migrations: MigrationSupport;
+  /** Up while this host is cut off from the apiserver for longer than --fence-after (see fence.ts). */
+  fence: { readonly up: boolean };
 }
 
 /** What the runtime holds for one Container UID. */
@@ -106,6 +108,9 @@ function timeOf(ns: bigint): string | undefined {
 }
 
 export class ContainerReconciler implements Reconciler {
+  /** Workload replicas this agent stopped behind its fence, by key: their UIDs. */
+  private readonly fenced = new Map<string, string>();
+
   constructor(
     private readonly opts: ContainerReconcilerOptions,
     private readonly deps: ContainerReconcilerDeps,
@@ -116,9 +121,14 @@ export class ContainerReconciler implements Reconciler {
     if (!c) {
       // Deleted without our finalizer (we never acted on it): the orphan sweep removes leftovers.
       this.deps.health.stop(key);
+      this.fenced.delete(key);
       return;
     }
     if (c.metadata.deletionTimestamp) return this.finalize(key, c, ctx.log);
+    if (workloadOwner(c)) {
+      if (this.deps.fence.up) return this.fenceOff(key, c, ctx.log);
+      if (this.fenced.has(key) && !(await this.survivedFence(key, c))) return;
+    }
     const parsed = parseSpec('Container', c.spec);
     if (!parsed.ok) {
       await this.writeStatus(c, { phase: 'Failed', reason: 'InvalidSpec', message: parsed.error });
@@ -126,6 +136,29 @@ export class ContainerReconciler implements Reconciler {
     }
     await this.ensureFinalizer(c);
     return this.converge(key, c, parsed.value, ctx.log);
+  }
+
+  /**
+   * Behind the fence a Workload replica is removed from the runtime: the controller is about to
+   * replace it elsewhere. No status is written (the apiserver is out of reach).
+   */
+  private async fenceOff(key: string, c: Container, log: Logger): Promise<void> {
+    if (this.fenced.get(key) === c.metadata.uid) return;
+    this.deps.health.stop(key);
+    log.warn('Cut off from the apiserver: stopping a Workload replica before it is replaced elsewhere');
+    await this.teardown(c.metadata.uid ?? '', c.spec.terminationGracePeriodSeconds ?? 30, log);
+    this.fenced.set(key, c.metadata.uid ?? '');
+  }
+
+  /**
+   * Once the fence is down the cache may still hold replicas the controller deleted meanwhile: the
+   * apiserver itself says whether this one still exists before it starts again.
+   */
+  private async survivedFence(key: string, c: Container): Promise<boolean> {
+    const live = await this.deps.containers.get(splitKey(key));
+    if (!live || live.metadata.uid !== c.metadata.uid || live.metadata.deletionTimestamp) return false;
+    this.fenced.delete(key);
+    return true;
   }
 
   /** Removes everything the runtime holds for a UID: a graceful stop first, then the sandbox. */

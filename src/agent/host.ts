@@ -49,6 +49,8 @@ export interface HostReporterDeps {
   imagePulls: () => ImagePullState[];
   cpuUsageCores: () => number | undefined;
   workloadUsage: () => HostStatus['workloadUsage'];
+  /** Each heartbeat renewal that succeeded, with the time it was sent (the fence counts from it). */
+  onRenewed: (sentAt: number) => void;
   log: Logger;
 }
 
@@ -148,7 +150,8 @@ export class HostReporter {
     const namespace = this.opts.leaseNamespace;
     while (!signal.aborted) {
       try {
-        await this.renewLease(api, name, namespace);
+        const sentAt = realClock.now();
+        if (await this.renewLease(api, name, namespace)) this.deps.onRenewed(sentAt);
       } catch (e) {
         this.deps.log.warn('Heartbeat lease renewal failed', { err: e });
       }
@@ -156,7 +159,8 @@ export class HostReporter {
     }
   }
 
-  private async renewLease(api: CoordinationV1Api, name: string, namespace: string): Promise<void> {
+  /** False when someone else wrote the Lease meanwhile: the next round renews. */
+  private async renewLease(api: CoordinationV1Api, name: string, namespace: string): Promise<boolean> {
     const spec = {
       holderIdentity: this.opts.host,
       leaseDurationSeconds: this.opts.leaseDurationSeconds,
@@ -168,7 +172,7 @@ export class HostReporter {
     } catch (e) {
       if (!isNotFound(e)) throw e;
       await api.createNamespacedLease({ namespace, body: { metadata: { name, namespace }, spec } });
-      return;
+      return true;
     }
     try {
       await api.replaceNamespacedLease({
@@ -176,8 +180,10 @@ export class HostReporter {
         namespace,
         body: { ...lease, spec: { ...lease.spec, ...spec } },
       });
+      return true;
     } catch (e) {
-      if (!isConflict(e)) throw e; // someone else wrote it meanwhile: the next round renews
+      if (!isConflict(e)) throw e;
+      return false;
     }
   }
 

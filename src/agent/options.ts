@@ -46,6 +46,8 @@ export const AgentOptionsSchema = z
     /** How long an image must have been unused before it may go. */
     imageGcMinAgeSeconds: z.coerce.number().min(0),
     imageGcIntervalSeconds: seconds,
+    /** Self-fencing (fence.ts): stop Workload replicas after this long without a heartbeat; 0: never. */
+    fenceAfterSeconds: z.coerce.number().min(0),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']),
     /** Benchmarks only (bench/scale-controlplane.ts): a hollow in-memory runtime instead of CRI. */
     simulatedRuntime: z.enum(['true', 'false']).transform((v) => v === 'true'),
@@ -53,6 +55,10 @@ export const AgentOptionsSchema = z
   .refine((o) => o.imageGcLowThresholdPercent <= o.imageGcHighThresholdPercent, {
     path: ['imageGcLowThresholdPercent'],
     message: 'must not be above --image-gc-high-threshold-percent',
+  })
+  .refine((o) => o.fenceAfterSeconds === 0 || o.fenceAfterSeconds >= 2 * o.renewIntervalSeconds, {
+    path: ['fenceAfterSeconds'],
+    message: 'must be 0 (off) or at least twice --renew-interval-seconds (one lost renewal must not fence)',
   });
 
 export type AgentOptions = z.output<typeof AgentOptionsSchema>;
@@ -85,6 +91,7 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   imageGcLowThresholdPercent: '80',
   imageGcMinAgeSeconds: '120',
   imageGcIntervalSeconds: '60',
+  fenceAfterSeconds: '0',
   logLevel: 'info',
   simulatedRuntime: 'false',
 };

@@ -2,7 +2,13 @@
 // resource with the indexes they look things up by, and the Hosts' heartbeats. Created once per
 // manager, by whichever of those controllers is set up first.
 import type { V1Lease } from '@kubernetes/client-node';
-import type { Container, Host, Image, Workload } from '../api/v1alpha1/index.js';
+import {
+  workloadOwner,
+  type Container,
+  type Host,
+  type Image,
+  type Workload,
+} from '../api/v1alpha1/index.js';
 import { hostLeaseName } from '../agent/host.js';
 import type { Clock } from '../kube/clock.js';
 import type { Informer } from '../kube/informer.js';
@@ -26,9 +32,7 @@ export interface SharedCaches {
 
 /** The Workload that controls a Container (its controller owner reference), as `namespace/name`. */
 export function controllingWorkload(c: Container): string | undefined {
-  const ref = c.metadata.ownerReferences?.find(
-    (r) => r.controller && r.kind === 'Workload' && r.apiVersion.startsWith('gantry.dev/'),
-  );
+  const ref = workloadOwner(c);
   return ref && joinKey({ namespace: c.metadata.namespace, name: ref.name });
 }
 

@@ -133,3 +133,10 @@ export type ContainerSpec = z.output<typeof ContainerSpecSchema>;
 export type ContainerSpecInput = z.input<typeof ContainerSpecSchema>;
 export type ContainerStatus = z.output<typeof ContainerStatusSchema>;
 export type ContainerPhase = z.output<typeof ContainerPhaseSchema>;
+
+/** The owner reference of the Workload that controls a Container (a replica), if any. */
+export function workloadOwner(c: Container) {
+  return c.metadata.ownerReferences?.find(
+    (r) => r.controller && r.kind === 'Workload' && r.apiVersion.startsWith('gantry.dev/'),
+  );
+}

@@ -21,4 +21,9 @@ test('a bad value names the flag and says why', () => {
     () => parseAgentOptions(['--image-gc-high-threshold-percent=70']),
     /--image-gc-low-threshold-percent: must not be above --image-gc-high-threshold-percent/,
   );
+  assert.throws(
+    () => parseAgentOptions(['--fence-after-seconds=15', '--renew-interval-seconds=10']),
+    /--fence-after-seconds: must be 0 \(off\) or at least twice --renew-interval-seconds/,
+  );
+  assert.equal(parseAgentOptions(['--fence-after-seconds=20']).fenceAfterSeconds, 20);
 });
