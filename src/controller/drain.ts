@@ -15,7 +15,7 @@ import {
   parseSpec,
   type Workload,
 } from '../api/v1alpha1/index.js';
-import { realClock } from '../kube/clock.js';
+import { realClock, type Clock } from '../kube/clock.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
 import { isConflict } from '../kube/errors.js';
@@ -81,6 +81,7 @@ export interface DrainReconcilerDeps {
   containersApi: Pick<CustomResourceClient<Container>, 'delete'>;
   migrationsApi: Pick<CustomResourceClient<Migration>, 'create'>;
   recorder: EventRecorder;
+  clock?: Clock;
 }
 
 const finished = new Set(['Succeeded', 'Failed', 'RolledBack']);
@@ -89,8 +90,20 @@ const done = (c: Container) => c.status?.phase === 'Succeeded' || c.status?.phas
 type Plan =
   { how: 'migration'; mode: 'Checkpoint' | 'Restart'; fallback: 'Restart' | 'None' } | { how: 'deletion' };
 
+/** How long a created Migration counts while the cache has not shown it (then the cache decides). */
+const unseenTtlMs = 60_000;
+
 export class DrainReconciler implements Reconciler {
-  constructor(private readonly deps: DrainReconcilerDeps) {}
+  private readonly clock: Clock;
+  /**
+   * Migrations this reconciler created that its cache has not shown yet, with when: they count as
+   * in flight meanwhile, or a reconcile woken by something else could start more than the limit.
+   */
+  private readonly unseen = new Map<string, { migration: Migration; at: number }>();
+
+  constructor(private readonly deps: DrainReconcilerDeps) {
+    this.clock = deps.clock ?? realClock;
+  }
 
   async reconcile(name: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
     const host = this.deps.hosts.get(name);
@@ -103,7 +116,14 @@ export class DrainReconciler implements Reconciler {
     const here = this.deps.containers
       .byIndex(byHost, name)
       .filter((c) => !done(c) && !c.metadata.labels?.[migrationLabel]);
-    const ours = this.deps.migrations.list().filter((m) => m.metadata.labels?.[drainHostLabel] === name);
+    const now = this.clock.now();
+    for (const [key, { at }] of this.unseen) {
+      if (this.deps.migrations.get(key) || now - at > unseenTtlMs) this.unseen.delete(key);
+    }
+    const ours = [
+      ...this.deps.migrations.list(),
+      ...[...this.unseen.values()].map((u) => u.migration),
+    ].filter((m) => m.metadata.labels?.[drainHostLabel] === name);
     const active = ours.filter((m) => !finished.has(m.status?.phase ?? ''));
     const deleting = here.filter((c) => c.metadata.deletionTimestamp);
     let inFlight = active.length + deleting.length;
@@ -132,8 +152,8 @@ export class DrainReconciler implements Reconciler {
       const plan = this.plan(c);
       const workload = controllingWorkload(c);
       if (workload && (busyWorkloads.get(workload) ?? 0) >= this.maxUnavailable(workload)) continue;
-      // Our cache may not show a move we started a moment ago: starting it again finds it (a
-      // Migration's name is fixed per attempt; a deletion is idempotent) and counts it in flight.
+      // A deletion is idempotent; a Migration's name is fixed per attempt, so one our cache missed
+      // is found (a conflict) rather than made twice.
       const started =
         plan.how === 'deletion'
           ? await this.deps.containersApi.delete({ namespace: c.metadata.namespace, name: c.metadata.name! })
@@ -199,6 +219,7 @@ export class DrainReconciler implements Reconciler {
       },
       spec: { container: c.metadata.name!, mode: plan.mode, fallback: plan.fallback, timeoutSeconds: 300 },
     } as Migration;
+    let created = true;
     try {
       await this.deps.migrationsApi.create(m);
       this.deps.recorder.event(
@@ -208,11 +229,12 @@ export class DrainReconciler implements Reconciler {
         'Drain',
         `Moving ${objectKey(c)} (${plan.mode}, attempt ${attempt})`,
       );
-      return true;
     } catch (e) {
       if (!isConflict(e)) throw e;
-      return false;
+      created = false; // made before; our cache has not shown it yet either
     }
+    this.unseen.set(objectKey(m), { migration: m, at: this.clock.now() });
+    return created;
   }
 
   private async writeStatus(host: Host, drain: NonNullable<Host['status']>['drain']): Promise<void> {
