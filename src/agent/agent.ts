@@ -32,7 +32,7 @@ import { Fence } from './fence.js';
 import { HostReporter, machineCapacity } from './host.js';
 import { ImageGc } from './imagegc.js';
 import { ImageWarmer } from './images.js';
-import { countContainerPhases, observeCriCall } from './metrics.js';
+import { countContainerPhases, fenced as fencedGauge, observeCriCall } from './metrics.js';
 import type { AgentOptions } from './options.js';
 import { ImagePuller } from './pull.js';
 import { pullAuth } from './pullsecrets.js';
@@ -142,6 +142,7 @@ export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions
   });
   const fence = new Fence(o.fenceAfterSeconds * 1000, realClock);
   fence.onChange((up) => {
+    fencedGauge.set(up ? 1 : 0);
     if (up)
       log.warn('No heartbeat renewal for too long: fencing off this host', {
         fenceAfterSeconds: o.fenceAfterSeconds,

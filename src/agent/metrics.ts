@@ -25,6 +25,12 @@ export const imagePullBytes = new Counter({
   registers,
 });
 
+export const fenced = new Gauge({
+  name: 'gantry_agent_fenced',
+  help: '1 while this agent, cut off from the apiserver, keeps its Workload replicas stopped (self-fencing)',
+  registers,
+});
+
 export const imageGcRemovals = new Counter({
   name: 'gantry_image_gc_removed_images_total',
   help: 'Unused images removed because the image filesystem was above its high threshold',

@@ -13,6 +13,7 @@ import type { Container, Host } from '../../src/api/v1alpha1/index.js';
 import { CriClient } from '../../src/agent/cri/client.js';
 import { labels as runtimeLabels } from '../../src/agent/runtimespec.js';
 import {
+  agentPorts,
   installCrds,
   startAgent,
   startController,
@@ -94,6 +95,12 @@ async function runningReplicas(): Promise<Record<string, string[]>> {
 async function containers(): Promise<Container[]> {
   const out = await kubectlOk(['get', 'containers.gantry.dev', '-n', ns, '-o', 'json']);
   return (JSON.parse(out) as { items: Container[] }).items;
+}
+
+/** host-2's agent's gantry_agent_fenced, from its /metrics. */
+async function fencedGauge(): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${agentPorts(host2).metrics}/metrics`)).text();
+  return Number(/^gantry_agent_fenced (\S+)$/m.exec(text)?.[1]);
 }
 
 const hostReady = async (name: string) =>
@@ -193,6 +200,7 @@ describe('a host cut off from the apiserver, with self-fencing', { timeout: 300_
         filter: { labelSelector: { [runtimeLabels.name]: 'bare' }, state: { state: 'CONTAINER_RUNNING' } },
       });
       assert.equal(bareRuntime.containers.length, 1, 'the bare Container runs on behind the fence');
+      assert.equal(await fencedGauge(), 1, 'the agent says it is fenced (alert GantryHostFenced)');
 
       proxy.restore();
       await eventually('host-2 Ready again', async () => (await hostReady(host2)) === 'True', {
@@ -206,6 +214,7 @@ describe('a host cut off from the apiserver, with self-fencing', { timeout: 300_
         );
       });
       await new Promise((r) => setTimeout(r, 5000)); // time for a wrong restart to show
+      assert.equal(await fencedGauge(), 0);
     } finally {
       watching = false;
       await watcher;
