@@ -18,7 +18,6 @@ export class CommandError extends Error {
 export interface RunOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
-  input?: string;
   /** Append stdout and stderr to this file instead of keeping them in memory. */
   logFile?: string;
   timeoutMs?: number;
@@ -31,14 +30,14 @@ export function run(cmd: string, args: string[], opts: RunOptions = {}): Promise
     const child = spawn(cmd, args, {
       cwd: opts.cwd,
       env: opts.env ?? process.env,
-      stdio: ['pipe', log ?? 'pipe', log ?? 'pipe'],
+      // No stdin: writing to a child that exits first fails with EPIPE, and nothing here needs it.
+      stdio: ['ignore', log ?? 'pipe', log ?? 'pipe'],
       timeout: opts.timeoutMs,
     });
     let out = '';
     let err = '';
     child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdin?.end(opts.input ?? '');
     child.on('error', (e) => {
       if (log !== undefined) fs.closeSync(log);
       reject(e);
