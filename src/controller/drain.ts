@@ -167,14 +167,17 @@ export class DrainReconciler implements Reconciler {
     }
     const completed = ours.filter((m) => m.status?.phase === 'Succeeded').length;
     const remaining = here.length;
+    // Drained once nothing is left and every move has ended: a Migration deletes its source a
+    // moment before it records Succeeded, and users read the two together.
+    const drained = remaining === 0 && inFlight === 0;
     await this.writeStatus(host, {
-      phase: remaining === 0 ? 'Drained' : 'Draining',
+      phase: drained ? 'Drained' : 'Draining',
       pending: Math.max(0, remaining - inFlight - failed),
       migrating: inFlight,
       completed,
       failed,
     });
-    if (remaining === 0) {
+    if (drained) {
       if (host.status?.drain?.phase !== 'Drained') {
         this.deps.recorder.event(host, 'Normal', 'Drained', 'Drain', `No Containers left on ${name}`);
       }

@@ -307,6 +307,8 @@ describe('drain', () => {
     const drained = await eventually(
       'the host to be drained',
       async () => {
+        // The Host first: once it says Drained every move had ended, so the list read after shows them.
+        const h = await getObject<Host>(['hosts.gantry.dev', host1]);
         const list = JSON.parse(
           await kubectlOk([
             'get',
@@ -323,7 +325,6 @@ describe('drain', () => {
           (m) => !['Succeeded', 'Failed', 'RolledBack'].includes(m.status?.phase ?? ''),
         );
         most = Math.max(most, active.length);
-        const h = await getObject<Host>(['hosts.gantry.dev', host1]);
         return h?.status?.drain?.phase === 'Drained' ? list.items : undefined;
       },
       { timeoutMs: 240_000, intervalMs: 100 },

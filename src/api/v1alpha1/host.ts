@@ -132,7 +132,9 @@ export const HostStatusSchema = z
       .object({
         phase: z
           .enum(['Draining', 'Drained'])
-          .describe('Draining while Containers remain; Drained once the Host is empty.'),
+          .describe(
+            'Draining while Containers remain or their moves run; Drained once the Host is empty and every move ended.',
+          ),
         pending: int32(0).optional().describe('Containers not yet moved.'),
         migrating: int32(0).optional().describe('Containers being moved now.'),
         completed: int32(0).optional().describe('Containers moved.'),

@@ -33,12 +33,18 @@ function setup() {
   hosts.set(host);
   const migrations = new Store<Migration>();
   const created: Migration[] = [];
+  const statuses: { phase?: string }[] = [];
   const reconciler = new DrainReconciler({
     hosts,
     containers,
     workloads: new Store<Workload>(),
     migrations,
-    hostsApi: { applyStatus: async () => host },
+    hostsApi: {
+      applyStatus: async (_name, status) => {
+        statuses.push((status as { drain?: { phase?: string } }).drain ?? {});
+        return host;
+      },
+    },
     containersApi: { delete: async () => true },
     migrationsApi: {
       create: async (m) => {
@@ -52,7 +58,7 @@ function setup() {
     recorder: quietRecorder(clock),
     clock,
   });
-  return { reconciler, containers, migrations, created, clock };
+  return { reconciler, containers, migrations, created, statuses, clock };
 }
 
 describe('DrainReconciler', () => {
@@ -79,5 +85,20 @@ describe('DrainReconciler', () => {
       t.created.map((m) => m.spec.container),
       ['a', 'b', 'c', 'd'],
     );
+  });
+
+  it('says Drained only once every move has ended, not when the last source is gone', async () => {
+    const t = setup();
+    for (const name of ['b', 'c', 'd']) t.containers.delete(`ns/${name}`);
+    await t.reconciler.reconcile('h1', ctx);
+    const [move] = t.created;
+    // The Migration deleted its source and has not written Succeeded yet.
+    t.migrations.set({ ...move!, status: { phase: 'Restoring' } } as Migration);
+    t.containers.delete('ns/a');
+    await t.reconciler.reconcile('h1', ctx);
+    assert.equal(t.statuses.at(-1)?.phase, 'Draining');
+    t.migrations.set({ ...move!, status: { phase: 'Succeeded' } } as Migration);
+    await t.reconciler.reconcile('h1', ctx);
+    assert.equal(t.statuses.at(-1)?.phase, 'Drained');
   });
 });
