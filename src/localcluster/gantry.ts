@@ -137,11 +137,15 @@ export interface GantryArgs {
   agent?: string[];
 }
 
-/** CRDs, the controller and an agent on every host; idempotent. */
+/**
+ * CRDs, an agent on every host, then the controller; idempotent. Agents first: a controller that
+ * waits longer than its --host-lost-grace for their first heartbeats marks the Hosts lost, and
+ * their Ready condition flaps while they come back.
+ */
 export async function startGantry(cluster: LocalCluster, args: GantryArgs = {}): Promise<void> {
   await installCrds(cluster);
-  await startController(cluster, args.controller);
   await Promise.all(cluster.hosts.map((h) => startAgent(cluster, h.name, args.agent)));
+  await startController(cluster, args.controller);
 }
 
 export async function stopGantry(cluster: LocalCluster): Promise<void> {
