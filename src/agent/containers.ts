@@ -73,7 +73,7 @@ export interface ContainerReconcilerDeps {
   /** Asks for another reconcile of a key (a pull finished...). */
   enqueue: (key: string) => void;
   migrations: MigrationSupport;
-  /** Up while this host is cut off from the apiserver for longer than --fence-after (see fence.ts). */
+  /** Up while this host is cut off from the apiserver for longer than --fence-after-seconds (fence.ts). */
   fence: { readonly up: boolean };
 }
 

@@ -1,4 +1,4 @@
-// Self-fencing, opt-in (--fence-after): a host cut off from the apiserver stops its Workload
+// Self-fencing, opt-in (--fence-after-seconds): a host cut off from the apiserver stops its Workload
 // replicas before the controller replaces them elsewhere (after its --host-lost-grace), so a
 // partition never runs a replica twice. Bare Containers run on: nothing replaces them.
 //

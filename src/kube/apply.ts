@@ -10,11 +10,6 @@ export interface ApplyOptions {
   fieldManager: string;
   /** Take over fields another manager owns. Default true (controllers own what they write). */
   force?: boolean;
-  /**
-   * Apply only if the object is still at this resourceVersion (else 409 Conflict): for a write
-   * decided on a cached object that may be behind the apiserver.
-   */
-  resourceVersion?: string;
 }
 
 interface ManagedFieldsEntry {

@@ -88,14 +88,7 @@ export class CustomResourceClient<T extends KubernetesObject, Input extends Kube
    * the fields this writer owns, so `obj` is usually a fragment of a T.
    */
   async apply(obj: Partial<T> & KubernetesObject, opts: ApplyOptions): Promise<T> {
-    const body = {
-      ...obj,
-      apiVersion: this.apiVersion,
-      kind: this.type.kind,
-      ...(opts.resourceVersion
-        ? { metadata: { ...obj.metadata, resourceVersion: opts.resourceVersion } }
-        : {}),
-    };
+    const body = { ...obj, apiVersion: this.apiVersion, kind: this.type.kind };
     const params = { ...this.base(), name: nameOf(obj).name, body, fieldManager: opts.fieldManager };
     const force = opts.force ?? true;
     const options = setHeaderOptions('Content-Type', PatchStrategy.ServerSideApply);
@@ -106,9 +99,15 @@ export class CustomResourceClient<T extends KubernetesObject, Input extends Kube
 
   /**
    * Server-side apply of `status` on /status as `fieldManager`. Given the live object (from an
-   * informer's cache), skips the request when it would change nothing and returns `live`.
+   * informer's cache), skips the request when it would change nothing and returns `live`. Given a
+   * resourceVersion, applies only if the object is still at it (else 409 Conflict): for a write
+   * decided on a cached object that may be behind the apiserver.
    */
-  async applyStatus(name: ObjectName, status: object, opts: ApplyOptions & { live?: T }): Promise<T> {
+  async applyStatus(
+    name: ObjectName,
+    status: object,
+    opts: ApplyOptions & { live?: T; resourceVersion?: string },
+  ): Promise<T> {
     const body = {
       apiVersion: this.apiVersion,
       kind: this.type.kind,
