@@ -799,13 +799,22 @@ describe('RBAC and admission policy of the chart, with the real controller and a
       input: lease(`gantry-host-${elsewhere}`, elsewhere),
     });
     assert.match(foreign.stderr, denied);
-    // Taking over the controller's leader-election Lease.
-    const election = await eventually('the controller to hold its Lease', () =>
-      getJson<KubeObject & { spec: { holderIdentity?: string } }>(['lease', 'gantry-controller', '-n', ns]),
-    );
-    election.spec.holderIdentity = host;
-    const takeover = await kubectlWith(kc.agent, ['replace', '--dry-run=server', '-f', '-'], {
-      input: JSON.stringify(election),
+    // Taking over the controller's leader-election Lease. The controller renews it every few
+    // seconds, and a replace of a copy it renewed meanwhile is refused as a conflict before
+    // admission is asked: read and try again until admission answers.
+    const takeover = await eventually('an answer from admission, not a conflict', async () => {
+      const election = await getJson<KubeObject & { spec: { holderIdentity?: string } }>([
+        'lease',
+        'gantry-controller',
+        '-n',
+        ns,
+      ]);
+      if (!election) return undefined;
+      election.spec.holderIdentity = host;
+      const r = await kubectlWith(kc.agent, ['replace', '--dry-run=server', '-f', '-'], {
+        input: JSON.stringify(election),
+      });
+      return /Conflict/.test(r.stderr) ? undefined : r;
     });
     assert.match(takeover.stderr, denied);
     const event = (instance: string) =>
