@@ -1,6 +1,6 @@
 // HOLLOW agents for bench/scale-controlplane.ts only: several real agents (watches, reconcilers,
 // heartbeats, Host reports, API writes) in one process, each on the simulated runtime
-// (src/agent/cri/simulated.ts) that runs nothing, like kubemark's hollow nodes.
+// (src/cri/simulated.ts) that runs nothing, like kubemark's hollow nodes.
 // Usage: tsx bench/hollow-agents.ts <kubeconfig> <state dir> <host>...; stops on SIGTERM.
 import path from 'node:path';
 import { setUpAgent } from '../src/agent/agent.js';
@@ -8,6 +8,7 @@ import { parseAgentOptions } from '../src/agent/options.js';
 import { KubeClient, loadKubeConfig } from '../src/kube/client.js';
 import { Manager } from '../src/kube/manager.js';
 import { createLogger } from '../src/obs/logger.js';
+import { SimulatedRuntime } from './support/simulated-runtime.js';
 
 const [kubeconfig, stateDir, ...hosts] = process.argv.slice(2);
 if (!kubeconfig || !stateDir || hosts.length === 0) {
@@ -24,7 +25,6 @@ const runs = hosts.map((host) => {
   const options = parseAgentOptions(
     [
       `--host-name=${host}`,
-      '--simulated-runtime=true',
       `--kubeconfig=${kubeconfig}`,
       `--state-dir=${path.join(stateDir, host)}`,
       '--metrics-bind-address=0',
@@ -45,7 +45,7 @@ const runs = hosts.map((host) => {
     healthProbeBindAddress: '0',
     handleSignals: false,
   });
-  setUpAgent(manager, client, options, log);
+  setUpAgent(manager, client, options, log, new SimulatedRuntime());
   return manager.run(stop.signal);
 });
 

@@ -1,5 +1,5 @@
 // npm run bench:scale, part 1 — control-plane scale. 50 HOLLOW hosts (a Node and a Host each, run
-// by real agent code on the simulated runtime of src/agent/cri/simulated.ts, several per process,
+// by real agent code on the simulated runtime of src/cri/simulated.ts, several per process,
 // like kubemark's hollow nodes) and 500 Workloads x 10 replicas = 5,000 Containers: how long until
 // all are Running, the controller's CPU seconds and peak RSS; and first, on the same apiserver, the
 // rate at which it creates 5,000 ConfigMaps: the ceiling any controller works under.
@@ -12,9 +12,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CoordinationV1Api, CoreV1Api } from '@kubernetes/client-node';
 import type { Container, Host, WorkloadInput } from '../src/api/v1alpha1/index.js';
-import { hostLeaseName } from '../src/agent/host.js';
+import { hostLeaseName } from '../src/api/v1alpha1/index.js';
 import { KubeClient, loadKubeConfig } from '../src/kube/client.js';
-import { resourceClient } from '../src/api/v1alpha1/client.js';
+import { resourceClient } from '../src/kube/resources.js';
 import { isNotFound } from '../src/kube/errors.js';
 import { Informer, restListWatcher } from '../src/kube/informer.js';
 import {

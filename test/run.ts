@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { down, up } from '../src/localcluster/cluster.js';
 import { readLocalCluster } from '../src/localcluster/state.js';
+import { cacheDir } from '../src/localcluster/versions.js';
 
 const suites = ['unit', 'integration', 'e2e'] as const;
 type Suite = (typeof suites)[number];
@@ -63,7 +64,11 @@ async function main(): Promise<number> {
         '--test-timeout=900000',
         ...files,
       ],
-      { stdio: 'inherit' },
+      // The cluster's own kubectl, helm and friends come first on PATH.
+      {
+        stdio: 'inherit',
+        env: { ...process.env, PATH: `${path.join(cacheDir, 'bin')}:${process.env.PATH}` },
+      },
     );
     const [code] = (await once(runner, 'exit')) as [number | null];
     return code ?? 1;

@@ -5,7 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { V1Node } from '@kubernetes/client-node';
-import { resourceClient } from '../api/v1alpha1/client.js';
+import { resourceClient } from '../kube/resources.js';
 import {
   type Container,
   type Host,
@@ -25,8 +25,7 @@ import { parseBindAddress } from '../obs/http.js';
 import type { Logger } from '../obs/logger.js';
 import { EventsV1Api } from '@kubernetes/client-node';
 import { ContainerReconciler } from './containers.js';
-import { CriClient, CriError } from './cri/client.js';
-import { SimulatedRuntime, type AgentRuntime } from './cri/simulated.js';
+import { type AgentRuntime, CriClient, CriError } from '../cri/client.js';
 import { HealthMonitor } from './health.js';
 import { Fence } from './fence.js';
 import { HostReporter, machineCapacity } from './host.js';
@@ -64,14 +63,21 @@ function advertisedAddress(): string {
   return addresses.find((a) => a?.family === 'IPv4' && !a.internal)?.address ?? '127.0.0.1';
 }
 
-/** Wires the agent's informers, reconcilers and background tasks into `manager`. */
-export function setUpAgent(manager: Manager, client: KubeClient, o: AgentOptions, log: Logger): void {
+/**
+ * Wires the agent's informers, reconcilers and background tasks into `manager`. The runtime is
+ * containerd's CRI at --cri-socket unless one is given (the benchmarks' hollow agents give theirs).
+ */
+export function setUpAgent(
+  manager: Manager,
+  client: KubeClient,
+  o: AgentOptions,
+  log: Logger,
+  runtime?: AgentRuntime,
+): void {
   const host = o.hostName;
   const fieldManager = `gantry-agent/${host}`;
-  // The hollow runtime provides just the calls the agent's modules make (AgentRuntime).
-  const cri = o.simulatedRuntime
-    ? (new SimulatedRuntime() as AgentRuntime as CriClient)
-    : new CriClient(o.criSocket, { observer: observeCriCall });
+  // A given runtime provides just the calls the agent's modules make (AgentRuntime).
+  const cri = runtime ? (runtime as CriClient) : new CriClient(o.criSocket, { observer: observeCriCall });
   const containersApi = resourceClient(client, 'Container');
   const imagesApi = resourceClient(client, 'Image');
   const hostsApi = resourceClient(client, 'Host');

@@ -4,7 +4,12 @@
 // restarted agent adopts what is running instead of starting it twice. Each step is idempotent.
 import fs from 'node:fs';
 import type { Container, ContainerSpec, Migration } from '../api/v1alpha1/index.js';
-import { defaultPullPolicy, parseSpec, workloadOwner } from '../api/v1alpha1/index.js';
+import {
+  defaultPullPolicy,
+  parseSpec,
+  runtimeCleanupFinalizer,
+  workloadOwner,
+} from '../api/v1alpha1/index.js';
 import {
   metaTime,
   progressConditionTypes,
@@ -27,7 +32,7 @@ import {
   CriError,
   nanosToDate,
   type PodSandbox,
-} from './cri/client.js';
+} from '../cri/client.js';
 import type { HealthMonitor } from './health.js';
 import type { MigrationRole, MigrationSupport } from './migration.js';
 import { containerRestarts, containerStartDuration } from './metrics.js';
@@ -44,7 +49,6 @@ import {
   specHash,
 } from './runtimespec.js';
 
-export const finalizer = 'gantry.dev/runtime-cleanup';
 /** Label on a runtime container: the restart back-off step it was started with. */
 const backoffStepLabel = 'gantry.dev/backoff-step';
 
@@ -216,7 +220,7 @@ export class ContainerReconciler implements Reconciler {
 
   private async finalize(key: string, c: Container, log: Logger): Promise<void> {
     this.deps.health.stop(key);
-    if (!c.metadata.finalizers?.includes(finalizer)) return;
+    if (!c.metadata.finalizers?.includes(runtimeCleanupFinalizer)) return;
     const grace = c.spec?.terminationGracePeriodSeconds ?? 30;
     this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', `Stopping container (grace period ${grace}s)`);
     await this.teardown(c.metadata.uid ?? '', grace, log);
@@ -224,7 +228,7 @@ export class ContainerReconciler implements Reconciler {
   }
 
   private async ensureFinalizer(c: Container): Promise<void> {
-    if (!c.metadata.finalizers?.includes(finalizer)) await this.setFinalizer(c, true);
+    if (!c.metadata.finalizers?.includes(runtimeCleanupFinalizer)) await this.setFinalizer(c, true);
   }
 
   /**
@@ -242,7 +246,7 @@ export class ContainerReconciler implements Reconciler {
             name: c.metadata.name,
             namespace: c.metadata.namespace,
             uid: c.metadata.uid,
-            finalizers: present ? [finalizer] : [],
+            finalizers: present ? [runtimeCleanupFinalizer] : [],
           },
         },
         { fieldManager: this.opts.fieldManager },

@@ -5,7 +5,7 @@
 // as in Docker, an unhealthy container is not restarted.
 import net from 'node:net';
 import type { HealthCheck } from '../api/v1alpha1/index.js';
-import type { CriClient } from './cri/client.js';
+import type { CriClient } from '../cri/client.js';
 
 export type Health = 'Starting' | 'Healthy' | 'Unhealthy';
 

@@ -5,7 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { CoordinationV1Api, type V1Lease, type V1Node } from '@kubernetes/client-node';
-import type { Host } from '../api/v1alpha1/index.js';
+import { hostLeaseName, type Host } from '../api/v1alpha1/index.js';
 import { getCondition, metaTime, setCondition, type Condition } from '../kube/conditions.js';
 import { isApplyNoop } from '../kube/apply.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
@@ -16,7 +16,7 @@ import { realClock, sleep } from '../kube/clock.js';
 import type { Cache } from '../kube/store.js';
 import type { Logger } from '../obs/logger.js';
 import { type CheckpointProbeResult, probeCheckpoint } from './checkpoint/probe.js';
-import type { CriClient } from './cri/client.js';
+import type { CriClient } from '../cri/client.js';
 import type { ImagePullState } from './images.js';
 import { labels as runtimeLabels, managedByValue } from './runtimespec.js';
 
@@ -52,11 +52,6 @@ export interface HostReporterDeps {
   /** Each heartbeat renewal that succeeded, with the time it was sent (the fence counts from it). */
   onRenewed: (sentAt: number) => void;
   log: Logger;
-}
-
-/** The name of a host's heartbeat Lease (the controller reads it to tell a lost host). */
-export function hostLeaseName(host: string): string {
-  return `gantry-host-${host}`;
 }
 
 export function machineCapacity(): { cpu: string; memory: string } {

@@ -9,7 +9,7 @@ import { type Container, type Image as ImageObject, normalizeImageReference } fr
 import type { Clock } from '../kube/clock.js';
 import type { Cache } from '../kube/store.js';
 import type { Logger } from '../obs/logger.js';
-import { CriError, type CriClient, type Image } from './cri/client.js';
+import { CriError, type CriClient, type Image } from '../cri/client.js';
 import { wantedReference } from './images.js';
 import { imageGcBytes, imageGcRemovals } from './metrics.js';
 

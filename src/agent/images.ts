@@ -13,7 +13,7 @@ import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/cont
 import { objectKey } from '../kube/keys.js';
 import type { Cache } from '../kube/store.js';
 import type { Logger } from '../obs/logger.js';
-import type { AuthConfig, CriClient } from './cri/client.js';
+import type { AuthConfig, CriClient } from '../cri/client.js';
 import { type ImagePuller, PullError } from './pull.js';
 
 export interface ImagePullState {

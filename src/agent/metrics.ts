@@ -1,7 +1,7 @@
 // The node agent's own metrics (gantry_ prefix, base units), on the process registry next to the
 // machinery's controller-runtime metrics.
 import { Counter, Gauge, Histogram } from 'prom-client';
-import type { CriCallEvent } from './cri/client.js';
+import type { CriCallEvent } from '../cri/client.js';
 import { registry } from '../obs/metrics.js';
 
 const registers = [registry];

@@ -10,6 +10,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import {
   effectiveMode,
   restoreFromAnnotation,
+  transferSecretName,
   type Container,
   type Host,
   type Migration,
@@ -19,11 +20,6 @@ import { getCondition, setCondition, type Condition, type ConditionUpdate } from
 import type { CustomResourceClient } from '../kube/customresource.js';
 import type { Cache } from '../kube/store.js';
 import { type CheckpointSource, fetchCheckpoint } from './transfer.js';
-
-/** The Secret (in Gantry's namespace) holding a migration's transfer token, named after the Migration's UID. */
-export function transferSecretName(migrationUid: string): string {
-  return `gantry-migration-${migrationUid}`;
-}
 
 const sourcePhases = new Set(['Checkpointing', 'Transferring', 'Restoring', 'RollingBack']);
 

@@ -49,8 +49,6 @@ export const AgentOptionsSchema = z
     /** Self-fencing (fence.ts): stop Workload replicas after this long without a heartbeat; 0: never. */
     fenceAfterSeconds: z.coerce.number().min(0),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']),
-    /** Benchmarks only (bench/scale-controlplane.ts): a hollow in-memory runtime instead of CRI. */
-    simulatedRuntime: z.enum(['true', 'false']).transform((v) => v === 'true'),
   })
   .refine((o) => o.imageGcLowThresholdPercent <= o.imageGcHighThresholdPercent, {
     path: ['imageGcLowThresholdPercent'],
@@ -93,7 +91,6 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   imageGcIntervalSeconds: '60',
   fenceAfterSeconds: '0',
   logLevel: 'info',
-  simulatedRuntime: 'false',
 };
 
 const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);

@@ -1,7 +1,7 @@
 // Pulls images through CRI for containers and Image objects alike: one pull per reference at a
 // time (concurrent callers share it), at most `concurrency` pulls at once, failures classified
 // into reasons a user can act on and retried only after a growing back-off.
-import { type AuthConfig, type CriClient, CriError } from './cri/client.js';
+import { type AuthConfig, type CriClient, CriError } from '../cri/client.js';
 import { imagePullBytes, imagePullDuration } from './metrics.js';
 
 export type PullPolicy = 'Always' | 'IfNotPresent' | 'Never';

@@ -5,7 +5,7 @@ import { parseImageReference } from '../api/v1alpha1/index.js';
 import type { KubeClient } from '../kube/client.js';
 import { credentialsFor, type DockerConfig, dockerConfigFromSecret } from '../kube/dockerconfig.js';
 import { isNotFound } from '../kube/errors.js';
-import type { AuthConfig } from './cri/client.js';
+import type { AuthConfig } from '../cri/client.js';
 
 /** A named pull Secret is missing or unusable: the pull would fail for a reason the user must fix. */
 export class PullSecretError extends Error {}

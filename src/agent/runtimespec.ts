@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import type { ContainerSpec } from '../api/v1alpha1/index.js';
 import { quantityNanos, workloadLabel } from '../api/v1alpha1/index.js';
-import type { ContainerConfig, PodSandboxConfig } from './cri/client.js';
+import type { ContainerConfig, PodSandboxConfig } from '../cri/client.js';
 
 /** Labels on every sandbox and runtime container the agent creates. */
 export const labels = {

@@ -2,7 +2,7 @@
 // gauges (by namespace and name) and the host's total, which the Host status reports.
 import { realClock, sleep } from '../kube/clock.js';
 import type { Logger } from '../obs/logger.js';
-import type { CriClient } from './cri/client.js';
+import type { CriClient } from '../cri/client.js';
 import { containerCpuUsage, containerMemoryWorkingSet } from './metrics.js';
 import { labels, managedByValue } from './runtimespec.js';
 

@@ -4,6 +4,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { writeChartCrds } from '../install/crds.js';
 import { manifestsDir, renderManifests } from '../install/manifests.js';
+import { cacheDir } from '../localcluster/versions.js';
+
+// The helm the local cluster builds, unless $HELM names another.
+process.env.PATH = `${path.join(cacheDir, 'bin')}:${process.env.PATH}`;
 
 writeChartCrds();
 fs.mkdirSync(manifestsDir, { recursive: true });

@@ -23,7 +23,7 @@ import type { Source } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
 import { registry } from '../obs/metrics.js';
 import { byHost, byWorkload, controllingWorkload, sharedCaches, type Heartbeats } from './caches.js';
-import { resourceClient } from '../api/v1alpha1/client.js';
+import { resourceClient } from '../kube/resources.js';
 import { fieldManager, type ControllerContext } from './context.js';
 import {
   allocatableAmounts,
@@ -32,6 +32,7 @@ import {
   imageKeys,
   nonZeroDefaults,
   schedule,
+  scheduledStatus,
   type Amounts,
   type ContainerRequest,
   type HostInfo,
@@ -55,21 +56,6 @@ const attemptDuration = new Histogram({
 const retryUnschedulableMs = 60_000;
 /** An assumed binding the cache has not confirmed after this long is dropped. */
 const assumeTtlMs = 30_000;
-
-/**
- * The controller's status of a bound Container: Scheduled=True. hostlifecycle.ts writes more on a
- * lost Host, starting from this, since both write as the same field manager.
- */
-export function scheduledStatus(c: Container): NonNullable<Container['status']> {
-  const scheduled = setCondition(c.status?.conditions as Condition[] | undefined, {
-    type: 'Scheduled',
-    status: 'True',
-    reason: 'Scheduled',
-    message: `Assigned to host ${c.spec.nodeName}`,
-    observedGeneration: c.metadata.generation,
-  }).find((cond) => cond.type === 'Scheduled')!;
-  return { conditions: [scheduled] };
-}
 
 export function setupSchedulingController(ctx: ControllerContext): void {
   const caches = sharedCaches(ctx, realClock);

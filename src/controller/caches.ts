@@ -3,18 +3,18 @@
 // manager, by whichever of those controllers is set up first.
 import type { V1Lease } from '@kubernetes/client-node';
 import {
+  hostLeaseName,
   workloadOwner,
   type Container,
   type Host,
   type Image,
   type Workload,
 } from '../api/v1alpha1/index.js';
-import { hostLeaseName } from '../agent/host.js';
 import type { Clock } from '../kube/clock.js';
 import type { Informer } from '../kube/informer.js';
 import { joinKey } from '../kube/keys.js';
 import type { Manager } from '../kube/manager.js';
-import { resourceClient } from '../api/v1alpha1/client.js';
+import { resourceClient } from '../kube/resources.js';
 import type { ControllerContext } from './context.js';
 
 /** Container index: spec.nodeName, '' for Containers not bound yet. */

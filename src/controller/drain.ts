@@ -25,10 +25,9 @@ import { watch } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
 import { registry } from '../obs/metrics.js';
 import { byHost, controllingWorkload, sharedCaches } from './caches.js';
-import { resourceClient } from '../api/v1alpha1/client.js';
+import { resourceClient } from '../kube/resources.js';
 import type { ControllerContext } from './context.js';
-import { maxUnavailable } from './rollout.js';
-import { strategyOf } from './workload.js';
+import { maxUnavailable, strategyOf } from './rollout.js';
 
 /** Host status is shared with the agent and the host-lifecycle controller: the drain writes as its own manager. */
 const drainFieldManager = 'gantry-controller/drain';

@@ -13,8 +13,7 @@
 // The price is the one Kubernetes pays: a Host that is only cut off from the apiserver keeps
 // running its copies until it is back.
 import { Counter, Gauge } from 'prom-client';
-import type { Container, Host } from '../api/v1alpha1/index.js';
-import { finalizer } from '../agent/containers.js';
+import { runtimeCleanupFinalizer, type Container, type Host } from '../api/v1alpha1/index.js';
 import { realClock, type Clock } from '../kube/clock.js';
 import { getCondition, setCondition, type Condition } from '../kube/conditions.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
@@ -25,9 +24,9 @@ import { objectKey, splitKey } from '../kube/keys.js';
 import { watch, type Source } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
 import { registry } from '../obs/metrics.js';
-import { scheduledStatus } from './binding.js';
+import { scheduledStatus } from './scheduler.js';
 import { byHost, controllingWorkload, sharedCaches, type Heartbeats, type SharedCaches } from './caches.js';
-import { resourceClient } from '../api/v1alpha1/client.js';
+import { resourceClient } from '../kube/resources.js';
 import { fieldManager, type ControllerContext } from './context.js';
 
 const lostHosts = new Gauge({
@@ -153,11 +152,11 @@ export class HostLifecycleReconciler implements Reconciler {
   /** The agent that would remove the finalizer is gone: remove it, as pod GC force-deletes. */
   private async releaseFinalizer(c: Container): Promise<void> {
     const finalizers = c.metadata.finalizers ?? [];
-    if (!finalizers.includes(finalizer)) return;
+    if (!finalizers.includes(runtimeCleanupFinalizer)) return;
     await this.deps.containersApi.mergePatch(splitKey(objectKey(c)), {
       metadata: {
         resourceVersion: c.metadata.resourceVersion,
-        finalizers: finalizers.filter((f) => f !== finalizer),
+        finalizers: finalizers.filter((f) => f !== runtimeCleanupFinalizer),
       },
     });
   }

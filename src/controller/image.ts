@@ -31,7 +31,7 @@ import { objectKey, splitKey } from '../kube/keys.js';
 import { watch, type Source } from '../kube/manager.js';
 import { ItemExponentialFailureRateLimiter } from '../kube/ratelimiter.js';
 import type { Cache } from '../kube/store.js';
-import { resourceClient } from '../api/v1alpha1/client.js';
+import { resourceClient } from '../kube/resources.js';
 import { fieldManager, type ControllerContext } from './context.js';
 import {
   credentialsFor,

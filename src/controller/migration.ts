@@ -33,6 +33,7 @@ import {
   needsCheckpointAnnotation,
   restoreFromAnnotation,
   schedulingGateAnnotation,
+  transferSecretName,
   type Container,
   type Host,
   type Migration,
@@ -59,9 +60,8 @@ import { watch } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
 import type { Logger } from '../obs/logger.js';
 import { registry } from '../obs/metrics.js';
-import { transferSecretName } from '../agent/migration.js';
 import { controllingWorkload, sharedCaches } from './caches.js';
-import { resourceClient } from '../api/v1alpha1/client.js';
+import { resourceClient } from '../kube/resources.js';
 import { fieldManager, type ControllerContext } from './context.js';
 
 const terminal = new Set(['Succeeded', 'Failed', 'RolledBack']);

@@ -12,6 +12,8 @@
 // replaced. Scaling down removes, in order: unscheduled, not ready, those on the Host with the most
 // replicas, the newest (ReplicaSet's ranking).
 
+import { DEFAULT_ROLLING_UPDATE, type WorkloadSpec } from '../api/v1alpha1/index.js';
+
 /** What the plan needs to know of one Container of the Workload. */
 export interface Replica {
   name: string;
@@ -31,6 +33,13 @@ export type IntOrPercent = number | string;
 
 export type Strategy =
   { type: 'RollingUpdate'; maxSurge: IntOrPercent; maxUnavailable: IntOrPercent } | { type: 'Recreate' };
+
+/** A Workload spec's rollout strategy, with the default rolling update filled in. */
+export function strategyOf(spec: WorkloadSpec): Strategy {
+  if (spec.strategy.type === 'Recreate') return { type: 'Recreate' };
+  const { maxSurge, maxUnavailable } = spec.strategy.rollingUpdate ?? DEFAULT_ROLLING_UPDATE;
+  return { type: 'RollingUpdate', maxSurge, maxUnavailable };
+}
 
 export interface RolloutInput {
   replicas: number;

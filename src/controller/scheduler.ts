@@ -14,8 +14,10 @@ import {
   normalizeImageReference,
   parseImageReference,
   quantityNanos,
+  type Container,
   type Quantity,
 } from '../api/v1alpha1/index.js';
+import { setCondition, type Condition } from '../kube/conditions.js';
 
 export interface Amounts {
   cpuMilli: number;
@@ -207,4 +209,19 @@ export function hostImageKeys(
     }
   }
   return keys;
+}
+
+/**
+ * The controller's status of a bound Container: Scheduled=True. the host-lifecycle controller writes more on a
+ * lost Host, starting from this, since both write as the same field manager.
+ */
+export function scheduledStatus(c: Container): NonNullable<Container['status']> {
+  const scheduled = setCondition(c.status?.conditions as Condition[] | undefined, {
+    type: 'Scheduled',
+    status: 'True',
+    reason: 'Scheduled',
+    message: `Assigned to host ${c.spec.nodeName}`,
+    observedGeneration: c.metadata.generation,
+  }).find((cond) => cond.type === 'Scheduled')!;
+  return { conditions: [scheduled] };
 }

@@ -9,7 +9,6 @@
 import crypto from 'node:crypto';
 import { Counter } from 'prom-client';
 import {
-  DEFAULT_ROLLING_UPDATE,
   migratedToAnnotation,
   migrationLabel,
   templateHashLabel,
@@ -41,9 +40,9 @@ import { watch } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
 import { registry } from '../obs/metrics.js';
 import { byWorkload, controllingWorkload, sharedCaches } from './caches.js';
-import { resourceClient } from '../api/v1alpha1/client.js';
+import { resourceClient } from '../kube/resources.js';
 import { fieldManager, type ControllerContext } from './context.js';
-import { maxUnavailable, planRollout, type Replica, type Strategy } from './rollout.js';
+import { maxUnavailable, planRollout, strategyOf, type Replica } from './rollout.js';
 
 /** Label values are at most 63 characters, and the Workload's name is one (gantry.dev/workload). */
 const maxNameLength = 63;
@@ -162,12 +161,6 @@ export function toReplica(c: Container): Replica {
     deleting: !!c.metadata.deletionTimestamp,
     finished: phase === 'Succeeded' || phase === 'Failed',
   };
-}
-
-export function strategyOf(spec: WorkloadSpec): Strategy {
-  if (spec.strategy.type === 'Recreate') return { type: 'Recreate' };
-  const { maxSurge, maxUnavailable } = spec.strategy.rollingUpdate ?? DEFAULT_ROLLING_UPDATE;
-  return { type: 'RollingUpdate', maxSurge, maxUnavailable };
 }
 
 export interface StatusInput {

@@ -1,28 +1,29 @@
-// Where helm is, and how the project renders its chart. The local cluster builds helm from its Go
-// module into ~/.cache/gantry/bin; $HELM or a helm on PATH work too.
+// How the project runs helm and renders its chart: $HELM, or helm on PATH (the local cluster builds
+// one into ~/.cache/gantry/bin; the scripts and the test runner put that first on PATH).
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { cacheDir, versions } from '../localcluster/versions.js';
 
 const run = promisify(execFile);
 
 export const chartDir = fileURLToPath(new URL('../../charts/gantry/', import.meta.url));
 
 /**
- * The Kubernetes version `helm template` assumes. A helm built with `go install` (no release
- * ldflags) assumes v1.20, which the chart's kubeVersion refuses; say the local cluster's instead.
+ * The Kubernetes version `helm template` renders for: the oldest the chart supports (its
+ * kubeVersion). Offline, helm assumes v1.20, which the chart refuses.
  */
-export const templateKubeVersion = versions.kubernetes;
+export const templateKubeVersion = (() => {
+  const chart = fs.readFileSync(path.join(chartDir, 'Chart.yaml'), 'utf8');
+  const minimum = /^kubeVersion:\s*["']?>=\s*v?(\d+\.\d+\.\d+)/m.exec(chart)?.[1];
+  if (!minimum) throw new Error('charts/gantry/Chart.yaml has no kubeVersion ">=X.Y.Z"');
+  return minimum;
+})();
 
 export function helmBinary(): string {
-  if (process.env.HELM) return process.env.HELM;
-  const cached = path.join(cacheDir, 'bin', 'helm');
-  if (fs.existsSync(cached)) return cached;
-  return 'helm';
+  return process.env.HELM ?? 'helm';
 }
 
 export interface HelmResult {

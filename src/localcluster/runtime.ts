@@ -2,7 +2,7 @@
 // checkpoint/restore, and remove every sandbox before a host's containerd is stopped.
 import path from 'node:path';
 import { probeCheckpoint as probe, type CheckpointProbeResult } from '../agent/checkpoint/probe.js';
-import { CriClient } from '../agent/cri/client.js';
+import { CriClient } from '../cri/client.js';
 import { imageRef } from './registry.js';
 
 async function withCri<T>(socket: string, fn: (cri: CriClient) => Promise<T>): Promise<T> {

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Container, Host } from '../../src/api/v1alpha1/index.js';
-import { CriClient } from '../../src/agent/cri/client.js';
+import { CriClient } from '../../src/cri/client.js';
 import { labels as runtimeLabels } from '../../src/agent/runtimespec.js';
 import {
   agentPorts,

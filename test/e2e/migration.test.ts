@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Container, Host, Migration } from '../../src/api/v1alpha1/index.js';
-import { CriClient } from '../../src/agent/cri/client.js';
+import { CriClient } from '../../src/cri/client.js';
 import { labels as runtimeLabels } from '../../src/agent/runtimespec.js';
 import { startAgent, startGantry, stopAgent, stopGantry } from '../../src/localcluster/gantry.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';

@@ -6,7 +6,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type CriClient, CriError, type PodSandboxConfig } from '../cri/client.js';
+import { type CriClient, CriError, type PodSandboxConfig } from '../../cri/client.js';
 
 export interface CheckpointProbeResult {
   works: boolean;

@@ -1,4 +1,5 @@
-// Labels and annotations on Gantry objects that more than one component reads or writes. They are
+// Names on Gantry objects that more than one component reads or writes: labels, annotations,
+// finalizers and the names of helper objects. They are
 // part of the API: users select by them and tools may show them. (Labels on runtime objects, which
 // only the agent reads, live in src/agent/runtimespec.ts.)
 
@@ -28,3 +29,16 @@ export const migratedToAnnotation = 'gantry.dev/migrated-to';
 /** On Migrations a drain created: the Host being drained, and the UID of the Container moved. */
 export const drainHostLabel = 'gantry.dev/drain-host';
 export const drainContainerLabel = 'gantry.dev/drain-container';
+
+/** On every Container an agent acts on: removed by that agent once the runtime holds nothing of it. */
+export const runtimeCleanupFinalizer = 'gantry.dev/runtime-cleanup';
+
+/** A Host's heartbeat Lease: renewed by its agent, read by the controller to tell a lost Host. */
+export function hostLeaseName(host: string): string {
+  return `gantry-host-${host}`;
+}
+
+/** The Secret (in the agents' namespace) holding a migration's transfer token, named after the Migration's UID. */
+export function transferSecretName(migrationUid: string): string {
+  return `gantry-migration-${migrationUid}`;
+}

@@ -6,7 +6,7 @@ import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import type { Container, Host } from '../../../src/api/v1alpha1/index.js';
-import { CriClient } from '../../../src/agent/cri/client.js';
+import { CriClient } from '../../../src/cri/client.js';
 import { labels } from '../../../src/agent/runtimespec.js';
 import { agentPorts, installCrds, startAgent, stopAgent } from '../../../src/localcluster/gantry.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../../support/cluster.js';

@@ -3,7 +3,7 @@
 // one an Image object keeps warm here, and the runtime's pinned sandbox image stay.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { CriClient } from '../../../src/agent/cri/client.js';
+import { CriClient } from '../../../src/cri/client.js';
 import { agentPorts, installCrds, startAgent, stopAgent } from '../../../src/localcluster/gantry.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../../support/cluster.js';
 import { eventually } from '../../support/wait.js';

@@ -2,7 +2,7 @@
 // the test images from the local registry; the checkpoint probe's answer is reported.
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { CriClient } from '../../../src/agent/cri/client.js';
+import { CriClient } from '../../../src/cri/client.js';
 import { localCluster } from '../../support/cluster.js';
 
 const cluster = localCluster();

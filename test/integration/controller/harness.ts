@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api } from '@kubernetes/client-node';
-import { resourceClient } from '../../../src/api/v1alpha1/client.js';
+import { resourceClient } from '../../../src/kube/resources.js';
 import { KubeClient } from '../../../src/kube/client.js';
 import { isNotFound } from '../../../src/kube/errors.js';
 import { kubeConfig, kubectl, localCluster } from '../../support/cluster.js';

@@ -12,7 +12,7 @@ import {
   type PodSandboxConfig,
   nanosToDate,
   nanosToSeconds,
-} from '../../../src/agent/cri/client.js';
+} from '../../../src/cri/client.js';
 import { startRuntime, stopRuntime } from '../../../src/localcluster/cluster.js';
 import { localCluster } from '../../support/cluster.js';
 

@@ -199,7 +199,7 @@ describe('container image (Dockerfile)', () => {
         `${kind} starts ${args[0]}, which the build lacks`,
       );
     }
-    assert.ok(fs.existsSync(path.join(context, 'dist/agent/cri/runtime.proto')));
+    assert.ok(fs.existsSync(path.join(context, 'dist/cri/runtime.proto')));
   });
 
   it('needs only runtime dependencies (npm prune --omit=dev) and starts', async () => {

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import { describe, it } from 'node:test';
 import type { Container, Image as ImageObject } from '../../../src/api/v1alpha1/index.js';
-import type { Container as RuntimeContainer, Image } from '../../../src/agent/cri/client.js';
+import type { Container as RuntimeContainer, Image } from '../../../src/cri/client.js';
 import { ImageGc, imagesToRemove, type GcCandidate } from '../../../src/agent/imagegc.js';
 import { FakeClock } from '../../../src/kube/clock.js';
 import { Store } from '../../../src/kube/store.js';

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { KubernetesObject, V1Lease } from '@kubernetes/client-node';
 import type { Container, Host } from '../../../src/api/v1alpha1/index.js';
-import { hostLeaseName } from '../../../src/agent/host.js';
+import { hostLeaseName } from '../../../src/api/v1alpha1/index.js';
 import { FakeClock } from '../../../src/kube/clock.js';
 import type { ObjectName } from '../../../src/kube/keys.js';
 import { Store } from '../../../src/kube/store.js';

@@ -12,7 +12,7 @@ import protobuf from 'protobufjs';
 
 // The cri-api release matching the Kubernetes minor Gantry targets (client-go v0.34).
 const CRI_API_MODULE = 'k8s.io/cri-api@v0.34.4';
-const OUR_PROTO = new URL('../../../src/agent/cri/runtime.proto', import.meta.url);
+const OUR_PROTO = new URL('../../../src/cri/runtime.proto', import.meta.url);
 
 /** Reads upstream api.proto from the Go module cache, downloading the module there if absent. */
 function upstreamApiProto(): string {

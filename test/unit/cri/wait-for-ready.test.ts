@@ -10,9 +10,9 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
-import { CriClient, CriError } from '../../../src/agent/cri/client.js';
+import { CriClient, CriError } from '../../../src/cri/client.js';
 
-const proto = fileURLToPath(new URL('../../../src/agent/cri/runtime.proto', import.meta.url));
+const proto = fileURLToPath(new URL('../../../src/cri/runtime.proto', import.meta.url));
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-cri-'));
 const socket = path.join(dir, 'runtime.sock');
 

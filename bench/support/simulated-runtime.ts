@@ -1,7 +1,8 @@
-// A HOLLOW runtime for control-plane benchmarks only (kubemark's hollow nodes): it answers the CRI
-// calls the agent makes at once, from memory, without running anything. Selected by the agent's
-// --simulated-runtime flag, which no test uses: it exists so bench/scale-controlplane.ts can put
-// many agents on one machine and measure the controller and the apiserver, not containerd.
+// A HOLLOW runtime for control-plane benchmarks (kubemark's hollow nodes): it answers the CRI calls
+// the agent makes at once, from memory, without running anything, so bench/scale-controlplane.ts
+// can put many agents on one machine and measure the controller and the apiserver, not containerd.
+// Unit tests of the agent's logic may use it too; integration and e2e tests never do (a unit test
+// in test/unit/shape.test.ts fails if one does): they run on real containerd.
 // Sandboxes get made-up IPs, containers run until stopped, pulls succeed instantly, stats are zero,
 // checkpointing and the event stream are UNIMPLEMENTED (the agent then falls back to its resync).
 import { status as grpcStatus } from '@grpc/grpc-js';
@@ -15,35 +16,8 @@ import {
   type Image,
   type PodSandbox,
   type PodSandboxConfig,
-} from './client.js';
-
-/** The CRI calls the agent makes; a simulated runtime provides these and nothing else. */
-export type AgentRuntime = Pick<
-  CriClient,
-  | 'version'
-  | 'status'
-  | 'runPodSandbox'
-  | 'stopPodSandbox'
-  | 'removePodSandbox'
-  | 'podSandboxStatus'
-  | 'listPodSandbox'
-  | 'createContainer'
-  | 'startContainer'
-  | 'stopContainer'
-  | 'removeContainer'
-  | 'listContainers'
-  | 'containerStatus'
-  | 'execSync'
-  | 'listContainerStats'
-  | 'checkpointContainer'
-  | 'getContainerEvents'
-  | 'listImages'
-  | 'imageStatus'
-  | 'pullImage'
-  | 'removeImage'
-  | 'imageFsInfo'
-  | 'close'
->;
+  type AgentRuntime,
+} from '../../src/cri/client.js';
 
 type Labels = Record<string, string>;
 

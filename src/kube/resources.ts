@@ -1,8 +1,9 @@
 // Typed apiserver access to Gantry's kinds, for every program (controller, agent, tools,
-// benchmarks). Apart from index.ts so that API consumers without a client (gen-crds) do not load it.
-import type { KubeClient } from '../../kube/client.js';
-import { CustomResourceClient } from '../../kube/customresource.js';
-import { GROUP, kinds, VERSION, type InputOf, type KindName, type ObjectOf } from './index.js';
+// benchmarks). Apart from the API package, so that API consumers without a client (gen-crds) do
+// not load client-node's machinery.
+import { GROUP, kinds, VERSION, type InputOf, type KindName, type ObjectOf } from '../api/v1alpha1/index.js';
+import type { KubeClient } from './client.js';
+import { CustomResourceClient } from './customresource.js';
 
 export function resourceClient<K extends KindName>(
   client: KubeClient,

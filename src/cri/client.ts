@@ -877,3 +877,31 @@ export class CriClient {
     }
   }
 }
+
+/** The CRI calls the agent makes; a simulated runtime provides these and nothing else. */
+export type AgentRuntime = Pick<
+  CriClient,
+  | 'version'
+  | 'status'
+  | 'runPodSandbox'
+  | 'stopPodSandbox'
+  | 'removePodSandbox'
+  | 'podSandboxStatus'
+  | 'listPodSandbox'
+  | 'createContainer'
+  | 'startContainer'
+  | 'stopContainer'
+  | 'removeContainer'
+  | 'listContainers'
+  | 'containerStatus'
+  | 'execSync'
+  | 'listContainerStats'
+  | 'checkpointContainer'
+  | 'getContainerEvents'
+  | 'listImages'
+  | 'imageStatus'
+  | 'pullImage'
+  | 'removeImage'
+  | 'imageFsInfo'
+  | 'close'
+>;
