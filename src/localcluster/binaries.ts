@@ -29,7 +29,9 @@ const goEnv = {
 };
 
 function isBuilt(name: keyof typeof versions): boolean {
-  return fs.existsSync(path.join(componentDir(name), '.complete'));
+  const dir = componentDir(name);
+  if (!fs.existsSync(path.join(dir, '.complete'))) return false;
+  return name !== 'kubernetes' || kubernetesCommands.every((c) => fs.existsSync(path.join(dir, c)));
 }
 
 function logFile(name: string): string {
@@ -59,6 +61,16 @@ async function buildEtcd(out: string): Promise<void> {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
+/** The Kubernetes programs the local cluster runs; a cache missing one of them is rebuilt. */
+const kubernetesCommands = [
+  'kube-apiserver',
+  'kube-controller-manager',
+  'kube-scheduler',
+  'kubelet',
+  'kube-proxy',
+  'kubectl',
+];
+
 async function buildKubernetes(out: string): Promise<void> {
   const v = versions.kubernetes;
   const minor = v.split('.')[1];
@@ -73,9 +85,7 @@ async function buildKubernetes(out: string): Promise<void> {
   for (const [, mod] of staging) {
     await run('go', ['mod', 'edit', `-replace=${mod}=${mod}@v0.${v.slice(2)}`], { cwd: dir, env: goEnv });
   }
-  const cmds = ['kube-apiserver', 'kube-controller-manager', 'kubectl'].map(
-    (c) => `k8s.io/kubernetes/cmd/${c}`,
-  );
+  const cmds = kubernetesCommands.map((c) => `k8s.io/kubernetes/cmd/${c}`);
   await run('go', ['get', ...cmds.map((c) => `${c}@v${v}`)], { cwd: dir, env: goEnv, logFile: log });
   const ldflags = [
     '-s -w',
