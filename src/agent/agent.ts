@@ -35,6 +35,7 @@ import { countContainerPhases, fenced as fencedGauge, observeCriCall } from './m
 import type { AgentOptions } from './options.js';
 import { ImagePuller } from './pull.js';
 import { pullAuth } from './pullsecrets.js';
+import { secretReader } from '../kube/pullsecrets.js';
 import { MigrationSupport } from './migration.js';
 import { labels } from './runtimespec.js';
 import { serveTransfers } from './transfer.js';
@@ -119,6 +120,7 @@ export function setUpAgent(
     maxBackoffMs: o.restartBackoffMaxSeconds * 1000,
   });
   const stats = new StatsCollector(cri, log);
+  const readSecret = secretReader(client);
 
   let enqueueContainer: (key: string) => void = () => {};
   let enqueueImage: (key: string) => void = () => {};
@@ -138,7 +140,7 @@ export function setUpAgent(
     hostLabels: () => hosts.cache.get(host)?.metadata.labels ?? {},
     pullAuth: (image) =>
       pullAuth(
-        client,
+        readSecret,
         image.metadata.namespace ?? 'default',
         (image.spec.pullSecrets ?? []).map((s) => s.name),
         image.spec.image,
@@ -206,7 +208,7 @@ export function setUpAgent(
       recorder,
       pullAuth: (c, image) =>
         pullAuth(
-          client,
+          readSecret,
           c.metadata.namespace ?? 'default',
           (c.spec.imagePullSecrets ?? []).map((s) => s.name),
           image,

@@ -15,7 +15,6 @@ import {
   progressConditionTypes,
   setCondition,
   setProgress,
-  type Condition,
   type Progress,
 } from '../kube/conditions.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
@@ -26,7 +25,6 @@ import { splitKey } from '../kube/keys.js';
 import type { Cache } from '../kube/store.js';
 import type { Logger } from '../obs/logger.js';
 import {
-  type AuthConfig,
   type Container as RuntimeContainer,
   type CriClient,
   CriError,
@@ -37,7 +35,7 @@ import type { HealthMonitor } from './health.js';
 import type { MigrationRole, MigrationSupport } from './migration.js';
 import { containerRestarts, containerStartDuration } from './metrics.js';
 import { type ImagePuller, PullError } from './pull.js';
-import { PullSecretError } from './pullsecrets.js';
+import type { PullAuth } from './pullsecrets.js';
 import { type BackoffSettings, decideRestart } from './restart.js';
 import {
   type ContainerIdentity,
@@ -71,7 +69,7 @@ export interface ContainerReconcilerDeps {
   health: HealthMonitor;
   recorder: EventRecorder;
   /** Registry credentials for a Container's image from its imagePullSecrets. */
-  pullAuth: (c: Container, image: string) => Promise<AuthConfig | undefined>;
+  pullAuth: (c: Container, image: string) => Promise<PullAuth>;
   /** The digest-pinned reference of the image when an Image object resolved it. */
   pinnedImage: (namespace: string, image: string) => string | undefined;
   /** Asks for another reconcile of a key (a pull finished...). */
@@ -592,13 +590,7 @@ export class ContainerReconciler implements Reconciler {
       const present = await puller.present(ref);
       if (present) return { image: present };
     }
-    let auth: AuthConfig | undefined;
-    try {
-      auth = await this.deps.pullAuth(c, ref);
-    } catch (e) {
-      if (!(e instanceof PullSecretError)) throw e;
-      return { waiting: { phase: 'Creating', reason: 'ImagePullSecretMissing', message: e.message } };
-    }
+    const { auth, problems } = await this.deps.pullAuth(c, ref);
     try {
       // Either at once (present, or a quick pull), or in the background. A pull already in
       // flight for another Container is joined, so this one is re-queued when it ends too.
@@ -613,9 +605,12 @@ export class ContainerReconciler implements Reconciler {
       return { waiting: { phase: 'Creating', reason: 'Pulling', message: `Pulling image ${ref}` } };
     } catch (e) {
       if (!(e instanceof PullError)) throw e;
-      this.deps.recorder.event(c, 'Warning', e.reason, 'Pull', e.message);
+      // A named pull Secret that is missing or unusable is the likelier cause: say so first.
+      const reason = problems.length > 0 ? 'ImagePullSecretMissing' : e.reason;
+      const message = [...problems, e.message].join('; ');
+      this.deps.recorder.event(c, 'Warning', reason, 'Pull', message);
       return {
-        waiting: { phase: 'Creating', reason: e.reason, message: e.message },
+        waiting: { phase: 'Creating', reason, message },
         requeueAfter: Math.max(1000, e.retryAt - Date.now()),
       };
     }
@@ -764,7 +759,7 @@ export class ContainerReconciler implements Reconciler {
   ): Promise<void> {
     const generation = c.metadata.generation;
     const ready = readyCondition(fields, healthMessage);
-    const mine = ((c.status?.conditions ?? []) as Condition[]).filter((x) =>
+    const mine = (c.status?.conditions ?? []).filter((x) =>
       ['Ready', ...progressConditionTypes].includes(x.type),
     );
     const conditions = setProgress(
@@ -775,7 +770,7 @@ export class ContainerReconciler implements Reconciler {
     const status: Partial<ContainerStatus> = {
       observedGeneration: generation,
       ...fields,
-      conditions: conditions as ContainerStatus['conditions'],
+      conditions,
     };
     const name = splitKey(`${c.metadata.namespace}/${c.metadata.name}`);
     await this.deps.containers.applyStatus(name, prune(status), {

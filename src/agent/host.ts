@@ -200,7 +200,7 @@ export class HostReporter {
     );
     const host = this.deps.hostCache.get(this.opts.host);
     const node = this.deps.nodeCache.get(this.opts.host);
-    let conds = (host?.status?.conditions ?? []) as Condition[];
+    let conds = host?.status?.conditions ?? [];
     const keep = (type: string) => getCondition(conds, type);
     conds = [keep('Ready'), keep('Schedulable')].filter((c): c is Condition => !!c);
     conds = setCondition(conds, {
@@ -248,7 +248,7 @@ export class HostReporter {
       ...(workloadUsage ? { workloadUsage } : {}),
       transferEndpoint: this.opts.transferEndpoint,
       agentVersion: this.opts.agentVersion,
-      conditions: conds as HostStatus['conditions'],
+      conditions: conds,
     };
   }
 

@@ -13,7 +13,8 @@ import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/cont
 import { objectKey } from '../kube/keys.js';
 import type { Cache } from '../kube/store.js';
 import type { Logger } from '../obs/logger.js';
-import type { AuthConfig, CriClient } from '../cri/client.js';
+import type { CriClient } from '../cri/client.js';
+import type { PullAuth } from './pullsecrets.js';
 import { type ImagePuller, PullError } from './pull.js';
 
 export interface ImagePullState {
@@ -30,7 +31,7 @@ export interface ImageWarmerDeps {
   containers: Cache<Container>;
   /** The labels of this host's Host object. */
   hostLabels: () => Record<string, string>;
-  pullAuth: (image: Image) => Promise<AuthConfig | undefined>;
+  pullAuth: (image: Image) => Promise<PullAuth>;
   enqueue: (key: string) => void;
   /** Called when the set of pulls in progress or failed changes (the Host status shows it). */
   onPullsChanged: () => void;
@@ -85,7 +86,7 @@ export class ImageWarmer implements Reconciler {
     }
     this.setPull(key, { image: key, state: 'Pulling' });
     try {
-      await this.deps.puller.ensure(ref, 'Always', await this.deps.pullAuth(image));
+      await this.deps.puller.ensure(ref, 'Always', (await this.deps.pullAuth(image)).auth);
       this.pulledFor.set(key, ref);
       this.setPull(key, undefined);
       ctx.log.info('Pulled image', { image: ref });

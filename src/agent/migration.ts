@@ -9,6 +9,7 @@ import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import {
   effectiveMode,
+  migrationEnded,
   restoreFromAnnotation,
   transferSecretName,
   type Container,
@@ -112,7 +113,7 @@ export class MigrationSupport implements CheckpointSource {
 
   /** The agent's own condition on the Migration, if it reported it. */
   reported(m: Migration, type: AgentCondition): Condition | undefined {
-    return getCondition(m.status?.conditions as Condition[] | undefined, type);
+    return getCondition(m.status?.conditions, type);
   }
 
   /** Server-side apply of this agent's part of the Migration status. */
@@ -124,9 +125,7 @@ export class MigrationSupport implements CheckpointSource {
     // Every condition this agent owns goes in each apply: one left out would be removed.
     const types: AgentCondition[] =
       m.status?.sourceHost === this.opts.host ? ['Checkpointed', 'Resumed'] : ['Transferred', 'Restored'];
-    const mine = (m.status?.conditions ?? []).filter((c) =>
-      types.includes(c.type as AgentCondition),
-    ) as Condition[];
+    const mine = (m.status?.conditions ?? []).filter((c) => types.includes(c.type as AgentCondition));
     const conditions = setCondition(mine, { ...update, observedGeneration: m.metadata.generation });
     await this.deps.migrationsApi.applyStatus(
       { namespace: m.metadata.namespace, name: m.metadata.name! },
@@ -165,7 +164,7 @@ export class MigrationSupport implements CheckpointSource {
     for (const file of fs.readdirSync(this.dir)) {
       const uid = file.replace(/\.tar(\.partial)?$/, '');
       const m = live.get(uid);
-      const over = !m || ['Succeeded', 'Failed', 'RolledBack'].includes(m.status?.phase ?? '');
+      const over = !m || migrationEnded(m);
       if (over) {
         fs.rmSync(path.join(this.dir, file), { force: true });
         removed++;

@@ -8,13 +8,14 @@ import { Counter, Histogram } from 'prom-client';
 import type { Container, Host, Image, Workload } from '../api/v1alpha1/index.js';
 import {
   avoidHostAnnotation,
+  containerFinished,
   needsCheckpointAnnotation,
   normalizeImageReference,
   parseSpec,
   schedulingGateAnnotation,
 } from '../api/v1alpha1/index.js';
 import { realClock, type Clock } from '../kube/clock.js';
-import { getCondition, isTrue, setCondition, setProgress, type Condition } from '../kube/conditions.js';
+import { getCondition, isTrue, setCondition, setProgress } from '../kube/conditions.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
 import type { EventRecorder } from '../kube/events.js';
@@ -177,8 +178,6 @@ export interface SchedulingReconcilerDeps {
   clock?: Clock;
 }
 
-const isFinished = (c: Container): boolean => c.status?.phase === 'Succeeded' || c.status?.phase === 'Failed';
-
 export class SchedulingReconciler implements Reconciler {
   readonly assumed: AssumedBindings;
   private readonly clock: Clock;
@@ -249,7 +248,7 @@ export class SchedulingReconciler implements Reconciler {
 
   private async unschedulable(c: Container, reason: string, message: string, warn = true): Promise<void> {
     const generation = c.metadata.generation;
-    let conditions = setCondition(c.status?.conditions as Condition[] | undefined, {
+    let conditions = setCondition(c.status?.conditions, {
       type: 'Scheduled',
       status: 'False',
       reason,
@@ -300,7 +299,7 @@ export class SchedulingReconciler implements Reconciler {
     const add = (host: string) => replicas.set(host, (replicas.get(host) ?? 0) + 1);
     for (const sibling of this.deps.containers.byIndex(byWorkload, workloadKey)) {
       const host = sibling.spec?.nodeName;
-      if (host && !sibling.metadata.deletionTimestamp && !isFinished(sibling)) add(host);
+      if (host && !sibling.metadata.deletionTimestamp && !containerFinished(sibling)) add(host);
     }
     for (const a of this.assumed.pending(this.deps.containers)) if (a.workload === workloadKey) add(a.host);
     return { ...request, spread: { maxSkew: placement.maxSkew, maxPerHost: placement.maxPerHost, replicas } };
@@ -318,7 +317,8 @@ export class SchedulingReconciler implements Reconciler {
         scoringRequested.cpuMilli += r.cpuMilli || nonZeroDefaults.cpuMilli;
         scoringRequested.memoryBytes += r.memoryBytes || nonZeroDefaults.memoryBytes;
       };
-      for (const c of this.deps.containers.byIndex(byHost, name)) if (!isFinished(c)) add(this.requests(c));
+      for (const c of this.deps.containers.byIndex(byHost, name))
+        if (!containerFinished(c)) add(this.requests(c));
       for (const a of assumed) if (a.host === name) add(a.requests);
       let images = this.imagesOf.get(h);
       if (!images) this.imagesOf.set(h, (images = hostImageKeys(h.status?.images)));

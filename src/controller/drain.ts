@@ -6,7 +6,9 @@
 // again, up to three times. Progress is in Host.status.drain and in `kubectl get migrations`.
 import { Counter } from 'prom-client';
 import {
+  containerFinished,
   drainContainerLabel,
+  migrationEnded,
   drainHostLabel,
   migrationLabel,
   type Container,
@@ -83,9 +85,6 @@ export interface DrainReconcilerDeps {
   clock?: Clock;
 }
 
-const finished = new Set(['Succeeded', 'Failed', 'RolledBack']);
-const done = (c: Container) => c.status?.phase === 'Succeeded' || c.status?.phase === 'Failed';
-
 type Plan =
   { how: 'migration'; mode: 'Checkpoint' | 'Restart'; fallback: 'Restart' | 'None' } | { how: 'deletion' };
 
@@ -114,7 +113,7 @@ export class DrainReconciler implements Reconciler {
     // Containers still to move: running here, not a migration's copy in the making.
     const here = this.deps.containers
       .byIndex(byHost, name)
-      .filter((c) => !done(c) && !c.metadata.labels?.[migrationLabel]);
+      .filter((c) => !containerFinished(c) && !c.metadata.labels?.[migrationLabel]);
     const now = this.clock.now();
     for (const [key, { at }] of this.unseen) {
       if (this.deps.migrations.get(key) || now - at > unseenTtlMs) this.unseen.delete(key);
@@ -123,7 +122,7 @@ export class DrainReconciler implements Reconciler {
       ...this.deps.migrations.list(),
       ...[...this.unseen.values()].map((u) => u.migration),
     ].filter((m) => m.metadata.labels?.[drainHostLabel] === name);
-    const active = ours.filter((m) => !finished.has(m.status?.phase ?? ''));
+    const active = ours.filter((m) => !migrationEnded(m));
     const deleting = here.filter((c) => c.metadata.deletionTimestamp);
     let inFlight = active.length + deleting.length;
     const limit = host.spec.maxConcurrentMigrations;
@@ -139,7 +138,7 @@ export class DrainReconciler implements Reconciler {
     for (const c of here) {
       if (c.metadata.deletionTimestamp) continue;
       const mine = ours.filter((m) => m.metadata.labels?.[drainContainerLabel] === c.metadata.uid);
-      if (mine.some((m) => !finished.has(m.status?.phase ?? ''))) continue;
+      if (mine.some((m) => !migrationEnded(m))) continue;
       const attempts = mine.filter(
         (m) => m.status?.phase === 'Failed' || m.status?.phase === 'RolledBack',
       ).length;

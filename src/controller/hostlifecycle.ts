@@ -15,7 +15,7 @@
 import { Counter, Gauge } from 'prom-client';
 import { runtimeCleanupFinalizer, type Container, type Host } from '../api/v1alpha1/index.js';
 import { realClock, type Clock } from '../kube/clock.js';
-import { getCondition, setCondition, type Condition } from '../kube/conditions.js';
+import { getCondition, setCondition } from '../kube/conditions.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
 import { isNotFound } from '../kube/errors.js';
@@ -138,7 +138,7 @@ export class HostLifecycleReconciler implements Reconciler {
     const ready = getCondition(host.status?.conditions, 'Ready');
     if (ready?.status === 'Unknown' && ready.reason === 'HeartbeatLost') return;
     const [unknown] = setCondition(
-      ready ? [ready as Condition] : [],
+      ready ? [ready] : [],
       { type: 'Ready', status: 'Unknown', reason: 'HeartbeatLost', message },
       new Date(this.clock.now()),
     );
@@ -178,7 +178,7 @@ export class HostLifecycleReconciler implements Reconciler {
     const now = new Date(this.clock.now());
     const scheduled = scheduledStatus(c);
     const [ready] = setCondition(
-      (c.status?.conditions as Condition[] | undefined)?.filter((cond) => cond.type === 'Ready'),
+      c.status?.conditions?.filter((cond) => cond.type === 'Ready'),
       {
         type: 'Ready',
         status: 'Unknown',
@@ -194,9 +194,7 @@ export class HostLifecycleReconciler implements Reconciler {
         phase: 'Unknown',
         reason: 'HostLost',
         message: `Host ${host} stopped reporting: ${message}`,
-        conditions: [...(scheduled.conditions ?? []), ready] as NonNullable<
-          Container['status']
-        >['conditions'],
+        conditions: [...(scheduled.conditions ?? []), ready!],
       },
       { fieldManager, live: c },
     );

@@ -6,7 +6,6 @@
 //  - A reconcile that changes nothing reads only the caches. Registry calls and status writes go
 //    by a fresh read of the Image: the cache may not show our own last write yet, and acting on
 //    it would resolve twice or write an older digest back.
-import { CoreV1Api, type V1Secret } from '@kubernetes/client-node';
 import {
   durationMillis,
   formatImageReference,
@@ -24,7 +23,6 @@ import { realClock, type Clock } from '../kube/clock.js';
 import { getCondition, metaTime } from '../kube/conditions.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
-import { isNotFound } from '../kube/errors.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { Informer } from '../kube/informer.js';
 import { objectKey, splitKey } from '../kube/keys.js';
@@ -33,12 +31,8 @@ import { ItemExponentialFailureRateLimiter } from '../kube/ratelimiter.js';
 import type { Cache } from '../kube/store.js';
 import { resourceClient } from '../kube/resources.js';
 import { fieldManager, type ControllerContext } from './context.js';
-import {
-  credentialsFor,
-  dockerConfigFromSecret,
-  type Credentials,
-  type DockerConfig,
-} from '../kube/dockerconfig.js';
+import type { Credentials } from '../kube/dockerconfig.js';
+import { pullCredentials, secretReader, type SecretReader } from '../kube/pullsecrets.js';
 import {
   aggregateHosts,
   hostState,
@@ -53,19 +47,11 @@ export function setupImageController(ctx: ControllerContext): void {
   const api = resourceClient(ctx.client, 'Image');
   const images = ctx.manager.informer<Image>({ path: api.collectionPath() });
   const hosts = ctx.manager.informer<Host>({ path: resourceClient(ctx.client, 'Host').collectionPath() });
-  const core = ctx.client.api(CoreV1Api);
   const reconciler = new ImageReconciler({
     images: images.cache,
     hosts: hosts.cache,
     api,
-    readSecret: async (namespace, name) => {
-      try {
-        return await core.readNamespacedSecret({ namespace, name });
-      } catch (err) {
-        if (isNotFound(err)) return undefined;
-        throw err;
-      }
-    },
+    readSecret: secretReader(ctx.client),
     registry: new RegistryClient({
       insecureRegistries: ctx.options.insecureRegistries,
       timeoutMs: ctx.options.registryTimeoutMs,
@@ -115,7 +101,7 @@ export interface ImageReconcilerOptions {
   hosts: Cache<Host>;
   api: Pick<CustomResourceClient<Image>, 'get' | 'applyStatus'>;
   /** undefined when the Secret does not exist. */
-  readSecret(namespace: string, name: string): Promise<V1Secret | undefined>;
+  readSecret: SecretReader;
   registry: Pick<RegistryClient, 'digest' | 'inspect'>;
   recorder: Pick<EventRecorder, 'event'>;
   clock?: Clock;
@@ -241,22 +227,14 @@ export class ImageReconciler implements Reconciler {
     image: Image,
     spec: ImageSpec,
   ): Promise<{ credentials: Credentials[]; notes: string[] }> {
-    const namespace = image.metadata?.namespace ?? '';
-    const configs: DockerConfig[] = [];
-    const notes: string[] = [];
-    for (const { name } of spec.pullSecrets ?? []) {
-      const secret = await this.opts.readSecret(namespace, name);
-      if (!secret) {
-        notes.push(`pull secret ${namespace}/${name} does not exist`);
-        continue;
-      }
-      try {
-        configs.push(dockerConfigFromSecret(secret));
-      } catch (err) {
-        notes.push((err as Error).message);
-      }
-    }
-    return { credentials: credentialsFor(parseImageReference(spec.image), configs), notes };
+    const names = (spec.pullSecrets ?? []).map((s) => s.name);
+    const read = await pullCredentials(
+      this.opts.readSecret,
+      image.metadata?.namespace ?? '',
+      names,
+      spec.image,
+    );
+    return { credentials: read.credentials, notes: read.problems };
   }
 
   /** When to look again: at the next refresh, or the next retry of a failure. */

@@ -59,7 +59,7 @@ type HostReport = Pick<Host, 'metadata'> & {
  * never reported) cannot pull, and counting it would keep the Image unready for as long as it is down.
  */
 export function hostState(image: ImageTarget, host: HostReport | undefined): HostState {
-  if (!host || !isTrue(host.status?.conditions as Condition[] | undefined, 'Ready')) {
+  if (!host || !isTrue(host.status?.conditions, 'Ready')) {
     return { state: 'NotDesired' };
   }
   const labels = host.metadata?.labels ?? {};

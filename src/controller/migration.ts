@@ -27,6 +27,9 @@ import { Counter, Histogram } from 'prom-client';
 import {
   avoidHostAnnotation,
   effectiveMode,
+  finalMigrationPhases,
+  migrationEnded,
+  type FinalMigrationPhase,
   migratedFromAnnotation,
   migratedToAnnotation,
   migrationLabel,
@@ -64,7 +67,6 @@ import { controllingWorkload, sharedCaches } from './caches.js';
 import { resourceClient } from '../kube/resources.js';
 import { fieldManager, type ControllerContext } from './context.js';
 
-const terminal = new Set(['Succeeded', 'Failed', 'RolledBack']);
 const pollMs = 1000;
 
 const migrationsTotal = new Counter({
@@ -74,7 +76,7 @@ const migrationsTotal = new Counter({
   registers: [registry],
 });
 for (const mode of ['Checkpoint', 'Restart'])
-  for (const result of ['Succeeded', 'Failed', 'RolledBack']) migrationsTotal.inc({ mode, result }, 0);
+  for (const result of finalMigrationPhases) migrationsTotal.inc({ mode, result }, 0);
 const downtime = new Histogram({
   name: 'gantry_migration_downtime_seconds',
   help: 'Seconds a migrated process was not running (frozen until restored on the target)',
@@ -156,8 +158,7 @@ export function targetName(m: Migration, flavour: 'checkpoint' | 'restart'): str
   return `${m.spec.container.slice(0, 240)}-${flavour === 'checkpoint' ? 'm' : 'r'}${hash}`;
 }
 
-const agentCondition = (m: Migration, type: string) =>
-  getCondition(m.status?.conditions as Condition[] | undefined, type);
+const agentCondition = (m: Migration, type: string) => getCondition(m.status?.conditions, type);
 
 export class MigrationReconciler implements Reconciler {
   private readonly clock: Clock;
@@ -171,7 +172,7 @@ export class MigrationReconciler implements Reconciler {
     const ns = c.metadata.namespace ?? 'default';
     return this.deps.migrations
       .listByNamespace(ns)
-      .filter((m) => !terminal.has(m.status?.phase ?? ''))
+      .filter((m) => !migrationEnded(m))
       .filter((m) => m.spec.container === c.metadata.name || m.status?.targetContainer === c.metadata.name)
       .map((m) => objectKey(m));
   }
@@ -180,7 +181,7 @@ export class MigrationReconciler implements Reconciler {
     const m = this.deps.migrations.get(key);
     if (!m || m.metadata.deletionTimestamp) return;
     const phase = m.status?.phase ?? 'Pending';
-    if (terminal.has(phase)) {
+    if (migrationEnded(m)) {
       await this.deps.secrets.remove(transferSecretName(m.metadata.uid!));
       return;
     }
@@ -283,7 +284,7 @@ export class MigrationReconciler implements Reconciler {
       [restoreFromAnnotation]: m.metadata.name!,
       [needsCheckpointAnnotation]: 'true',
     });
-    const unschedulable = getCondition(target.status?.conditions as Condition[] | undefined, 'Scheduled');
+    const unschedulable = getCondition(target.status?.conditions, 'Scheduled');
     if (!target.spec.nodeName) {
       if (unschedulable?.status === 'False' && unprobed.length === 0) {
         await this.deleteContainer(m, name);
@@ -493,7 +494,7 @@ export class MigrationReconciler implements Reconciler {
           o !== m &&
           o.spec.container === m.spec.container &&
           o.status?.phase &&
-          !terminal.has(o.status.phase) &&
+          !migrationEnded(o) &&
           o.status.phase !== 'Pending',
       );
     if (busy)
@@ -590,7 +591,7 @@ export class MigrationReconciler implements Reconciler {
 
   private async finish(
     m: Migration,
-    phase: 'Succeeded' | 'Failed' | 'RolledBack',
+    phase: FinalMigrationPhase,
     reason: string,
     message: string,
     extra: Partial<Status> = {},
@@ -630,7 +631,7 @@ export class MigrationReconciler implements Reconciler {
     update: Omit<Condition, 'lastTransitionTime' | 'observedGeneration'>,
   ): Condition[] {
     const generation = m.metadata.generation;
-    const mine = ((m.status?.conditions ?? []) as Condition[]).filter((c) =>
+    const mine = (m.status?.conditions ?? []).filter((c) =>
       ['Ready', 'FellBack', ...progressConditionTypes].includes(c.type),
     );
     const next = setCondition(mine, { ...update, observedGeneration: generation });

@@ -17,7 +17,7 @@ import {
   type Container,
   type Quantity,
 } from '../api/v1alpha1/index.js';
-import { setCondition, type Condition } from '../kube/conditions.js';
+import { setCondition } from '../kube/conditions.js';
 
 export interface Amounts {
   cpuMilli: number;
@@ -216,7 +216,7 @@ export function hostImageKeys(
  * lost Host, starting from this, since both write as the same field manager.
  */
 export function scheduledStatus(c: Container): NonNullable<Container['status']> {
-  const scheduled = setCondition(c.status?.conditions as Condition[] | undefined, {
+  const scheduled = setCondition(c.status?.conditions, {
     type: 'Scheduled',
     status: 'True',
     reason: 'Scheduled',

@@ -9,6 +9,7 @@
 import crypto from 'node:crypto';
 import { Counter } from 'prom-client';
 import {
+  containerFinished,
   migratedToAnnotation,
   migrationLabel,
   templateHashLabel,
@@ -29,7 +30,6 @@ import {
   progressOf,
   setCondition,
   setProgress,
-  type Condition,
 } from '../kube/conditions.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
@@ -159,7 +159,7 @@ export function toReplica(c: Container): Replica {
     nodeName: c.spec?.nodeName,
     createdAt: Date.parse(String(c.metadata.creationTimestamp ?? '')) || 0,
     deleting: !!c.metadata.deletionTimestamp,
-    finished: phase === 'Succeeded' || phase === 'Failed',
+    finished: containerFinished(c),
   };
 }
 
@@ -198,13 +198,13 @@ export function workloadStatus(input: StatusInput): WorkloadStatus {
   const recorded = Date.parse(previous?.lastProgressTime ?? '');
   // A status written before lastProgressTime existed starts the count now.
   const lastProgressAt = progressed || !Number.isFinite(recorded) ? input.now : recorded;
-  const before = getCondition(previous?.conditions as Condition[] | undefined, 'Progressing');
+  const before = getCondition(previous?.conditions, 'Progressing');
   const settled = before?.reason === 'NewRevisionAvailable' && !progressed;
   const deadlineMs = spec.progressDeadlineSeconds * 1000;
   const timedOut = !complete && !settled && input.now - lastProgressAt > deadlineMs;
   const floor = desired - maxUnavailable(strategyOf(spec), desired);
   const now = new Date(input.now);
-  let conditions = (previous?.conditions ?? []) as Condition[];
+  let conditions = previous?.conditions ?? [];
   const set = (type: string, status: 'True' | 'False', reason: string, message: string): void => {
     conditions = setCondition(
       conditions,
@@ -343,7 +343,7 @@ export class WorkloadReconciler implements Reconciler {
   private async invalid(wl: Workload, error: string): Promise<void> {
     const now = new Date(this.clock.now());
     const generation = wl.metadata.generation;
-    let conditions = (wl.status?.conditions ?? []) as Condition[];
+    let conditions = wl.status?.conditions ?? [];
     for (const type of ['Ready', 'Progressing']) {
       conditions = setCondition(
         conditions,

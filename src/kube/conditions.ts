@@ -2,18 +2,9 @@
 // lastTransitionTime moves only when `status` flips, so "since when" stays meaningful and an
 // unchanged status produces an unchanged object (and no write).
 
-export type ConditionStatus = 'True' | 'False' | 'Unknown';
+import type { Condition } from '../api/v1alpha1/index.js';
 
-export interface Condition {
-  type: string;
-  status: ConditionStatus;
-  observedGeneration?: number;
-  /** RFC 3339, whole seconds (what metav1.Time serialises to). */
-  lastTransitionTime: string;
-  /** CamelCase, machine-readable. */
-  reason: string;
-  message: string;
-}
+export type { Condition, ConditionStatus } from '../api/v1alpha1/index.js';
 
 export type ConditionUpdate = Omit<Condition, 'lastTransitionTime'>;
 

@@ -134,6 +134,11 @@ export type ContainerSpecInput = z.input<typeof ContainerSpecSchema>;
 export type ContainerStatus = z.output<typeof ContainerStatusSchema>;
 export type ContainerPhase = z.output<typeof ContainerPhaseSchema>;
 
+/** The process exited and will not run again (phase Succeeded or Failed). */
+export function containerFinished(c: Container): boolean {
+  return c.status?.phase === 'Succeeded' || c.status?.phase === 'Failed';
+}
+
 /** The owner reference of the Workload that controls a Container (a replica), if any. */
 export function workloadOwner(c: Container) {
   return c.metadata.ownerReferences?.find(

@@ -140,6 +140,15 @@ export type MigrationSpecInput = z.input<typeof MigrationSpecSchema>;
 export type MigrationStatus = z.output<typeof MigrationStatusSchema>;
 export type MigrationPhase = z.output<typeof MigrationPhaseSchema>;
 
+/** The phases a Migration ends in: nothing moves any more. */
+export const finalMigrationPhases = ['Succeeded', 'Failed', 'RolledBack'] as const;
+export type FinalMigrationPhase = (typeof finalMigrationPhases)[number];
+
+/** The Migration has ended (Succeeded, Failed or RolledBack). */
+export function migrationEnded(m: Migration): boolean {
+  return (finalMigrationPhases as readonly string[]).includes(m.status?.phase ?? '');
+}
+
 /**
  * How a Migration moves its Container: its spec.mode, or Restart once the checkpoint proved
  * impossible and fallback Restart took over (the FellBack condition).

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
+import type { V1Secret } from '@kubernetes/client-node';
 import { test } from 'node:test';
 import { classifyPullError } from '../../../src/agent/pull.js';
-import { authFor } from '../../../src/agent/pullsecrets.js';
+import { pullAuth } from '../../../src/agent/pullsecrets.js';
 import type { DockerConfig } from '../../../src/kube/dockerconfig.js';
 
 test('pull errors are sorted into reasons a user can act on', () => {
@@ -19,20 +20,27 @@ test('pull errors are sorted into reasons a user can act on', () => {
   for (const [message, reason] of cases) assert.equal(classifyPullError(message), reason, message);
 });
 
-test('credentials become a CRI AuthConfig whose server address is a URL', () => {
-  const configs: DockerConfig[] = [
-    { 'https://index.docker.io/v1/': { username: 'hub', password: 'hubpass' } },
-    { '127.0.0.1:5001': { username: 'local', password: 'localpass' } },
-  ];
-  assert.deepEqual(authFor('nginx', configs), {
-    username: 'hub',
-    password: 'hubpass',
-    serverAddress: 'https://docker.io',
+test('pull Secrets become a CRI AuthConfig whose server address is a URL', async () => {
+  const secret = (name: string, auths: DockerConfig): V1Secret => ({
+    metadata: { namespace: 'ns', name },
+    type: 'kubernetes.io/dockerconfigjson',
+    data: { '.dockerconfigjson': Buffer.from(JSON.stringify({ auths })).toString('base64') },
   });
-  assert.deepEqual(authFor('127.0.0.1:5001/gantry/web:1', configs), {
-    username: 'local',
-    password: 'localpass',
-    serverAddress: 'http://127.0.0.1:5001',
+  const secrets: Record<string, V1Secret> = {
+    hub: secret('hub', { 'https://index.docker.io/v1/': { username: 'hub', password: 'hubpass' } }),
+    local: secret('local', { '127.0.0.1:5001': { username: 'local', password: 'localpass' } }),
+  };
+  const read = async (_namespace: string, name: string) => secrets[name];
+  assert.deepEqual(await pullAuth(read, 'ns', ['hub', 'local'], 'nginx'), {
+    auth: { username: 'hub', password: 'hubpass', serverAddress: 'https://docker.io' },
+    problems: [],
   });
-  assert.equal(authFor('quay.io/x/y', configs), undefined);
+  assert.deepEqual(await pullAuth(read, 'ns', ['hub', 'local'], '127.0.0.1:5001/gantry/web:1'), {
+    auth: { username: 'local', password: 'localpass', serverAddress: 'http://127.0.0.1:5001' },
+    problems: [],
+  });
+  assert.deepEqual(await pullAuth(read, 'ns', ['hub', 'gone'], 'quay.io/x/y'), {
+    auth: undefined,
+    problems: ['pull secret ns/gone does not exist'],
+  });
 });
