@@ -10,6 +10,9 @@ export interface Binaries {
   etcd: string;
   kubeApiserver: string;
   kubeControllerManager: string;
+  kubeScheduler: string;
+  kubelet: string;
+  kubeProxy: string;
   kubectl: string;
   containerd: string;
   /** Directory holding containerd, its shim and ctr; goes first on containerd's PATH. */
@@ -211,6 +214,9 @@ export async function ensureBinaries(progress: (line: string) => void): Promise<
     etcd: path.join(componentDir('etcd'), 'etcd'),
     kubeApiserver: path.join(k8s, 'kube-apiserver'),
     kubeControllerManager: path.join(k8s, 'kube-controller-manager'),
+    kubeScheduler: path.join(k8s, 'kube-scheduler'),
+    kubelet: path.join(k8s, 'kubelet'),
+    kubeProxy: path.join(k8s, 'kube-proxy'),
     kubectl: path.join(k8s, 'kubectl'),
     containerd: path.join(componentDir('containerd'), 'containerd'),
     containerdDir: componentDir('containerd'),
@@ -228,6 +234,9 @@ function linkBinDir(b: Binaries): void {
     b.etcd,
     b.kubeApiserver,
     b.kubeControllerManager,
+    b.kubeScheduler,
+    b.kubelet,
+    b.kubeProxy,
     b.kubectl,
     b.containerd,
     path.join(b.containerdDir, 'ctr'),

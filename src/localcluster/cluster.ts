@@ -1,6 +1,11 @@
 // The embedded local cluster: `up` starts etcd, kube-apiserver, kube-controller-manager, a registry
-// with test images and N containerd hosts (each with a core Node object), idempotently; `down`
-// stops all of it by recorded PID and leaves no mounts, bridges, processes or changed sysctls.
+// with test images and N hosts, idempotently; `down` stops all of it by recorded PID and leaves no
+// mounts, bridges, iptables rules, processes or changed sysctls. Hosts come in two shapes:
+//  - kubelet nodes (the default): each host is a Kubernetes node with a kubelet and its
+//    containerd, plus Gantry's own containerd (nodes.ts); kube-scheduler and kube-proxy run too,
+//    so the Helm chart's pods run as they would on any cluster;
+//  - bare hosts (--no-kubelet): Gantry's containerd only, with a Node object registered for it,
+//    like an edge box that runs the agent as a service with a kubeconfig.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -8,10 +13,24 @@ import * as k8s from '@kubernetes/client-node';
 import { ensureBinaries } from './binaries.js';
 import {
   apiServerURL,
+  cleanUpKubeProxy,
   startApiserver as launchApiserver,
   startControllerManager,
   startEtcd,
+  startKubeProxy,
+  startScheduler,
 } from './controlplane.js';
+import { ensureLoopbackServices, inClusterRegistry, removeLoopbackServices } from './network.js';
+import {
+  clusterPodCIDR,
+  ensureNodeNamespace,
+  inNode,
+  nodeLayout,
+  removeMountPoints,
+  startKubelet,
+  startNodeRuntime,
+  stopNode,
+} from './nodes.js';
 import { cleanUpRuntime, probeCheckpoint, runtimeVersion } from './runtime.js';
 import { hostLayout, startHost, stopHost, writeRegistryHosts } from './hosts.js';
 import { ensureClientCert, ensurePki, writeKubeconfig } from './pki.js';
@@ -60,12 +79,24 @@ class Steps {
 
 export interface UpOptions {
   hosts: number;
+  /** Kubelet nodes (default) or bare hosts. */
+  kubelet?: boolean;
   out?: Progress;
 }
 
+/** Every pod bridge (nodes.ts names them kubebr<N>), for iptables. */
+const podBridges = 'kubebr+';
+
 export async function up(opts: UpOptions): Promise<LocalCluster> {
   const out = opts.out ?? ((l: string) => console.log(l));
-  const steps = new Steps(8, out);
+  const kubelet = opts.kubelet ?? true;
+  const running = readLocalCluster();
+  if (running && running.kubelet !== kubelet) {
+    throw new Error(
+      `the local cluster runs ${running.kubelet ? 'with' : 'without'} kubelets; stop it first (npm run cluster:down)`,
+    );
+  }
+  const steps = new Steps(kubelet ? 9 : 8, out);
   requireRoot();
   fs.mkdirSync(layout.pids, { recursive: true });
   fs.mkdirSync(layout.logs, { recursive: true });
@@ -87,8 +118,14 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
   await steps.step(`kube-apiserver v${versions.kubernetes} (RBAC, client certificates)`, () =>
     launchApiserver(layout, bins, pki, admin),
   );
-  await steps.step(`kube-controller-manager v${versions.kubernetes} (garbage collection, namespaces)`, () =>
-    startControllerManager(layout, bins, pki),
+  await steps.step(
+    kubelet
+      ? `kube-controller-manager and kube-scheduler v${versions.kubernetes}`
+      : `kube-controller-manager v${versions.kubernetes} (no node lifecycle: no kubelets)`,
+    async () => {
+      await startControllerManager(layout, bins, pki, kubelet);
+      if (kubelet) await startScheduler(layout, bins, pki);
+    },
   );
 
   const images = await steps.step(
@@ -104,17 +141,40 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
     async () => {
       recordIpForward();
       writeRegistryHosts(layout.certsDir);
+      const files = { ...layout, pauseImage: imageRef('pause') };
       const started = [];
       for (let i = 1; i <= opts.hosts; i++) {
-        started.push(
-          await startHost(hostLayout(localDir, i), bins, { ...layout, pauseImage: imageRef('pause') }),
-        );
+        const h = hostLayout(localDir, i);
+        if (!kubelet) {
+          started.push(await startHost(h, bins, files));
+          continue;
+        }
+        const n = nodeLayout(h);
+        await ensureNodeNamespace(n);
+        started.push(await startHost(h, bins, { ...files, within: (cmd, args) => inNode(n, cmd, args) }));
+        await startNodeRuntime(n, bins, files);
       }
       await stopExtraHosts(opts.hosts);
-      await registerNodes(started.map((h) => ({ name: h.name, podCIDR: h.podCIDR })));
+      await createNamespace(systemNamespace);
+      if (!kubelet) await registerNodes(started.map((h) => ({ name: h.name, podCIDR: h.podCIDR })));
       return started;
     },
   );
+
+  if (kubelet) {
+    await steps.step(`kubelets and kube-proxy v${versions.kubernetes}`, async (note) => {
+      const files = { ...layout, pauseImage: imageRef('pause') };
+      for (let i = 1; i <= opts.hosts; i++)
+        await startKubelet(nodeLayout(hostLayout(localDir, i)), bins, pki, files);
+      await ensureLoopbackServices(podBridges);
+      await reserveRegistryService();
+      await startKubeProxy(layout, bins, pki, { hostname: 'host-1', clusterCIDR: clusterPodCIDR });
+      await waitNodesReady(hosts.map((h) => h.name));
+      note(
+        `nodes Ready: ${hosts.map((h) => h.name).join(', ')}; pods reach the registry at ${inClusterRegistry.ip}:${inClusterRegistry.port}`,
+      );
+    });
+  }
 
   const checkpoint = await steps.step('checkpoint/restore probe (CRIU through CRI)', async (note) => {
     const answer = await probeCheckpoint(hosts[0]!.criSocket);
@@ -136,6 +196,8 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
     runtime: await runtimeVersion(hosts[0]!.criSocket),
     checkpoint,
     binDir: bins.binDir,
+    kubelet,
+    ...(kubelet ? { inClusterRegistry: `${inClusterRegistry.ip}:${inClusterRegistry.port}` } : {}),
   };
   fs.writeFileSync(stateFile, JSON.stringify(cluster, null, 2) + '\n');
   return cluster;
@@ -212,11 +274,6 @@ function adminClient(): k8s.CoreV1Api {
 /** One core Node per host, so `kubectl cordon` and `kubectl get nodes` work as on a real cluster. */
 async function registerNodes(hosts: { name: string; podCIDR: string }[]): Promise<void> {
   const api = adminClient();
-  await api
-    .createNamespace({ body: { metadata: { name: systemNamespace } } })
-    .catch((e: { code?: number }) => {
-      if (e.code !== 409) throw e;
-    });
   for (const h of hosts) {
     const body: k8s.V1Node = {
       metadata: {
@@ -233,6 +290,48 @@ async function registerNodes(hosts: { name: string; podCIDR: string }[]): Promis
       await api.createNode({ body });
     } catch (e) {
       if ((e as { code?: number }).code !== 409) throw e;
+    }
+  }
+}
+
+async function createNamespace(name: string): Promise<void> {
+  await adminClient()
+    .createNamespace({ body: { metadata: { name } } })
+    .catch((e: { code?: number }) => {
+      if (e.code !== 409) throw e;
+    });
+}
+
+/**
+ * The registry's in-cluster address belongs to a Service of its own, so the apiserver never gives
+ * it to another; network.ts answers for it (the registry listens on loopback only).
+ */
+async function reserveRegistryService(): Promise<void> {
+  await createNamespace('gantry-local');
+  await adminClient()
+    .createNamespacedService({
+      namespace: 'gantry-local',
+      body: {
+        metadata: { name: 'registry' },
+        spec: { clusterIP: inClusterRegistry.ip, ports: [{ port: inClusterRegistry.port, protocol: 'TCP' }] },
+      },
+    })
+    .catch((e: { code?: number }) => {
+      if (e.code !== 409) throw e;
+    });
+}
+
+async function waitNodesReady(names: string[]): Promise<void> {
+  const api = adminClient();
+  const ready = async (name: string) => {
+    const node = await api.readNode({ name }).catch(() => undefined);
+    return node?.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+  };
+  const deadline = Date.now() + 120_000;
+  for (const name of names) {
+    while (!(await ready(name))) {
+      if (Date.now() > deadline) throw new Error(`Node ${name} did not become Ready (see the kubelet's log)`);
+      await new Promise((r) => setTimeout(r, 500));
     }
   }
 }
@@ -264,11 +363,12 @@ export async function down(out: Progress = (l) => console.log(l)): Promise<void>
     return;
   }
   const steps = new Steps(4, out);
-  await steps.step('containers, containerd hosts and bridges', async () => {
+  await steps.step('kubelets, containers, containerd hosts and bridges', async () => {
     // Gantry processes (controller, agents) first, so nothing recreates containers meanwhile.
     for (const f of pidFiles().filter((f) => /^(gantry-|agent-|controller)/.test(path.basename(f)))) {
       await stopPidFile(f);
     }
+    for (const i of hostIndexesRunning()) await stopNode(nodeLayout(hostLayout(localDir, i)), layout.pids);
     for (const i of hostIndexesRunning()) {
       const h = hostLayout(localDir, i);
       if (livePid(path.join(layout.pids, `containerd-${h.name}.pid`))) {
@@ -280,14 +380,19 @@ export async function down(out: Progress = (l) => console.log(l)): Promise<void>
     }
   });
   await steps.step('control plane and registry', async () => {
-    for (const name of ['kube-controller-manager', 'kube-apiserver', 'etcd', 'registry', 'registry-auth']) {
+    const names = ['kube-proxy', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'];
+    for (const name of [...names, 'registry', 'registry-auth']) {
       await stopPidFile(path.join(layout.pids, `${name}.pid`));
     }
     // Anything else we started and recorded.
     for (const f of pidFiles()) await stopPidFile(f);
   });
-  await steps.step('mounts and sysctls', async () => {
+  await steps.step('iptables rules, mounts and sysctls', async () => {
+    const bins = await ensureBinaries(() => undefined);
+    await cleanUpKubeProxy(bins);
+    await removeLoopbackServices(podBridges);
     unmountUnder(localDir, out);
+    removeMountPoints();
     if (fs.existsSync(layout.ipForwardBackup)) {
       fs.writeFileSync(ipForward, fs.readFileSync(layout.ipForwardBackup, 'utf8'));
     }

@@ -1,13 +1,22 @@
-// etcd, kube-apiserver and kube-controller-manager on loopback, run the way envtest runs them,
-// with RBAC on and client-certificate authentication.
+// etcd, kube-apiserver, kube-controller-manager, and (for kubelet nodes) kube-scheduler and
+// kube-proxy, on loopback, with RBAC and the Node authorizer on and client-certificate
+// authentication.
 import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import type { Binaries } from './binaries.js';
 import { type ClientCert, type Pki, ensureClientCert, writeKubeconfig } from './pki.js';
-import { livePid, startDaemon, waitFor } from './proc.js';
+import { livePid, run, startDaemon, waitFor } from './proc.js';
 
-export const ports = { etcdClient: 23790, etcdPeer: 23800, apiserver: 6443, controllerManager: 10257 };
+export const ports = {
+  etcdClient: 23790,
+  etcdPeer: 23800,
+  apiserver: 6443,
+  controllerManager: 10257,
+  scheduler: 10259,
+  proxyMetrics: 10249,
+  proxyHealthz: 10256,
+};
 export const apiServerURL = `https://127.0.0.1:${ports.apiserver}`;
 
 export interface Layout {
@@ -75,6 +84,12 @@ export async function startEtcd(l: Layout, bins: Binaries): Promise<void> {
 
 export async function startApiserver(l: Layout, bins: Binaries, pki: Pki, admin: ClientCert): Promise<void> {
   const f = files(l, 'kube-apiserver');
+  const kubeletClient = await ensureClientCert(
+    pki,
+    'apiserver-kubelet-client',
+    'kube-apiserver-kubelet-client',
+    ['system:masters'],
+  );
   if (!livePid(f.pidFile)) {
     startDaemon(
       bins.kubeApiserver,
@@ -92,10 +107,18 @@ export async function startApiserver(l: Layout, bins: Binaries, pki: Pki, admin:
         '--service-account-issuer=https://kubernetes.default.svc',
         `--service-account-key-file=${pki.saPub}`,
         `--service-account-signing-key-file=${pki.saKey}`,
-        '--authorization-mode=RBAC',
+        // The Node authorizer and NodeRestriction confine each kubelet to its own node's objects.
+        '--authorization-mode=Node,RBAC',
+        '--enable-admission-plugins=NodeRestriction',
         '--allow-privileged=true',
-        // No kubelet or token controller mounts tokens into pods here.
-        '--disable-admission-plugins=ServiceAccount',
+        // `kubectl logs` and `exec` on pods: the apiserver's identity at the kubelets.
+        `--kubelet-client-certificate=${kubeletClient.cert}`,
+        `--kubelet-client-key=${kubeletClient.key}`,
+        // The apiserver listens on loopback, which Endpoints may not name: network.ts routes
+        // the \`kubernetes\` Service's address to it instead.
+        '--endpoint-reconciler-type=none',
+        // Nodes here have no resolvable names: reach kubelets at their addresses.
+        '--kubelet-preferred-address-types=InternalIP',
         '--profiling=false',
         '--v=1',
       ],
@@ -119,13 +142,33 @@ export async function waitApiserverReady(l: Layout, pki: Pki, admin: ClientCert)
   );
 }
 
-/** Garbage collection (ownerReferences) and namespace deletion need the controller-manager. */
-export async function startControllerManager(l: Layout, bins: Binaries, pki: Pki): Promise<void> {
+/** A kubeconfig for a control-plane component, with a client certificate for its RBAC user. */
+async function componentKubeconfig(l: Layout, pki: Pki, name: string, user: string): Promise<string> {
+  const cert = await ensureClientCert(pki, name, user);
+  const kubeconfig = path.join(l.dir, `${name}.kubeconfig`);
+  writeKubeconfig(kubeconfig, apiServerURL, pki, cert, user);
+  return kubeconfig;
+}
+
+/**
+ * The controller-manager with Kubernetes' default controllers (garbage collection, namespaces,
+ * service accounts, RBAC role aggregation, Deployments, DaemonSets...). Without kubelets, node
+ * lifecycle is left out: it would only taint Nodes that no kubelet ever reports on.
+ */
+export async function startControllerManager(
+  l: Layout,
+  bins: Binaries,
+  pki: Pki,
+  kubelets: boolean,
+): Promise<void> {
   const f = files(l, 'kube-controller-manager');
   if (livePid(f.pidFile)) return;
-  const cert = await ensureClientCert(pki, 'controller-manager', 'system:kube-controller-manager');
-  const kubeconfig = path.join(l.dir, 'controller-manager.kubeconfig');
-  writeKubeconfig(kubeconfig, apiServerURL, pki, cert, 'system:kube-controller-manager');
+  const kubeconfig = await componentKubeconfig(
+    l,
+    pki,
+    'controller-manager',
+    'system:kube-controller-manager',
+  );
   const pid = startDaemon(
     bins.kubeControllerManager,
     [
@@ -135,9 +178,10 @@ export async function startControllerManager(l: Layout, bins: Binaries, pki: Pki
       '--bind-address=127.0.0.1',
       `--secure-port=${ports.controllerManager}`,
       '--leader-elect=false',
-      // Only what a cluster without kubelets needs; node lifecycle would only taint our Nodes.
-      '--controllers=garbage-collector-controller,namespace-controller,serviceaccount-controller',
+      `--controllers=${kubelets ? '*' : '*,-node-lifecycle-controller'}`,
       `--service-account-private-key-file=${pki.saKey}`,
+      `--cluster-signing-cert-file=${pki.caCert}`,
+      `--cluster-signing-key-file=${pki.caKey}`,
       `--root-ca-file=${pki.caCert}`,
       // Each controller acts as its own service account, with the RBAC roles Kubernetes bootstraps for it.
       '--use-service-account-credentials=true',
@@ -154,4 +198,77 @@ export async function startControllerManager(l: Layout, bins: Binaries, pki: Pki
       })) === 200,
     { pid, logFile: f.logFile, timeoutMs: 30_000 },
   );
+}
+
+/** The scheduler places Pods on the kubelet nodes (Gantry's own scheduler places Containers). */
+export async function startScheduler(l: Layout, bins: Binaries, pki: Pki): Promise<void> {
+  const f = files(l, 'kube-scheduler');
+  if (livePid(f.pidFile)) return;
+  const kubeconfig = await componentKubeconfig(l, pki, 'scheduler', 'system:kube-scheduler');
+  const pid = startDaemon(
+    bins.kubeScheduler,
+    [
+      `--kubeconfig=${kubeconfig}`,
+      `--authentication-kubeconfig=${kubeconfig}`,
+      `--authorization-kubeconfig=${kubeconfig}`,
+      '--bind-address=127.0.0.1',
+      `--secure-port=${ports.scheduler}`,
+      '--leader-elect=false',
+      '--v=1',
+    ],
+    f,
+  );
+  await waitFor(
+    'kube-scheduler to answer /healthz',
+    async () =>
+      (await httpsStatus(`https://127.0.0.1:${ports.scheduler}/healthz`, { rejectUnauthorized: false })) ===
+      200,
+    { pid, logFile: f.logFile, timeoutMs: 30_000 },
+  );
+}
+
+/**
+ * One kube-proxy for the machine (iptables mode): the nodes share its network stack, so one set
+ * of rules serves them all. Service traffic is masqueraded, so a reply from a pod on the same
+ * bridge as its client comes back through the rules rather than straight across the bridge.
+ */
+export async function startKubeProxy(
+  l: Layout,
+  bins: Binaries,
+  pki: Pki,
+  opts: { hostname: string; clusterCIDR: string },
+): Promise<void> {
+  const f = files(l, 'kube-proxy');
+  if (livePid(f.pidFile)) return;
+  const kubeconfig = await componentKubeconfig(l, pki, 'kube-proxy', 'system:kube-proxy');
+  const pid = startDaemon(
+    bins.kubeProxy,
+    [
+      `--kubeconfig=${kubeconfig}`,
+      `--hostname-override=${opts.hostname}`,
+      `--cluster-cidr=${opts.clusterCIDR}`,
+      '--proxy-mode=iptables',
+      '--masquerade-all',
+      `--metrics-bind-address=127.0.0.1:${ports.proxyMetrics}`,
+      `--healthz-bind-address=127.0.0.1:${ports.proxyHealthz}`,
+      // Leave the machine's conntrack limits and loopback routing as they are.
+      '--conntrack-max-per-core=0',
+      '--iptables-localhost-nodeports=false',
+      '--v=1',
+    ],
+    f,
+  );
+  await waitFor(
+    'kube-proxy to answer /healthz',
+    async () => {
+      const r = await fetch(`http://127.0.0.1:${ports.proxyHealthz}/healthz`).catch(() => undefined);
+      return r !== undefined && r.status < 500;
+    },
+    { pid, logFile: f.logFile, timeoutMs: 30_000 },
+  );
+}
+
+/** Removes kube-proxy's iptables rules (after it stopped). */
+export async function cleanUpKubeProxy(bins: Binaries): Promise<void> {
+  await run(bins.kubeProxy, ['--cleanup', '--proxy-mode=iptables']).catch(() => undefined);
 }

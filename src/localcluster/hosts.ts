@@ -1,9 +1,11 @@
-// Simulated hosts: one containerd per host on this machine, each with its own socket, root,
+// Gantry's hosts: one containerd per host on this machine, each with its own socket, root,
 // state, runc root, CNI bridge and subnet (one containerd with several namespaces would not do:
-// CRI always uses the k8s.io namespace).
+// CRI always uses the k8s.io namespace). On a kubelet node (nodes.ts) the same containerd runs
+// inside the node's mount namespace, beside the kubelet's own.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Binaries } from './binaries.js';
+import { inClusterRegistry } from './network.js';
 import { authRegistry, registryAddress } from './registry.js';
 import { isAlive, livePid, run, startDaemon, stopPid, waitFor } from './proc.js';
 import type { LocalHost } from './state.js';
@@ -102,7 +104,8 @@ function cniConfig(h: HostLayout): string {
 
 /** containerd's registry config: plain HTTP to the local registries. */
 export function writeRegistryHosts(certsDir: string): void {
-  for (const address of [registryAddress, authRegistry.address]) {
+  const inCluster = `${inClusterRegistry.ip}:${inClusterRegistry.port}`;
+  for (const address of [registryAddress, authRegistry.address, inCluster]) {
     const dir = path.join(certsDir, address);
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(
@@ -115,7 +118,14 @@ export function writeRegistryHosts(certsDir: string): void {
 export async function startHost(
   h: HostLayout,
   bins: Binaries,
-  opts: { certsDir: string; pauseImage: string; pids: string; logs: string },
+  opts: {
+    certsDir: string;
+    pauseImage: string;
+    pids: string;
+    logs: string;
+    /** Run inside this command prefix (a kubelet node's mount namespace: nodes.ts inNode). */
+    within?: (cmd: string, args: string[]) => [string, string[]];
+  },
 ): Promise<LocalHost> {
   const pidFile = path.join(opts.pids, `containerd-${h.name}.pid`);
   const logFile = path.join(opts.logs, `containerd-${h.name}.log`);
@@ -128,7 +138,8 @@ export async function startHost(
     const env = { ...process.env, PATH: `${bins.containerdDir}:${bins.criuDir}:${process.env.PATH}` };
     // A socket left by a killed containerd would pass the wait below before the new one listens.
     fs.rmSync(h.socket, { force: true });
-    const pid = startDaemon(bins.containerd, ['--config', config], { pidFile, logFile }, { env });
+    const [cmd, args] = (opts.within ?? ((c, a) => [c, a]))(bins.containerd, ['--config', config]);
+    const pid = startDaemon(cmd, args, { pidFile, logFile }, { env });
     await waitFor(`containerd of ${h.name}`, () => fs.existsSync(h.socket), {
       pid,
       logFile,
@@ -144,8 +155,8 @@ export async function startHost(
  * caught while its task was being deleted has lost that file already; it still names this host's
  * containerd socket (a path only this host uses) as its address, so those are found that way.
  */
-function shimPids(h: HostLayout): number[] {
-  const tasks = path.join(h.dir, 'state', 'io.containerd.runtime.v2.task');
+function shimPids(stateDir: string, socket?: string): number[] {
+  const tasks = path.join(stateDir, 'io.containerd.runtime.v2.task');
   const pids = new Set<number>();
   if (fs.existsSync(tasks)) {
     for (const ns of fs.readdirSync(tasks)) {
@@ -167,14 +178,13 @@ function shimPids(h: HostLayout): number[] {
       continue; // gone meanwhile
     }
     const shim = path.basename(argv[0] ?? '').startsWith('containerd-shim');
-    if (shim && argv[argv.indexOf('-address') + 1] === h.socket) pids.add(Number(entry));
+    if (shim && socket && argv[argv.indexOf('-address') + 1] === socket) pids.add(Number(entry));
   }
   return [...pids].filter(isAlive);
 }
 
-/** Kills and deletes, through runc, every container still in this host's runc root. */
-async function forceDeleteRuncContainers(h: HostLayout): Promise<void> {
-  const runcDir = path.join(h.dir, 'runc');
+/** Kills and deletes, through runc, every container still in a runc root. */
+async function forceDeleteRuncContainers(runcDir: string): Promise<void> {
   if (!fs.existsSync(runcDir)) return;
   for (const ns of fs.readdirSync(runcDir)) {
     const root = path.join(runcDir, ns);
@@ -194,7 +204,24 @@ export async function stopHost(h: HostLayout, pids: string): Promise<void> {
   const pid = livePid(pidFile);
   if (pid !== undefined) await stopPid(pid, 15_000);
   fs.rmSync(pidFile, { force: true });
-  await forceDeleteRuncContainers(h);
-  for (const shim of shimPids(h)) await stopPid(shim, 5_000);
+  await removeLeftovers({
+    stateDir: path.join(h.dir, 'state'),
+    runcRoot: path.join(h.dir, 'runc'),
+    socket: h.socket,
+  });
   await run('ip', ['link', 'del', h.bridge]).catch(() => undefined);
+}
+
+/**
+ * What a stopped containerd leaves running: containers (deleted through runc) and shims (stopped
+ * by the PIDs they recorded in the state directory, or found by their containerd's socket when
+ * that names only this runtime).
+ */
+export async function removeLeftovers(r: {
+  stateDir: string;
+  runcRoot: string;
+  socket?: string;
+}): Promise<void> {
+  await forceDeleteRuncContainers(r.runcRoot);
+  for (const shim of shimPids(r.stateDir, r.socket)) await stopPid(shim, 5_000);
 }

@@ -33,6 +33,10 @@ export interface LocalCluster {
   checkpoint: { works: boolean; detail: string };
   /** Directory with kubectl, helm, criu... matching the cluster's versions; put it first on PATH. */
   binDir: string;
+  /** The hosts are kubelet nodes (pods run there), not bare containerd hosts. */
+  kubelet: boolean;
+  /** The registry as pods reach it (kubelet nodes only): 127.0.0.1 inside a pod is the pod itself. */
+  inClusterRegistry?: string;
 }
 
 export function readLocalCluster(): LocalCluster | undefined {

@@ -1,0 +1,70 @@
+// How pods of the kubelet nodes reach what listens on this machine's loopback. The apiserver and
+// the registry listen on 127.0.0.1 only, which a pod (in a network namespace of its own) cannot
+// reach. So their in-cluster addresses are DNATed to loopback, for packets from the pod bridges
+// (route_localnet on those bridges lets them in; nodes.ts sets it) and from this machine itself:
+//   10.0.0.1:443   the `kubernetes` Service (the apiserver's serving certificate names it)
+//   10.0.0.50:5000 the local registry, as pods name it (the Service `registry` in gantry-local
+//                  reserves the address; it has no endpoints: these rules answer for it)
+//   <node IP>:<kubelet port>  each kubelet (the node's address is its pod bridge's: a Node may
+//                  not have a loopback address), for the apiserver's logs and exec
+// kube-proxy handles every other Service. Its own rules stay, and ours come first in a chain of
+// their own, removed again by `removeLoopbackServices`.
+import { kubeletPorts } from './nodes.js';
+import { run } from './proc.js';
+
+const chain = 'GANTRY-LOCAL-LOOPBACK';
+
+export const inClusterApiserver = { ip: '10.0.0.1', port: 443 };
+export const inClusterRegistry = { ip: '10.0.0.50', port: 5000 };
+
+/** What the rules map: destination and port(s) -> the loopback port (unchanged when omitted). */
+const loopbackServices: { dst: string; dport: string; to?: number }[] = [
+  { dst: `${inClusterApiserver.ip}/32`, dport: String(inClusterApiserver.port), to: 6443 },
+  { dst: `${inClusterRegistry.ip}/32`, dport: String(inClusterRegistry.port), to: 5000 },
+  { dst: '10.244.0.0/16', dport: `${kubeletPorts.first}:${kubeletPorts.last}` },
+];
+
+async function iptables(args: string[]): Promise<boolean> {
+  return run('iptables', ['-w', '-t', 'nat', ...args]).then(
+    () => true,
+    () => false,
+  );
+}
+
+/** Installs the DNAT rules (idempotent). */
+export async function ensureLoopbackServices(podBridgePattern: string): Promise<void> {
+  if (!(await iptables(['-L', chain, '-n']))) await iptables(['-N', chain]);
+  await iptables(['-F', chain]);
+  for (const { dst, dport, to } of loopbackServices) {
+    const target = `127.0.0.1${to === undefined ? '' : `:${to}`}`;
+    await iptables([
+      '-A',
+      chain,
+      '-d',
+      dst,
+      '-p',
+      'tcp',
+      '--dport',
+      dport,
+      '-j',
+      'DNAT',
+      '--to-destination',
+      target,
+    ]);
+  }
+  const jumps: [string, string[]][] = [
+    ['PREROUTING', ['-i', podBridgePattern, '-j', chain]],
+    ['OUTPUT', ['-j', chain]],
+  ];
+  for (const [hook, rule] of jumps) {
+    // First in the hook, ahead of kube-proxy's KUBE-SERVICES.
+    if (!(await iptables(['-C', hook, ...rule]))) await iptables(['-I', hook, '1', ...rule]);
+  }
+}
+
+export async function removeLoopbackServices(podBridgePattern: string): Promise<void> {
+  await iptables(['-D', 'PREROUTING', '-i', podBridgePattern, '-j', chain]);
+  await iptables(['-D', 'OUTPUT', '-j', chain]);
+  await iptables(['-F', chain]);
+  await iptables(['-X', chain]);
+}
