@@ -15,6 +15,8 @@ export const AgentOptionsSchema = z
       .string()
       .regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a DNS subdomain (the name of the Node)'),
     criSocket: z.string().min(1),
+    /** Use a runtime that also runs kubelet pods (the kubelet then removes Gantry's containers). */
+    allowRuntimeSharedWithKubelet: z.enum(['true', 'false']).transform((v) => v === 'true'),
     kubeconfig: z.string().optional(),
     stateDir: z.string().min(1),
     metricsBindAddress: z.string(),
@@ -63,7 +65,9 @@ export type AgentOptions = z.output<typeof AgentOptionsSchema>;
 
 const defaults: Record<keyof AgentOptions, string | undefined> = {
   hostName: os.hostname().toLowerCase(),
-  criSocket: '/run/containerd/containerd.sock',
+  // Gantry's own containerd, apart from the kubelet's (kubeletruntime.ts says why).
+  criSocket: '/run/gantry/containerd/containerd.sock',
+  allowRuntimeSharedWithKubelet: 'false',
   kubeconfig: undefined,
   stateDir: '/var/lib/gantry/agent',
   metricsBindAddress: '127.0.0.1:9090',

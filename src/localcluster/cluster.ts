@@ -177,7 +177,10 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
   }
 
   const checkpoint = await steps.step('checkpoint/restore probe (CRIU through CRI)', async (note) => {
-    const answer = await probeCheckpoint(hosts[0]!.criSocket);
+    const answer = await probeCheckpoint(
+      hosts[0]!.criSocket,
+      path.join(hostLayout(localDir, 1).dir, 'checkpoint-probe'),
+    );
     note(
       answer.works
         ? `checkpoint/restore works: ${answer.detail}`

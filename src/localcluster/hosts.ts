@@ -26,7 +26,8 @@ export function hostLayout(baseDir: string, index: number): HostLayout {
     name,
     index,
     dir,
-    socket: path.join(dir, 'containerd.sock'),
+    // In a directory of its own: the chart mounts the socket's directory into the agent's pod.
+    socket: path.join(dir, 'sockets', 'containerd.sock'),
     bridge: `gantrybr${index}`,
     podCIDR: `10.88.${100 + index}.0/24`,
   };
@@ -138,6 +139,7 @@ export async function startHost(
     const env = { ...process.env, PATH: `${bins.containerdDir}:${bins.criuDir}:${process.env.PATH}` };
     // A socket left by a killed containerd would pass the wait below before the new one listens.
     fs.rmSync(h.socket, { force: true });
+    fs.mkdirSync(path.dirname(h.socket), { recursive: true });
     const [cmd, args] = (opts.within ?? ((c, a) => [c, a]))(bins.containerd, ['--config', config]);
     const pid = startDaemon(cmd, args, { pidFile, logFile }, { env });
     await waitFor(`containerd of ${h.name}`, () => fs.existsSync(h.socket), {

@@ -72,7 +72,7 @@ function bindMounts(n: NodeLayout): [string, string][] {
     ['/var/lib/kubelet', n.kubeletDir],
     ['/var/log/pods', path.join(n.kubeletDir, '..', 'log', 'pods')],
     ['/var/log/containers', path.join(n.kubeletDir, '..', 'log', 'containers')],
-    [nodePaths.gantryRuntimeDir, n.host.dir],
+    [nodePaths.gantryRuntimeDir, path.dirname(n.host.socket)],
     [nodePaths.gantryRuntimeRoot, path.join(n.host.dir, 'root')],
     [nodePaths.agentStateDir, path.join(n.host.dir, 'agent')],
   ];

@@ -1,6 +1,5 @@
 // CRI calls the local cluster itself makes on its hosts: read the runtime's version, probe
 // checkpoint/restore, and remove every sandbox before a host's containerd is stopped.
-import path from 'node:path';
 import { probeCheckpoint as probe, type CheckpointProbeResult } from '../agent/checkpoint/probe.js';
 import { CriClient } from '../cri/client.js';
 import { imageRef } from './registry.js';
@@ -23,10 +22,8 @@ export function runtimeVersion(socket: string): Promise<{ name: string; version:
   });
 }
 
-export function probeCheckpoint(socket: string): Promise<CheckpointProbeResult> {
-  return withCri(socket, (cri) =>
-    probe(cri, { image: imageRef('counter'), workDir: path.join(path.dirname(socket), 'checkpoint-probe') }),
-  );
+export function probeCheckpoint(socket: string, workDir: string): Promise<CheckpointProbeResult> {
+  return withCri(socket, (cri) => probe(cri, { image: imageRef('counter'), workDir }));
 }
 
 /** Stops and removes every sandbox (and so every container and its network) on the host. */

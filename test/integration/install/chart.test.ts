@@ -266,7 +266,7 @@ describe('Helm chart charts/gantry', () => {
     assert.ok(podSpec(find(single, 'Deployment')).containers[0]!.args.includes('--leader-elect=false'));
   });
 
-  it('mounts only the runtime socket, the state directory and (read-only) the runtime root into the agent, at the same paths, unprivileged', async () => {
+  it("mounts only Gantry's own runtime (its socket directory), the state directory and (read-only) the runtime root into the agent, at the same paths, unprivileged", async () => {
     const objects = await parseObjects(await render());
     const ds = find(objects, 'DaemonSet', `${release}-agent`);
     assert.equal(ds.metadata.namespace, agentNs);
@@ -274,15 +274,17 @@ describe('Helm chart charts/gantry', () => {
     const [c] = spec.containers;
     assert.ok(c);
     assert.deepEqual(spec.volumes, [
-      { name: 'runtime', hostPath: { path: '/run/containerd/containerd.sock', type: 'Socket' } },
+      { name: 'runtime', hostPath: { path: '/run/gantry/containerd', type: 'Directory' } },
       { name: 'state', hostPath: { path: '/var/lib/gantry/agent', type: 'DirectoryOrCreate' } },
-      { name: 'runtime-root', hostPath: { path: '/var/lib/containerd', type: 'Directory' } },
+      { name: 'runtime-root', hostPath: { path: '/var/lib/gantry/containerd', type: 'Directory' } },
     ]);
     assert.deepEqual(c.volumeMounts, [
-      { name: 'runtime', mountPath: '/run/containerd/containerd.sock' },
+      { name: 'runtime', mountPath: '/run/gantry/containerd' },
       { name: 'state', mountPath: '/var/lib/gantry/agent' },
-      { name: 'runtime-root', mountPath: '/var/lib/containerd', readOnly: true },
+      { name: 'runtime-root', mountPath: '/var/lib/gantry/containerd', readOnly: true },
     ]);
+    assert.ok(c.args.includes('--cri-socket=/run/gantry/containerd/containerd.sock'));
+    assert.ok(!c.args.some((a: string) => a.startsWith('--allow-runtime-shared-with-kubelet')));
     assert.equal(c.securityContext.privileged, false);
     assert.equal(c.securityContext.allowPrivilegeEscalation, false);
     assert.equal(c.securityContext.readOnlyRootFilesystem, true);
@@ -302,14 +304,20 @@ describe('Helm chart charts/gantry', () => {
     );
     assert.equal(own.metadata.labels?.['pod-security.kubernetes.io/enforce'], 'restricted');
 
-    // mountDirectory: the socket's directory instead (survives containerd restarts).
-    const dirMount = podSpec(
-      find(await parseObjects(await render({ agent: { runtime: { mountDirectory: true } } })), 'DaemonSet'),
+    // mountDirectory off: the socket alone; allowSharedWithKubelet passes the agent's flag.
+    const socketMount = podSpec(
+      find(
+        await parseObjects(
+          await render({ agent: { runtime: { mountDirectory: false, allowSharedWithKubelet: true } } }),
+        ),
+        'DaemonSet',
+      ),
     );
-    assert.deepEqual(dirMount.volumes?.[0], {
+    assert.deepEqual(socketMount.volumes?.[0], {
       name: 'runtime',
-      hostPath: { path: '/run/containerd', type: 'Directory' },
+      hostPath: { path: '/run/gantry/containerd/containerd.sock', type: 'Socket' },
     });
+    assert.ok(socketMount.containers[0]!.args.includes('--allow-runtime-shared-with-kubelet=true'));
 
     // No runtime root: no mount (and no image garbage collection).
     const noGc = podSpec(
