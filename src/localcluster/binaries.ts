@@ -18,6 +18,7 @@ export interface Binaries {
   /** Directory holding containerd, its shim and ctr; goes first on containerd's PATH. */
   containerdDir: string;
   helm: string;
+  kapply: string;
   /** Directory holding criu; containerd 2.x finds criu on its PATH. */
   criuDir: string;
   /** One directory with links to all of the above, for PATH in tests and scripts. */
@@ -144,6 +145,27 @@ async function buildHelm(out: string): Promise<void> {
   });
 }
 
+/** cli-utils' kapply (its go.mod has replace directives, so a wrapper module). */
+async function buildCliUtils(out: string): Promise<void> {
+  const dir = wrapperModule('cli-utils');
+  const log = logFile('cli-utils');
+  await run('go', ['get', `sigs.k8s.io/cli-utils@v${versions.cliUtils}`], {
+    cwd: dir,
+    env: goEnv,
+    logFile: log,
+  });
+  await run(
+    'go',
+    ['build', '-trimpath', '-ldflags=-s -w', '-o', path.join(out, 'kapply'), 'sigs.k8s.io/cli-utils/cmd'],
+    {
+      cwd: dir,
+      env: goEnv,
+      logFile: log,
+    },
+  );
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
 /** CRIU's source comes from Debian's newer suite (its own apt config, leaving the system's alone). */
 async function buildCriu(out: string): Promise<void> {
   const log = logFile('criu');
@@ -194,6 +216,7 @@ const builds: Record<keyof typeof versions, { build: (out: string) => Promise<vo
   containerd: { build: buildContainerd, takes: '3-5 minutes' },
   helm: { build: buildHelm, takes: '2-4 minutes' },
   criu: { build: buildCriu, takes: 'about a minute' },
+  cliUtils: { build: buildCliUtils, takes: 'about a minute' },
 };
 
 /** Builds what is not cached yet, one component at a time (each uses every core). */
@@ -221,6 +244,7 @@ export async function ensureBinaries(progress: (line: string) => void): Promise<
     containerd: path.join(componentDir('containerd'), 'containerd'),
     containerdDir: componentDir('containerd'),
     helm: path.join(componentDir('helm'), 'helm'),
+    kapply: path.join(componentDir('cliUtils'), 'kapply'),
     criuDir: componentDir('criu'),
     binDir: path.join(cacheDir, 'bin'),
   };
@@ -241,6 +265,7 @@ function linkBinDir(b: Binaries): void {
     b.containerd,
     path.join(b.containerdDir, 'ctr'),
     b.helm,
+    b.kapply,
     path.join(b.criuDir, 'criu'),
   ];
   for (const t of targets) {

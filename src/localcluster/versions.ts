@@ -11,6 +11,8 @@ export const versions = {
   containerd: '2.3.7',
   helm: '3.22.0',
   criu: '4.2.1',
+  // kapply: the apply-and-wait engine (kstatus) under Flux's kustomize-controller and Config Sync.
+  cliUtils: '0.37.2',
 } as const;
 
 export const cacheDir = process.env.GANTRY_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'gantry');
