@@ -19,13 +19,9 @@ import { objectKey } from '../../../src/kube/keys.js';
 import { Store } from '../../../src/kube/store.js';
 import { byWorkload, controllingWorkload } from '../../../src/controller/caches.js';
 import type { Replica } from '../../../src/controller/rollout.js';
-import {
-  countedReplicas,
-  templateHash,
-  WorkloadReconciler,
-  workloadStatus,
-  type StatusInput,
-} from '../../../src/controller/workload.js';
+import { WorkloadReconciler } from '../../../src/controller/workload.js';
+import { countedReplicas, templateHash } from '../../../src/controller/workloadreplicas.js';
+import { workloadStatus, type StatusInput } from '../../../src/controller/workloadstatus.js';
 import { ctx, quietRecorder } from './fakes.js';
 
 function spec(over: Partial<WorkloadSpecInput> = {}): WorkloadSpec {
