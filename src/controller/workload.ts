@@ -15,6 +15,7 @@ import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/cont
 import type { CustomResourceClient } from '../kube/customresource.js';
 import { errorCode } from '../kube/errors.js';
 import type { EventRecorder } from '../kube/events.js';
+import { Expectations } from '../kube/expectations.js';
 import { joinKey, objectKey, splitKey } from '../kube/keys.js';
 import { watch } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
@@ -49,9 +50,9 @@ export function setupWorkloadController(ctx: ControllerContext): void {
     recorder: ctx.recorder,
   });
   caches.containers.addEventHandler({
-    onAdd: (c) => reconciler.expectations.observe(c),
-    onUpdate: (_, c) => reconciler.expectations.observe(c),
-    onDelete: (c) => reconciler.expectations.observe(c, true),
+    onAdd: (c) => reconciler.observe(c),
+    onUpdate: (_, c) => reconciler.observe(c),
+    onDelete: (c) => reconciler.observe(c, true),
   });
   ctx.manager.controller({
     name: 'workload',
@@ -68,52 +69,10 @@ export function setupWorkloadController(ctx: ControllerContext): void {
   });
 }
 
-/** Creates and deletes this process made that its cache has not shown yet, per Container key. */
-export class Expectations {
-  private readonly creates = new Map<string, { owner: string; expiresAt: number }>();
-  private readonly deletes = new Map<string, { owner: string; expiresAt: number }>();
-
-  constructor(private readonly clock: Clock) {}
-
-  expectCreate(owner: string, key: string): void {
-    this.creates.set(key, { owner, expiresAt: this.clock.now() + expectationsTtlMs });
-  }
-
-  expectDelete(owner: string, key: string): void {
-    this.deletes.set(key, { owner, expiresAt: this.clock.now() + expectationsTtlMs });
-  }
-
-  /** A create or delete that failed will never be observed. */
-  cancel(key: string): void {
-    this.creates.delete(key);
-    this.deletes.delete(key);
-  }
-
-  /** Called for every Container event the informer delivers. */
-  observe(c: Container, deleted = false): void {
-    const key = objectKey(c);
-    this.creates.delete(key);
-    if (deleted || c.metadata.deletionTimestamp) this.deletes.delete(key);
-  }
-
-  /** Milliseconds until the owner's pending expectations expire; 0 when none are pending. */
-  pendingMs(owner: string): number {
-    const now = this.clock.now();
-    let latest = 0;
-    for (const map of [this.creates, this.deletes]) {
-      for (const [key, e] of map) {
-        if (e.owner !== owner) continue;
-        if (e.expiresAt <= now) map.delete(key);
-        else latest = Math.max(latest, e.expiresAt - now);
-      }
-    }
-    return latest;
-  }
-
-  forget(owner: string): void {
-    for (const map of [this.creates, this.deletes])
-      for (const [key, e] of map) if (e.owner === owner) map.delete(key);
-  }
+/** A create or delete of a Container made for the Workload `owner` (its key). */
+interface Expected {
+  owner: string;
+  action: 'create' | 'delete';
 }
 
 export interface WorkloadReconcilerDeps {
@@ -126,18 +85,25 @@ export interface WorkloadReconcilerDeps {
 }
 
 export class WorkloadReconciler implements Reconciler {
-  readonly expectations: Expectations;
+  /** Creates and deletes made that the cache has not shown yet, by Container key. */
+  private readonly expectations: Expectations<Expected>;
   private readonly clock: Clock;
 
   constructor(private readonly deps: WorkloadReconcilerDeps) {
     this.clock = deps.clock ?? realClock;
-    this.expectations = new Expectations(this.clock);
+    this.expectations = new Expectations(this.clock, expectationsTtlMs);
+  }
+
+  /** Called for every Container event the informer delivers: a delete is met once it is going. */
+  observe(c: Container, deleted = false): void {
+    const going = deleted || !!c.metadata.deletionTimestamp;
+    this.expectations.observe(objectKey(c), (e) => e.action === 'create' || going);
   }
 
   async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
     const wl = this.deps.workloads.get(key);
     if (!wl) {
-      this.expectations.forget(key);
+      this.expectations.cancelAll((e) => e.owner === key);
       return;
     }
     if (wl.metadata.deletionTimestamp) return;
@@ -147,7 +113,7 @@ export class WorkloadReconciler implements Reconciler {
     if (name.length > maxNameLength)
       return this.invalid(wl, `metadata.name: at most ${maxNameLength} characters (it is a label value)`);
     const spec = parsed.value;
-    const pendingMs = this.expectations.pendingMs(key);
+    const pendingMs = this.expectations.pendingMs((e) => e.owner === key);
     if (pendingMs > 0) return { requeueAfter: pendingMs };
 
     const owned = countedReplicas(
@@ -208,7 +174,7 @@ export class WorkloadReconciler implements Reconciler {
       const bodies = Array.from({ length: Math.min(batch, count - created) }, () =>
         replicaContainer(wl, spec, revision),
       );
-      for (const body of bodies) this.expectations.expectCreate(key, objectKey(body));
+      for (const body of bodies) this.expectations.expect(objectKey(body), { owner: key, action: 'create' });
       const results = await Promise.allSettled(bodies.map((body) => this.deps.containersApi.create(body)));
       const failed = results.flatMap((r, i) =>
         r.status === 'rejected' ? [{ body: bodies[i]!, err: r.reason }] : [],
@@ -242,7 +208,7 @@ export class WorkloadReconciler implements Reconciler {
     const namespace = wl.metadata.namespace;
     const results = await Promise.allSettled(
       names.map((name) => {
-        this.expectations.expectDelete(key, joinKey({ namespace, name }));
+        this.expectations.expect(joinKey({ namespace, name }), { owner: key, action: 'delete' });
         return this.deps.containersApi.delete({ namespace, name });
       }),
     );

@@ -264,7 +264,7 @@ describe('WorkloadReconciler', () => {
     assert.ok(again && again.requeueAfter! > 0, 'comes back when the expectations would expire');
     for (const c of api.created) {
       containers.set({ ...c, metadata: { ...c.metadata, uid: c.metadata.name } });
-      reconciler.expectations.observe(c);
+      reconciler.observe(c);
     }
     await reconciler.reconcile('ns/web', ctx);
     assert.equal(api.created.length, 3, 'the cache caught up: the count is right');
