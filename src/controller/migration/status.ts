@@ -47,9 +47,9 @@ const duration = new Histogram({
   registers: [registry],
 });
 
-export type Status = NonNullable<Migration['status']>;
+type Status = NonNullable<Migration['status']>;
 
-export interface StatusEvent {
+interface StatusEvent {
   type: 'Normal' | 'Warning';
   reason: string;
   note: string;
