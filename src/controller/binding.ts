@@ -19,6 +19,7 @@ import { getCondition, isTrue, setCondition, setProgress } from '../kube/conditi
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
 import type { EventRecorder } from '../kube/events.js';
+import { Expectations } from '../kube/expectations.js';
 import { objectKey, splitKey } from '../kube/keys.js';
 import type { Source } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
@@ -100,7 +101,7 @@ function schedulingTriggers(
         onAdd: own,
         onUpdate: (_, c) => own(c),
         onDelete: (c) => {
-          reconciler.assumed.forget(objectKey(c));
+          reconciler.assumed.cancel(objectKey(c));
           if (c.spec?.nodeName) pending();
         },
       });
@@ -129,42 +130,12 @@ function filterView(h: Host): string {
   ]);
 }
 
+/** A binding made but not yet seen in the cache: counted on its Host meanwhile. */
 interface Assumed {
   uid: string;
   host: string;
   requests: Amounts;
   workload?: string;
-  expiresAt: number;
-}
-
-/** Bindings made but not yet seen in the cache. */
-export class AssumedBindings {
-  private readonly entries = new Map<string, Assumed>();
-
-  constructor(private readonly clock: Clock) {}
-
-  assume(key: string, entry: Omit<Assumed, 'expiresAt'>): void {
-    this.entries.set(key, { ...entry, expiresAt: this.clock.now() + assumeTtlMs });
-  }
-
-  forget(key: string): void {
-    this.entries.delete(key);
-  }
-
-  /** The bindings the cache does not show yet; confirmed, vanished and expired ones are dropped. */
-  pending(containers: Cache<Container>): Assumed[] {
-    const now = this.clock.now();
-    const out: Assumed[] = [];
-    for (const [key, a] of this.entries) {
-      const cached = containers.get(key);
-      if (!cached || cached.metadata.uid !== a.uid || cached.spec?.nodeName || now >= a.expiresAt) {
-        this.entries.delete(key);
-      } else {
-        out.push(a);
-      }
-    }
-    return out;
-  }
 }
 
 export interface SchedulingReconcilerDeps {
@@ -179,7 +150,8 @@ export interface SchedulingReconcilerDeps {
 }
 
 export class SchedulingReconciler implements Reconciler {
-  readonly assumed: AssumedBindings;
+  /** Bindings made but not yet seen in the cache, by Container key. */
+  readonly assumed: Expectations<Assumed>;
   private readonly clock: Clock;
   // Derived from cached objects, which are replaced (never changed) on update.
   private readonly requestsOf = new WeakMap<Container, Amounts>();
@@ -187,12 +159,12 @@ export class SchedulingReconciler implements Reconciler {
 
   constructor(private readonly deps: SchedulingReconcilerDeps) {
     this.clock = deps.clock ?? realClock;
-    this.assumed = new AssumedBindings(this.clock);
+    this.assumed = new Expectations(this.clock, assumeTtlMs);
   }
 
   async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
     const c = this.deps.containers.get(key);
-    if (!c || c.metadata.deletionTimestamp) return this.assumed.forget(key);
+    if (!c || c.metadata.deletionTimestamp) return this.assumed.cancel(key);
     if (c.spec?.nodeName) {
       if (!isTrue(c.status?.conditions, 'Scheduled')) await this.writeStatus(c, scheduledStatus(c));
       return;
@@ -217,7 +189,7 @@ export class SchedulingReconciler implements Reconciler {
       return { requeueAfter: retryUnschedulableMs };
     }
     // Assumed before the first await, so concurrent workers already count it.
-    this.assumed.assume(key, {
+    this.assumed.expect(key, {
       uid: c.metadata.uid!,
       host: result.host,
       requests: request.requests,
@@ -229,7 +201,7 @@ export class SchedulingReconciler implements Reconciler {
         spec: { nodeName: result.host },
       });
     } catch (err) {
-      this.assumed.forget(key);
+      this.assumed.cancel(key);
       attempts.inc({ result: 'error' });
       throw err;
     }
@@ -301,12 +273,20 @@ export class SchedulingReconciler implements Reconciler {
       const host = sibling.spec?.nodeName;
       if (host && !sibling.metadata.deletionTimestamp && !containerFinished(sibling)) add(host);
     }
-    for (const a of this.assumed.pending(this.deps.containers)) if (a.workload === workloadKey) add(a.host);
+    for (const a of this.pendingBindings()) if (a.workload === workloadKey) add(a.host);
     return { ...request, spread: { maxSkew: placement.maxSkew, maxPerHost: placement.maxPerHost, replicas } };
   }
 
+  /** The assumed bindings the cache does not show yet; confirmed and vanished ones are dropped. */
+  private pendingBindings(): Assumed[] {
+    return this.assumed.pending((key, a) => {
+      const cached = this.deps.containers.get(key);
+      return !cached || cached.metadata.uid !== a.uid || !!cached.spec?.nodeName;
+    });
+  }
+
   private hostInfos(): HostInfo[] {
-    const assumed = this.assumed.pending(this.deps.containers);
+    const assumed = this.pendingBindings();
     return this.deps.hosts.list().map((h) => {
       const name = h.metadata.name!;
       const requested = { cpuMilli: 0, memoryBytes: 0 };

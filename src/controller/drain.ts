@@ -22,6 +22,7 @@ import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/cont
 import type { CustomResourceClient } from '../kube/customresource.js';
 import { isConflict } from '../kube/errors.js';
 import type { EventRecorder } from '../kube/events.js';
+import { Expectations } from '../kube/expectations.js';
 import { objectKey } from '../kube/keys.js';
 import { watch } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
@@ -92,15 +93,14 @@ type Plan =
 const unseenTtlMs = 60_000;
 
 export class DrainReconciler implements Reconciler {
-  private readonly clock: Clock;
   /**
-   * Migrations this reconciler created that its cache has not shown yet, with when: they count as
-   * in flight meanwhile, or a reconcile woken by something else could start more than the limit.
+   * Migrations this reconciler created that its cache has not shown yet: they count as in flight
+   * meanwhile, or a reconcile woken by something else could start more than the limit.
    */
-  private readonly unseen = new Map<string, { migration: Migration; at: number }>();
+  private readonly unseen: Expectations<Migration>;
 
   constructor(private readonly deps: DrainReconcilerDeps) {
-    this.clock = deps.clock ?? realClock;
+    this.unseen = new Expectations(deps.clock ?? realClock, unseenTtlMs);
   }
 
   async reconcile(name: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
@@ -114,14 +114,10 @@ export class DrainReconciler implements Reconciler {
     const here = this.deps.containers
       .byIndex(byHost, name)
       .filter((c) => !containerFinished(c) && !c.metadata.labels?.[migrationLabel]);
-    const now = this.clock.now();
-    for (const [key, { at }] of this.unseen) {
-      if (this.deps.migrations.get(key) || now - at > unseenTtlMs) this.unseen.delete(key);
-    }
-    const ours = [
-      ...this.deps.migrations.list(),
-      ...[...this.unseen.values()].map((u) => u.migration),
-    ].filter((m) => m.metadata.labels?.[drainHostLabel] === name);
+    const unseen = this.unseen.pending((key) => !!this.deps.migrations.get(key));
+    const ours = [...this.deps.migrations.list(), ...unseen].filter(
+      (m) => m.metadata.labels?.[drainHostLabel] === name,
+    );
     const active = ours.filter((m) => !migrationEnded(m));
     const deleting = here.filter((c) => c.metadata.deletionTimestamp);
     let inFlight = active.length + deleting.length;
@@ -234,7 +230,7 @@ export class DrainReconciler implements Reconciler {
       if (!isConflict(e)) throw e;
       created = false; // made before; our cache has not shown it yet either
     }
-    this.unseen.set(objectKey(m), { migration: m, at: this.clock.now() });
+    this.unseen.expect(objectKey(m), m);
     return created;
   }
 

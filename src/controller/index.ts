@@ -6,7 +6,7 @@ import type { ControllerSetup } from './context.js';
 import { setupDrainController } from './drain.js';
 import { setupHostLifecycleController } from './hostlifecycle.js';
 import { setupImageController } from './image.js';
-import { setupMigrationController } from './migration.js';
+import { setupMigrationController } from './migration/index.js';
 import { setupWorkloadController } from './workload.js';
 
 export type { ControllerContext, ControllerSetup } from './context.js';

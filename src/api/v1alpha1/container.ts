@@ -1,14 +1,8 @@
 // Container: one container on one host (Docker's `docker run`), bound to a Host by spec.nodeName.
 import { z } from 'zod';
-import {
-  conditions,
-  containerTemplateFields,
-  dateTime,
-  defineKind,
-  labelMap,
-  objectName,
-  observedGeneration,
-} from './common.js';
+import { conditions, observedGeneration } from './conditions.js';
+import { dateTime, defineKind, labelMap, objectName } from './meta.js';
+import { containerTemplateFields } from './template.js';
 import { int32, withTransitionRules, type TransitionRule } from './rules.js';
 
 const ContainerSpecBase = z.object({

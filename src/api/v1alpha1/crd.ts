@@ -2,7 +2,7 @@
 // `structural` reshapes it into what the apiserver accepts (a structural schema) and refuses anything it
 // cannot express, so a new zod construct fails generation instead of silently weakening validation.
 import { z } from 'zod';
-import { GROUP, VERSION, type KindDefinition } from './common.js';
+import { GROUP, VERSION, type KindDefinition } from './meta.js';
 import { kinds } from './index.js';
 
 export type JSONSchemaProps = { [keyword: string]: unknown };

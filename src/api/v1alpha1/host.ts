@@ -1,14 +1,9 @@
 // Host: one machine with a Gantry agent and a container runtime (the Docker daemon's host). The agent
 // registers it and reports status; users cordon it (unschedulable) or ask for a drain.
 import { z } from 'zod';
-import {
-  conditions,
-  dateTime,
-  defineKind,
-  objectName,
-  observedGeneration,
-  QuantitySchema,
-} from './common.js';
+import { conditions, observedGeneration } from './conditions.js';
+import { dateTime, defineKind, objectName } from './meta.js';
+import { QuantitySchema } from './template.js';
 import { int32, int64, listMap } from './rules.js';
 
 export const HostSpecSchema = z

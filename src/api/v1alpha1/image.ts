@@ -1,15 +1,8 @@
 // Image: an image reference kept warm on a set of hosts (Docker's `docker pull`, done ahead of need).
 import { z } from 'zod';
-import {
-  conditions,
-  dateTime,
-  defineKind,
-  ImageReferenceSchema,
-  labelMap,
-  LocalObjectReferenceSchema,
-  objectName,
-  observedGeneration,
-} from './common.js';
+import { conditions, observedGeneration } from './conditions.js';
+import { dateTime, defineKind, labelMap, LocalObjectReferenceSchema, objectName } from './meta.js';
+import { ImageReferenceSchema } from './template.js';
 import { DIGEST_PATTERN } from './imageref.js';
 import { int32, int64, listMap, withRules } from './rules.js';
 

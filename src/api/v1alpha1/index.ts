@@ -8,14 +8,17 @@ import { MigrationKind } from './migration.js';
 import { transitionErrors, type TransitionRule } from './rules.js';
 import { WorkloadKind } from './workload.js';
 
-export * from './common.js';
+export * from './conditions.js';
 export * from './container.js';
 export * from './host.js';
 export * from './image.js';
 export * from './imageref.js';
 export * from './labels.js';
+export * from './meta.js';
 export * from './migration.js';
 export * from './quantity.js';
+export * from './selector.js';
+export * from './template.js';
 export * from './workload.js';
 export type { CelRule, Rule, TransitionRule } from './rules.js';
 

@@ -1,16 +1,13 @@
 // Migration: move one Container to another Host, by checkpoint/restore (memory kept) or by restart.
 // Its spec is a one-shot request and never changes; status records phases and timings.
 import { z } from 'zod';
-import {
-  conditions,
-  dateTime,
-  defineKind,
-  MigrationFallbackSchema,
-  MigrationModeSchema,
-  objectName,
-  observedGeneration,
-} from './common.js';
+import { conditions, observedGeneration } from './conditions.js';
+import { dateTime, defineKind, objectName } from './meta.js';
 import { celEqual, int32, int64, withRules, withTransitionRules, type TransitionRule } from './rules.js';
+
+/** Checkpoint keeps memory state (CRIU); Restart stops the container and starts it anew on the target. */
+export const MigrationModeSchema = z.enum(['Checkpoint', 'Restart']);
+export const MigrationFallbackSchema = z.enum(['Restart', 'None']);
 
 const MigrationSpecBase = z.object({
   container: objectName().describe('Name of the Container to move, in the same namespace.'),
@@ -139,6 +136,8 @@ export type MigrationSpec = z.output<typeof MigrationSpecSchema>;
 export type MigrationSpecInput = z.input<typeof MigrationSpecSchema>;
 export type MigrationStatus = z.output<typeof MigrationStatusSchema>;
 export type MigrationPhase = z.output<typeof MigrationPhaseSchema>;
+export type MigrationMode = z.output<typeof MigrationModeSchema>;
+export type MigrationFallback = z.output<typeof MigrationFallbackSchema>;
 
 /** The phases a Migration ends in: nothing moves any more. */
 export const finalMigrationPhases = ['Succeeded', 'Failed', 'RolledBack'] as const;

@@ -1,19 +1,11 @@
 // Workload: replicas of one container template (Docker's `docker service`), with placement, rolling
 // updates, migration policy and optional autoscaling; has /scale so `kubectl scale` and an HPA work.
 import { z } from 'zod';
-import {
-  annotationMap,
-  conditions,
-  ContainerTemplateSpecSchema,
-  dateTime,
-  defineKind,
-  labelMap,
-  LabelSelectorSchema,
-  MigrationFallbackSchema,
-  MigrationModeSchema,
-  observedGeneration,
-  selectorMatches,
-} from './common.js';
+import { conditions, observedGeneration } from './conditions.js';
+import { annotationMap, dateTime, defineKind, labelMap } from './meta.js';
+import { MigrationFallbackSchema, MigrationModeSchema } from './migration.js';
+import { LabelSelectorSchema, selectorMatches } from './selector.js';
+import { ContainerTemplateSpecSchema } from './template.js';
 import { celEqual, int32, withRules, withTransitionRules, type TransitionRule } from './rules.js';
 
 /** An absolute number or a percentage of replicas, as Deployment's maxUnavailable and maxSurge. */

@@ -10,7 +10,7 @@ import {
 } from '../../../src/api/v1alpha1/index.js';
 import { containerProgress } from '../../../src/agent/containers.js';
 import type { Replica } from '../../../src/controller/rollout.js';
-import { workloadStatus } from '../../../src/controller/workload.js';
+import { workloadStatus } from '../../../src/controller/workloadstatus.js';
 import { progressOf, setCondition, setProgress, type Condition } from '../../../src/kube/conditions.js';
 import { kstatus, type KstatusObject } from '../../support/kstatus.js';
 

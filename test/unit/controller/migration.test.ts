@@ -11,7 +11,7 @@ import {
   type Host,
   type Migration,
 } from '../../../src/api/v1alpha1/index.js';
-import { MigrationReconciler, targetName } from '../../../src/controller/migration.js';
+import { MigrationReconciler, targetName } from '../../../src/controller/migration/index.js';
 import { FakeClock } from '../../../src/kube/clock.js';
 import type { Condition } from '../../../src/kube/conditions.js';
 import { Store } from '../../../src/kube/store.js';

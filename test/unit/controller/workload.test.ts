@@ -19,13 +19,9 @@ import { objectKey } from '../../../src/kube/keys.js';
 import { Store } from '../../../src/kube/store.js';
 import { byWorkload, controllingWorkload } from '../../../src/controller/caches.js';
 import type { Replica } from '../../../src/controller/rollout.js';
-import {
-  countedReplicas,
-  templateHash,
-  WorkloadReconciler,
-  workloadStatus,
-  type StatusInput,
-} from '../../../src/controller/workload.js';
+import { WorkloadReconciler } from '../../../src/controller/workload.js';
+import { countedReplicas, templateHash } from '../../../src/controller/workloadreplicas.js';
+import { workloadStatus, type StatusInput } from '../../../src/controller/workloadstatus.js';
 import { ctx, quietRecorder } from './fakes.js';
 
 function spec(over: Partial<WorkloadSpecInput> = {}): WorkloadSpec {
@@ -268,7 +264,7 @@ describe('WorkloadReconciler', () => {
     assert.ok(again && again.requeueAfter! > 0, 'comes back when the expectations would expire');
     for (const c of api.created) {
       containers.set({ ...c, metadata: { ...c.metadata, uid: c.metadata.name } });
-      reconciler.expectations.observe(c);
+      reconciler.observe(c);
     }
     await reconciler.reconcile('ns/web', ctx);
     assert.equal(api.created.length, 3, 'the cache caught up: the count is right');
