@@ -10,11 +10,11 @@
 //   calls made while the runtime is down fail at once with UNAVAILABLE unless they ask waitForReady,
 //   which also waits out a runtime that listens but is still starting (containerd answers
 //   UNAVAILABLE "server is not initialized yet" for a moment after a restart).
-import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { LOADER_OPTIONS, SCHEMA_FILE } from './schema.js';
 
 // ---------------------------------------------------------------------------------------------
 // Messages
@@ -581,13 +581,13 @@ interface Rpc {
 
 let rpcs: Record<CriMethod, Rpc> | undefined;
 
-/** Loads runtime.proto once, from next to this module (src/ under tsx, dist/ when built). */
+/** Loads runtime.proto once. */
 function loadRpcs(): Record<CriMethod, Rpc> {
   if (rpcs) return rpcs;
-  const file = fileURLToPath(new URL('./runtime.proto', import.meta.url));
+  const file = SCHEMA_FILE;
   let def: protoLoader.PackageDefinition;
   try {
-    def = protoLoader.loadSync(file, { keepCase: false, enums: String, defaults: true });
+    def = protoLoader.loadSync(file, LOADER_OPTIONS);
   } catch (e) {
     throw new Error(`cannot load the CRI schema ${file} (the build must copy it next to client.js)`, {
       cause: e,
