@@ -6,6 +6,9 @@ export interface AuthConfig {
   'username'?: (string);
   'password'?: (string);
   'auth'?: (string);
+  /**
+   * A URL (e.g. http://127.0.0.1:5000), not a bare host:port.
+   */
   'serverAddress'?: (string);
   'identityToken'?: (string);
   'registryToken'?: (string);
@@ -15,6 +18,9 @@ export interface AuthConfig__Output {
   'username': (string);
   'password': (string);
   'auth': (string);
+  /**
+   * A URL (e.g. http://127.0.0.1:5000), not a bare host:port.
+   */
   'serverAddress': (string);
   'identityToken': (string);
   'registryToken': (string);

@@ -5,12 +5,24 @@ import type { Long } from '@grpc/proto-loader';
 
 export interface CheckpointContainerRequest {
   'containerId'?: (string);
+  /**
+   * Path of the checkpoint archive on the runtime's host.
+   */
   'location'?: (string);
+  /**
+   * Seconds.
+   */
   'timeout'?: (number | string | Long);
 }
 
 export interface CheckpointContainerRequest__Output {
   'containerId': (string);
+  /**
+   * Path of the checkpoint archive on the runtime's host.
+   */
   'location': (string);
+  /**
+   * Seconds.
+   */
   'timeout': (Long);
 }

@@ -12,12 +12,18 @@ export interface ContainerStatus {
   'id'?: (string);
   'metadata'?: (_runtime_v1_ContainerMetadata | null);
   'state'?: (_runtime_v1_ContainerState);
+  /**
+   * Unix nanoseconds, as every CRI timestamp; 0 when the event has not happened.
+   */
   'createdAt'?: (number | string | Long);
   'startedAt'?: (number | string | Long);
   'finishedAt'?: (number | string | Long);
   'exitCode'?: (number);
   'image'?: (_runtime_v1_ImageSpec | null);
   'imageRef'?: (string);
+  /**
+   * Why the container is in its state, e.g. OOMKilled, Error, Completed.
+   */
   'reason'?: (string);
   'message'?: (string);
   'labels'?: ({[key: string]: string});
@@ -32,12 +38,18 @@ export interface ContainerStatus__Output {
   'id': (string);
   'metadata': (_runtime_v1_ContainerMetadata__Output | null);
   'state': (_runtime_v1_ContainerState__Output);
+  /**
+   * Unix nanoseconds, as every CRI timestamp; 0 when the event has not happened.
+   */
   'createdAt': (Long);
   'startedAt': (Long);
   'finishedAt': (Long);
   'exitCode': (number);
   'image': (_runtime_v1_ImageSpec__Output | null);
   'imageRef': (string);
+  /**
+   * Why the container is in its state, e.g. OOMKilled, Error, Completed.
+   */
   'reason': (string);
   'message': (string);
   'labels': ({[key: string]: string});

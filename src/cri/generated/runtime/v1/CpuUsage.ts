@@ -6,12 +6,24 @@ import type { Long } from '@grpc/proto-loader';
 
 export interface CpuUsage {
   'timestamp'?: (number | string | Long);
+  /**
+   * Cumulative CPU time in nanoseconds.
+   */
   'usageCoreNanoSeconds'?: (_runtime_v1_UInt64Value | null);
+  /**
+   * CPU use in nanocores, averaged since the previous sample (0 or absent on the first one).
+   */
   'usageNanoCores'?: (_runtime_v1_UInt64Value | null);
 }
 
 export interface CpuUsage__Output {
   'timestamp': (Long);
+  /**
+   * Cumulative CPU time in nanoseconds.
+   */
   'usageCoreNanoSeconds': (_runtime_v1_UInt64Value__Output | null);
+  /**
+   * CPU use in nanocores, averaged since the previous sample (0 or absent on the first one).
+   */
   'usageNanoCores': (_runtime_v1_UInt64Value__Output | null);
 }

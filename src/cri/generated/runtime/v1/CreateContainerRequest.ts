@@ -7,11 +7,17 @@ import type { PodSandboxConfig as _runtime_v1_PodSandboxConfig, PodSandboxConfig
 export interface CreateContainerRequest {
   'podSandboxId'?: (string);
   'config'?: (_runtime_v1_ContainerConfig | null);
+  /**
+   * The sandbox's config as it was run: the runtime takes the log directory from it.
+   */
   'sandboxConfig'?: (_runtime_v1_PodSandboxConfig | null);
 }
 
 export interface CreateContainerRequest__Output {
   'podSandboxId': (string);
   'config': (_runtime_v1_ContainerConfig__Output | null);
+  /**
+   * The sandbox's config as it was run: the runtime takes the log directory from it.
+   */
   'sandboxConfig': (_runtime_v1_PodSandboxConfig__Output | null);
 }

@@ -6,11 +6,17 @@ import type { Long } from '@grpc/proto-loader';
 export interface ExecSyncRequest {
   'containerId'?: (string);
   'cmd'?: (string)[];
+  /**
+   * Seconds; the runtime kills the command after it and answers DEADLINE_EXCEEDED. 0: no limit.
+   */
   'timeout'?: (number | string | Long);
 }
 
 export interface ExecSyncRequest__Output {
   'containerId': (string);
   'cmd': (string)[];
+  /**
+   * Seconds; the runtime kills the command after it and answers DEADLINE_EXCEEDED. 0: no limit.
+   */
   'timeout': (Long);
 }

@@ -4,11 +4,17 @@
 import type { Image as _runtime_v1_Image, Image__Output as _runtime_v1_Image__Output } from '../../runtime/v1/Image.js';
 
 export interface ImageStatusResponse {
+  /**
+   * Absent when the runtime does not have the image.
+   */
   'image'?: (_runtime_v1_Image | null);
   'info'?: ({[key: string]: string});
 }
 
 export interface ImageStatusResponse__Output {
+  /**
+   * Absent when the runtime does not have the image.
+   */
   'image': (_runtime_v1_Image__Output | null);
   'info': ({[key: string]: string});
 }

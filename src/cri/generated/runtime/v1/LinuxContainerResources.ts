@@ -4,17 +4,41 @@
 import type { Long } from '@grpc/proto-loader';
 
 export interface LinuxContainerResources {
+  /**
+   * CFS period in microseconds.
+   */
   'cpuPeriod'?: (number | string | Long);
+  /**
+   * CFS quota in microseconds.
+   */
   'cpuQuota'?: (number | string | Long);
+  /**
+   * Relative CPU weight.
+   */
   'cpuShares'?: (number | string | Long);
+  /**
+   * Bytes.
+   */
   'memoryLimitInBytes'?: (number | string | Long);
   'oomScoreAdj'?: (number | string | Long);
 }
 
 export interface LinuxContainerResources__Output {
+  /**
+   * CFS period in microseconds.
+   */
   'cpuPeriod': (Long);
+  /**
+   * CFS quota in microseconds.
+   */
   'cpuQuota': (Long);
+  /**
+   * Relative CPU weight.
+   */
   'cpuShares': (Long);
+  /**
+   * Bytes.
+   */
   'memoryLimitInBytes': (Long);
   'oomScoreAdj': (Long);
 }

@@ -5,6 +5,9 @@ import type { NamespaceMode as _runtime_v1_NamespaceMode, NamespaceMode__Output 
 
 export interface NamespaceOption {
   'network'?: (_runtime_v1_NamespaceMode);
+  /**
+   * Gantry sends CONTAINER, as kubelet does: left unset, containers share the sandbox's PID namespace.
+   */
   'pid'?: (_runtime_v1_NamespaceMode);
   'ipc'?: (_runtime_v1_NamespaceMode);
   'targetId'?: (string);
@@ -12,6 +15,9 @@ export interface NamespaceOption {
 
 export interface NamespaceOption__Output {
   'network': (_runtime_v1_NamespaceMode__Output);
+  /**
+   * Gantry sends CONTAINER, as kubelet does: left unset, containers share the sandbox's PID namespace.
+   */
   'pid': (_runtime_v1_NamespaceMode__Output);
   'ipc': (_runtime_v1_NamespaceMode__Output);
   'targetId': (string);

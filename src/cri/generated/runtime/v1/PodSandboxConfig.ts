@@ -8,6 +8,9 @@ import type { LinuxPodSandboxConfig as _runtime_v1_LinuxPodSandboxConfig, LinuxP
 export interface PodSandboxConfig {
   'metadata'?: (_runtime_v1_PodSandboxMetadata | null);
   'hostname'?: (string);
+  /**
+   * Directory for the containers' logs; each container's log_path is relative to it.
+   */
   'logDirectory'?: (string);
   'portMappings'?: (_runtime_v1_PortMapping)[];
   'labels'?: ({[key: string]: string});
@@ -18,6 +21,9 @@ export interface PodSandboxConfig {
 export interface PodSandboxConfig__Output {
   'metadata': (_runtime_v1_PodSandboxMetadata__Output | null);
   'hostname': (string);
+  /**
+   * Directory for the containers' logs; each container's log_path is relative to it.
+   */
   'logDirectory': (string);
   'portMappings': (_runtime_v1_PortMapping__Output)[];
   'labels': ({[key: string]: string});

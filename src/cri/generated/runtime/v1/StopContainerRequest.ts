@@ -5,10 +5,16 @@ import type { Long } from '@grpc/proto-loader';
 
 export interface StopContainerRequest {
   'containerId'?: (string);
+  /**
+   * Seconds between SIGTERM and SIGKILL.
+   */
   'timeout'?: (number | string | Long);
 }
 
 export interface StopContainerRequest__Output {
   'containerId': (string);
+  /**
+   * Seconds between SIGTERM and SIGKILL.
+   */
   'timeout': (Long);
 }
