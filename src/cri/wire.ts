@@ -89,17 +89,21 @@ export interface Rpc {
 const SERVICES = ['runtime.v1.RuntimeService', 'runtime.v1.ImageService'];
 let rpcs: Record<CriMethod, Rpc> | undefined;
 
-/** Every RPC of both services, from runtime.proto (loaded once), converting as described above. */
-export function loadRpcs(): Record<CriMethod, Rpc> {
-  if (rpcs) return rpcs;
-  let def: protoLoader.PackageDefinition;
+/** runtime.proto as the client loads it (tests load it through here too). */
+export function loadSchema(): protoLoader.PackageDefinition {
   try {
-    def = protoLoader.loadSync(SCHEMA_FILE, LOADER_OPTIONS);
+    return protoLoader.loadSync(SCHEMA_FILE, LOADER_OPTIONS);
   } catch (e) {
     throw new Error(`cannot load the CRI schema ${SCHEMA_FILE} (the build must copy it next to client.js)`, {
       cause: e,
     });
   }
+}
+
+/** Every RPC of both services, from runtime.proto (loaded once), converting as described above. */
+export function loadRpcs(): Record<CriMethod, Rpc> {
+  if (rpcs) return rpcs;
+  const def = loadSchema();
   const table: Record<string, Rpc> = {};
   for (const service of SERVICES) {
     for (const [name, md] of Object.entries(def[service] as protoLoader.ServiceDefinition)) {
