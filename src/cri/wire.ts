@@ -7,14 +7,13 @@
 // - an absent sub-message is an absent (undefined) field, not null.
 // Requests are Encodable<Foo>: the generated permissive type (every field optional, enums by name
 // or number), whose 64-bit integers may also be bigints.
-import type { Long, MethodDefinition } from '@grpc/proto-loader';
 import * as protoLoader from '@grpc/proto-loader';
 import type { ImageServiceDefinition } from './generated/runtime/v1/ImageService.js';
 import type { RuntimeServiceDefinition } from './generated/runtime/v1/RuntimeService.js';
 import { LOADER_OPTIONS, SCHEMA_FILE } from './schema.js';
 
 /** A decoded message as the client returns it: int64 as bigint, no nulls (see above). */
-export type Decoded<T> = T extends Long
+export type Decoded<T> = T extends protoLoader.Long
   ? bigint
   : T extends Uint8Array
     ? T
@@ -29,7 +28,7 @@ export type Decoded<T> = T extends Long
         : T;
 
 /** A request as the client takes it: the generated permissive type, int64 also as bigint. */
-export type Encodable<T> = T extends Long
+export type Encodable<T> = T extends protoLoader.Long
   ? bigint
   : T extends Uint8Array
     ? T
@@ -48,17 +47,17 @@ type Services = RuntimeServiceDefinition & ImageServiceDefinition;
 export type CriMethod = KnownKeys<RuntimeServiceDefinition> | KnownKeys<ImageServiceDefinition>;
 /** What the client's method for M takes. */
 export type CriRequest<M extends CriMethod> =
-  Services[M] extends MethodDefinition<infer Req, infer _Res, infer _ReqOut, infer _ResOut>
+  Services[M] extends protoLoader.MethodDefinition<infer Req, infer _Res, infer _ReqOut, infer _ResOut>
     ? Encodable<Req>
     : never;
 /** What the client's method for M returns (each message of a stream). */
 export type CriResponse<M extends CriMethod> =
-  Services[M] extends MethodDefinition<infer _Req, infer _Res, infer _ReqOut, infer ResOut>
+  Services[M] extends protoLoader.MethodDefinition<infer _Req, infer _Res, infer _ReqOut, infer ResOut>
     ? Decoded<ResOut>
     : never;
 
 // protobufjs returns 64-bit integers as `long` objects, marked __isLong__.
-function isLong(v: object): v is Long {
+function isLong(v: object): v is protoLoader.Long {
   return (v as { __isLong__?: unknown }).__isLong__ === true;
 }
 
