@@ -10,8 +10,8 @@ import {
   CriError,
   type Container,
   type ContainerEventResponse,
+  type ContainerConfig,
   type ContainerState,
-  type CriClient,
   type CriMethod,
   type Image,
   type PodSandbox,
@@ -56,9 +56,10 @@ export class SimulatedRuntime implements AgentRuntime {
   async runPodSandbox({ config }: { config: PodSandboxConfig }) {
     const id = this.id();
     const n = this.sandboxes.size;
+    const { name = '', uid = '', namespace = '', attempt = 0 } = config.metadata;
     this.sandboxes.set(id, {
       id,
-      metadata: { ...config.metadata, attempt: config.metadata.attempt ?? 0 },
+      metadata: { name, uid, namespace, attempt },
       state: 'SANDBOX_READY',
       createdAt: nowNanos(),
       labels: config.labels ?? {},
@@ -99,15 +100,15 @@ export class SimulatedRuntime implements AgentRuntime {
     return { items: items.map(({ ip: _, ...s }) => s) };
   }
 
-  async createContainer(req: Parameters<CriClient['createContainer']>[0]) {
+  async createContainer(req: { podSandboxId: string; config: ContainerConfig }) {
     if (!this.sandboxes.has(req.podSandboxId))
       throw notFound('CreateContainer', `sandbox ${req.podSandboxId}`);
     const id = this.id();
-    const image = req.config.image.image;
+    const image = req.config.image.image ?? '';
     this.containers.set(id, {
       id,
       podSandboxId: req.podSandboxId,
-      metadata: { name: req.config.metadata.name, attempt: req.config.metadata.attempt ?? 0 },
+      metadata: { name: req.config.metadata.name ?? '', attempt: req.config.metadata.attempt ?? 0 },
       image: { image, annotations: {} },
       imageRef: this.images.get(image)?.id ?? image,
       state: 'CONTAINER_CREATED',
