@@ -64,7 +64,7 @@ export interface ContainerReconcilerOptions {
 export interface ContainerReconcilerDeps {
   cri: CriClient;
   cache: Cache<Container>;
-  containers: CustomResourceClient<Container>;
+  containers: Pick<CustomResourceClient<Container>, 'get' | 'apply' | 'applyStatus'>;
   puller: ImagePuller;
   health: HealthMonitor;
   recorder: EventRecorder;

@@ -46,8 +46,8 @@ export class MigrationSupport implements CheckpointSource {
     private readonly deps: {
       client: KubeClient;
       migrations: Cache<Migration>;
-      migrationsApi: CustomResourceClient<Migration>;
-      hostsApi: CustomResourceClient<Host>;
+      migrationsApi: Pick<CustomResourceClient<Migration>, 'applyStatus'>;
+      hostsApi: Pick<CustomResourceClient<Host>, 'get'>;
     },
   ) {
     this.dir = path.join(opts.stateDir, 'checkpoints');
