@@ -3,40 +3,40 @@
 // in their labels, and restart counts and back-off steps live in the runtime's metadata, so a
 // restarted agent adopts what is running instead of starting it twice. Each step is idempotent.
 import fs from 'node:fs';
-import type { Container, ContainerSpec, Migration } from '../api/v1alpha1/index.js';
+import type { Container, ContainerSpec, Migration } from '../../api/v1alpha1/index.js';
 import {
   defaultPullPolicy,
   parseSpec,
   runtimeCleanupFinalizer,
   workloadOwner,
-} from '../api/v1alpha1/index.js';
+} from '../../api/v1alpha1/index.js';
 import {
   metaTime,
   progressConditionTypes,
   setCondition,
   setProgress,
   type Progress,
-} from '../kube/conditions.js';
-import type { CustomResourceClient } from '../kube/customresource.js';
-import { isConflict, isNotFound } from '../kube/errors.js';
-import type { EventRecorder } from '../kube/events.js';
-import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
-import { splitKey } from '../kube/keys.js';
-import type { Cache } from '../kube/store.js';
-import type { Logger } from '../obs/logger.js';
+} from '../../kube/conditions.js';
+import type { CustomResourceClient } from '../../kube/customresource.js';
+import { isConflict, isNotFound } from '../../kube/errors.js';
+import type { EventRecorder } from '../../kube/events.js';
+import type { ReconcileContext, ReconcileResult, Reconciler } from '../../kube/controller.js';
+import { splitKey } from '../../kube/keys.js';
+import type { Cache } from '../../kube/store.js';
+import type { Logger } from '../../obs/logger.js';
 import {
   type Container as RuntimeContainer,
   type CriClient,
   CriError,
   nanosToDate,
   type PodSandbox,
-} from '../cri/client.js';
-import type { HealthMonitor } from './health.js';
+} from '../../cri/client.js';
+import type { HealthMonitor } from '../health.js';
 import type { MigrationRole, MigrationSupport } from './migration.js';
-import { containerRestarts, containerStartDuration } from './metrics.js';
-import { type ImagePuller, PullError } from './pull.js';
-import type { PullAuth } from './pullsecrets.js';
-import { type BackoffSettings, decideRestart } from './restart.js';
+import { containerRestarts, containerStartDuration } from '../metrics.js';
+import { type ImagePuller, PullError } from '../pull.js';
+import type { PullAuth } from '../pullsecrets.js';
+import { type BackoffSettings, decideRestart } from '../restart.js';
 import {
   type ContainerIdentity,
   containerConfig,
@@ -45,7 +45,7 @@ import {
   managedByValue,
   sandboxConfig,
   specHash,
-} from './runtimespec.js';
+} from '../runtimespec.js';
 
 /** Label on a runtime container: the restart back-off step it was started with. */
 const backoffStepLabel = 'gantry.dev/backoff-step';

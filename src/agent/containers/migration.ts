@@ -15,12 +15,12 @@ import {
   type Container,
   type Host,
   type Migration,
-} from '../api/v1alpha1/index.js';
-import type { KubeClient } from '../kube/client.js';
-import { getCondition, setCondition, type Condition, type ConditionUpdate } from '../kube/conditions.js';
-import type { CustomResourceClient } from '../kube/customresource.js';
-import type { Cache } from '../kube/store.js';
-import { type CheckpointSource, fetchCheckpoint } from './transfer.js';
+} from '../../api/v1alpha1/index.js';
+import type { KubeClient } from '../../kube/client.js';
+import { getCondition, setCondition, type Condition, type ConditionUpdate } from '../../kube/conditions.js';
+import type { CustomResourceClient } from '../../kube/customresource.js';
+import type { Cache } from '../../kube/store.js';
+import { type CheckpointSource, fetchCheckpoint } from '../transfer.js';
 
 const sourcePhases = new Set(['Checkpointing', 'Transferring', 'Restoring', 'RollingBack']);
 
