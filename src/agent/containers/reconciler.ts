@@ -3,20 +3,14 @@
 // in their labels, and restart counts and back-off steps live in the runtime's metadata, so a
 // restarted agent adopts what is running instead of starting it twice. Each step is idempotent.
 import fs from 'node:fs';
-import type { Container, ContainerSpec, Migration } from '../../api/v1alpha1/index.js';
+import type { Container, ContainerSpec, ContainerStatus, Migration } from '../../api/v1alpha1/index.js';
 import {
   defaultPullPolicy,
   parseSpec,
   runtimeCleanupFinalizer,
   workloadOwner,
 } from '../../api/v1alpha1/index.js';
-import {
-  metaTime,
-  progressConditionTypes,
-  setCondition,
-  setProgress,
-  type Progress,
-} from '../../kube/conditions.js';
+import { metaTime } from '../../kube/conditions.js';
 import type { CustomResourceClient } from '../../kube/customresource.js';
 import { isConflict, isNotFound } from '../../kube/errors.js';
 import type { EventRecorder } from '../../kube/events.js';
@@ -46,11 +40,10 @@ import {
   sandboxConfig,
   specHash,
 } from '../runtimespec.js';
+import { StatusWriter } from './status.js';
 
 /** Label on a runtime container: the restart back-off step it was started with. */
 const backoffStepLabel = 'gantry.dev/backoff-step';
-
-export type ContainerStatus = NonNullable<Container['status']>;
 
 export interface ContainerReconcilerOptions {
   host: string;
@@ -112,11 +105,14 @@ function timeOf(ns: bigint): string | undefined {
 export class ContainerReconciler implements Reconciler {
   /** Workload replicas this agent stopped behind its fence, by key: their UIDs. */
   private readonly fenced = new Map<string, string>();
+  private readonly status: StatusWriter;
 
   constructor(
     private readonly opts: ContainerReconcilerOptions,
     private readonly deps: ContainerReconcilerDeps,
-  ) {}
+  ) {
+    this.status = new StatusWriter(opts.fieldManager, deps.containers);
+  }
 
   async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
     const c = this.deps.cache.get(key);
@@ -133,7 +129,7 @@ export class ContainerReconciler implements Reconciler {
     }
     const parsed = parseSpec('Container', c.spec);
     if (!parsed.ok) {
-      await this.writeStatus(c, { phase: 'Failed', reason: 'InvalidSpec', message: parsed.error });
+      await this.status.write(c, { phase: 'Failed', reason: 'InvalidSpec', message: parsed.error });
       return;
     }
     await this.ensureFinalizer(c);
@@ -343,7 +339,7 @@ export class ContainerReconciler implements Reconciler {
     );
     const why = `exit code ${exitCode}${rs?.reason ? ` (${rs.reason})` : ''}`;
     if (!decision.restart) {
-      await this.writeStatus(c, {
+      await this.status.write(c, {
         ...exited,
         phase: decision.phase,
         reason: rs?.reason || (decision.phase === 'Succeeded' ? 'Completed' : 'Error'),
@@ -360,7 +356,7 @@ export class ContainerReconciler implements Reconciler {
         'Restart',
         `Back-off restarting the container after ${why}`,
       );
-      await this.writeStatus(c, {
+      await this.status.write(c, {
         ...exited,
         phase: 'Restarting',
         reason: 'CrashLoopBackOff',
@@ -495,7 +491,7 @@ export class ContainerReconciler implements Reconciler {
       // The restore needs the image's layers here too.
       const image = await this.imageFor(key, c, spec);
       if ('waiting' in image) {
-        await this.writeStatus(c, { ...image.waiting, phase: 'Migrating' });
+        await this.status.write(c, { ...image.waiting, phase: 'Migrating' });
         return image.requeueAfter ? { requeueAfter: image.requeueAfter } : undefined;
       }
       try {
@@ -569,7 +565,7 @@ export class ContainerReconciler implements Reconciler {
     latest: RuntimeContainer | undefined,
     message = '',
   ): Promise<void> {
-    await this.writeStatus(c, {
+    await this.status.write(c, {
       phase: 'Migrating',
       reason,
       message,
@@ -628,7 +624,7 @@ export class ContainerReconciler implements Reconciler {
   ): Promise<ReconcileResult | void> {
     const image = await this.imageFor(key, c, spec);
     if ('waiting' in image) {
-      if (!replacing) await this.writeStatus(c, { ...image.waiting, restartCount: attempt });
+      if (!replacing) await this.status.write(c, { ...image.waiting, restartCount: attempt });
       return image.requeueAfter ? { requeueAfter: image.requeueAfter } : undefined;
     }
     if (replacing) {
@@ -640,7 +636,7 @@ export class ContainerReconciler implements Reconciler {
       });
     }
     if (!state.sandbox) {
-      await this.writeStatus(c, {
+      await this.status.write(c, {
         phase: 'Creating',
         reason: 'ContainerCreating',
         message: 'Creating the sandbox',
@@ -733,7 +729,7 @@ export class ContainerReconciler implements Reconciler {
     } else {
       this.deps.health.stop(key);
     }
-    await this.writeStatus(
+    await this.status.write(
       c,
       {
         phase: 'Running',
@@ -750,65 +746,6 @@ export class ContainerReconciler implements Reconciler {
       healthMessage,
     );
   }
-
-  /** Writes the agent's part of the status; Ready follows phase and health. */
-  private async writeStatus(
-    c: Container,
-    fields: Partial<ContainerStatus>,
-    healthMessage?: string,
-  ): Promise<void> {
-    const generation = c.metadata.generation;
-    const ready = readyCondition(fields, healthMessage);
-    const mine = (c.status?.conditions ?? []).filter((x) =>
-      ['Ready', ...progressConditionTypes].includes(x.type),
-    );
-    const conditions = setProgress(
-      setCondition(mine, { ...ready, observedGeneration: generation }),
-      containerProgress(fields, ready),
-      generation,
-    );
-    const status: Partial<ContainerStatus> = {
-      observedGeneration: generation,
-      ...fields,
-      conditions,
-    };
-    const name = splitKey(`${c.metadata.namespace}/${c.metadata.name}`);
-    await this.deps.containers.applyStatus(name, prune(status), {
-      fieldManager: this.opts.fieldManager,
-      live: c,
-    });
-  }
-}
-
-function readyCondition(
-  s: Partial<ContainerStatus>,
-  healthMessage: string | undefined,
-): { type: string; status: 'True' | 'False'; reason: string; message: string } {
-  if (s.phase !== 'Running') {
-    return {
-      type: 'Ready',
-      status: 'False',
-      reason: s.reason ?? s.phase ?? 'NotRunning',
-      message: s.message ?? '',
-    };
-  }
-  if (s.health === 'Unhealthy') {
-    return {
-      type: 'Ready',
-      status: 'False',
-      reason: 'Unhealthy',
-      message: healthMessage ?? 'The health check fails',
-    };
-  }
-  if (s.health === 'Starting') {
-    return {
-      type: 'Ready',
-      status: 'False',
-      reason: 'HealthCheckStarting',
-      message: 'Waiting for the first healthy check',
-    };
-  }
-  return { type: 'Ready', status: 'True', reason: 'Running', message: '' };
 }
 
 /** The migration steps an agent takes, and the condition each one reports on the Migration. */
@@ -818,24 +755,6 @@ const migrationSteps = {
   Restore: 'Restored',
   Resume: 'Resumed',
 } as const;
-
-/** Progress for kstatus: done when ready or completed; stuck when failed, crash-looping or refused. */
-export function containerProgress(
-  s: Partial<ContainerStatus>,
-  ready: { status: string; reason: string; message: string },
-): Progress {
-  if (ready.status === 'True' || s.phase === 'Succeeded') return { state: 'Current' };
-  const { reason, message } = ready;
-  const refused = s.phase === 'Creating' && !['ContainerCreating', 'Pulling'].includes(reason);
-  if (s.phase === 'Failed' || s.phase === 'Restarting' || refused)
-    return { state: 'Stalled', reason, message };
-  return { state: 'Reconciling', reason, message };
-}
-
-/** Drops undefined fields, so an unchanged status compares equal to the live one (no write). */
-function prune<T extends object>(o: T): T {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
-}
 
 function errorText(e: unknown): string {
   return e instanceof CriError ? e.details : e instanceof Error ? e.message : String(e);
