@@ -189,7 +189,6 @@ export function setUpAgent(
 
   const containerReconciler = new ContainerReconciler(
     {
-      host,
       fieldManager,
       logRoot: path.join(o.stateDir, 'logs'),
       cgroupParent: o.cgroupParent,

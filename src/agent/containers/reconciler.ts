@@ -3,92 +3,54 @@
 // in their labels, and restart counts and back-off steps live in the runtime's metadata, so a
 // restarted agent adopts what is running instead of starting it twice. Each step is idempotent.
 import fs from 'node:fs';
-import type { Container, ContainerSpec, ContainerStatus, Migration } from '../../api/v1alpha1/index.js';
 import {
-  defaultPullPolicy,
   parseSpec,
-  runtimeCleanupFinalizer,
   workloadOwner,
+  type Container,
+  type ContainerSpec,
+  type ContainerStatus,
+  type Migration,
 } from '../../api/v1alpha1/index.js';
 import { metaTime } from '../../kube/conditions.js';
-import type { CustomResourceClient } from '../../kube/customresource.js';
-import { isConflict, isNotFound } from '../../kube/errors.js';
-import type { EventRecorder } from '../../kube/events.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../kube/controller.js';
+import type { CustomResourceClient } from '../../kube/customresource.js';
 import { splitKey } from '../../kube/keys.js';
 import type { Cache } from '../../kube/store.js';
 import type { Logger } from '../../obs/logger.js';
 import {
   type Container as RuntimeContainer,
-  type CriClient,
   CriError,
   nanosToDate,
   type PodSandbox,
 } from '../../cri/client.js';
 import type { HealthMonitor } from '../health.js';
-import type { MigrationRole, MigrationSupport } from './migration.js';
 import { containerRestarts, containerStartDuration } from '../metrics.js';
-import { type ImagePuller, PullError } from '../pull.js';
-import type { PullAuth } from '../pullsecrets.js';
 import { type BackoffSettings, decideRestart } from '../restart.js';
+import { labels, specHash } from '../runtimespec.js';
+import type { MigrationRole, MigrationSupport } from './migration.js';
 import {
-  type ContainerIdentity,
-  containerConfig,
-  labels,
-  logDirectory,
-  managedByValue,
-  sandboxConfig,
-  specHash,
-} from '../runtimespec.js';
+  backoffStepLabel,
+  removeSandbox,
+  RuntimeObjects,
+  type RuntimeObjectsDeps,
+  type RuntimeObjectsOptions,
+  type RuntimeState,
+} from './runtime.js';
 import { StatusWriter } from './status.js';
+import { Teardown } from './teardown.js';
 
-/** Label on a runtime container: the restart back-off step it was started with. */
-const backoffStepLabel = 'gantry.dev/backoff-step';
-
-export interface ContainerReconcilerOptions {
-  host: string;
+export interface ContainerReconcilerOptions extends RuntimeObjectsOptions {
   fieldManager: string;
-  /** Root of the containers' log directories. */
-  logRoot: string;
-  cgroupParent?: string;
   backoff: BackoffSettings;
 }
 
-export interface ContainerReconcilerDeps {
-  cri: CriClient;
+export interface ContainerReconcilerDeps extends RuntimeObjectsDeps {
   cache: Cache<Container>;
   containers: Pick<CustomResourceClient<Container>, 'get' | 'apply' | 'applyStatus'>;
-  puller: ImagePuller;
   health: HealthMonitor;
-  recorder: EventRecorder;
-  /** Registry credentials for a Container's image from its imagePullSecrets. */
-  pullAuth: (c: Container, image: string) => Promise<PullAuth>;
-  /** The digest-pinned reference of the image when an Image object resolved it. */
-  pinnedImage: (namespace: string, image: string) => string | undefined;
-  /** Asks for another reconcile of a key (a pull finished...). */
-  enqueue: (key: string) => void;
   migrations: MigrationSupport;
   /** Up while this host is cut off from the apiserver for longer than --fence-after-seconds (fence.ts). */
   fence: { readonly up: boolean };
-}
-
-/** What the runtime holds for one Container UID. */
-interface RuntimeState {
-  sandbox?: PodSandbox;
-  /** Sandboxes to remove: not ready, or duplicates. */
-  staleSandboxes: PodSandbox[];
-  /** The sandbox's containers, newest attempt last. */
-  attempts: RuntimeContainer[];
-  nextSandboxAttempt: number;
-}
-
-function identity(c: Container): ContainerIdentity {
-  return {
-    namespace: c.metadata.namespace ?? 'default',
-    name: c.metadata.name ?? '',
-    uid: c.metadata.uid ?? '',
-    labels: c.metadata.labels,
-  };
 }
 
 /** The digest part of a runtime's image reference (repo@sha256:...), or the reference itself. */
@@ -105,13 +67,17 @@ function timeOf(ns: bigint): string | undefined {
 export class ContainerReconciler implements Reconciler {
   /** Workload replicas this agent stopped behind its fence, by key: their UIDs. */
   private readonly fenced = new Map<string, string>();
+  private readonly runtime: RuntimeObjects;
   private readonly status: StatusWriter;
+  private readonly teardown: Teardown;
 
   constructor(
     private readonly opts: ContainerReconcilerOptions,
     private readonly deps: ContainerReconcilerDeps,
   ) {
+    this.runtime = new RuntimeObjects(opts, deps);
     this.status = new StatusWriter(opts.fieldManager, deps.containers);
+    this.teardown = new Teardown(opts, deps);
   }
 
   async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
@@ -122,7 +88,7 @@ export class ContainerReconciler implements Reconciler {
       this.fenced.delete(key);
       return;
     }
-    if (c.metadata.deletionTimestamp) return this.finalize(key, c, ctx.log);
+    if (c.metadata.deletionTimestamp) return this.teardown.finalize(key, c, ctx.log);
     if (workloadOwner(c)) {
       if (this.deps.fence.up) return this.fenceOff(key, c, ctx.log);
       if (this.fenced.has(key) && !(await this.survivedFence(key, c))) return;
@@ -132,8 +98,13 @@ export class ContainerReconciler implements Reconciler {
       await this.status.write(c, { phase: 'Failed', reason: 'InvalidSpec', message: parsed.error });
       return;
     }
-    await this.ensureFinalizer(c);
+    await this.teardown.ensureFinalizer(c);
     return this.converge(key, c, parsed.value, ctx.log);
+  }
+
+  /** Removes runtime objects whose Container no longer exists (see Teardown.sweepOrphans). */
+  sweepOrphans(log: Logger): Promise<number> {
+    return this.teardown.sweepOrphans(log);
   }
 
   /**
@@ -144,7 +115,7 @@ export class ContainerReconciler implements Reconciler {
     if (this.fenced.get(key) === c.metadata.uid) return;
     this.deps.health.stop(key);
     log.warn('Cut off from the apiserver: stopping a Workload replica before it is replaced elsewhere');
-    await this.teardown(c.metadata.uid ?? '', c.spec.terminationGracePeriodSeconds ?? 30, log);
+    await this.teardown.removeAll(c.metadata.uid ?? '', c.spec.terminationGracePeriodSeconds ?? 30, log);
     this.fenced.set(key, c.metadata.uid ?? '');
   }
 
@@ -159,128 +130,14 @@ export class ContainerReconciler implements Reconciler {
     return true;
   }
 
-  /** Removes everything the runtime holds for a UID: a graceful stop first, then the sandbox. */
-  async teardown(uid: string, graceSeconds: number, log: Logger): Promise<void> {
-    const { containers } = await this.deps.cri.listContainers({
-      filter: { labelSelector: { [labels.uid]: uid } },
-    });
-    await Promise.all(
-      containers
-        .filter((rc) => rc.state === 'CONTAINER_RUNNING')
-        .map((rc) => this.deps.cri.stopContainer({ containerId: rc.id, timeout: graceSeconds })),
-    );
-    for (const rc of containers)
-      await this.ignoreNotFound(this.deps.cri.removeContainer({ containerId: rc.id }));
-    const { items } = await this.deps.cri.listPodSandbox({
-      filter: { labelSelector: { [labels.uid]: uid } },
-    });
-    for (const s of items) {
-      await this.ignoreNotFound(this.deps.cri.stopPodSandbox({ podSandboxId: s.id }));
-      await this.ignoreNotFound(this.deps.cri.removePodSandbox({ podSandboxId: s.id }));
-      const meta = s.metadata;
-      if (meta) {
-        fs.rmSync(logDirectory(this.opts.logRoot, { namespace: meta.namespace, name: meta.name, uid }), {
-          recursive: true,
-          force: true,
-        });
-      }
-    }
-    log.info('Removed runtime objects', { uid, containers: containers.length, sandboxes: items.length });
-  }
-
-  /**
-   * Removes runtime objects whose Container no longer exists (deleted while the agent was away,
-   * or without our finalizer). Only UIDs absent from the synced cache are touched.
-   */
-  async sweepOrphans(log: Logger): Promise<number> {
-    const known = new Set(this.deps.cache.list().map((c) => c.metadata.uid));
-    const { items } = await this.deps.cri.listPodSandbox({
-      filter: { labelSelector: { [labels.managedBy]: managedByValue } },
-    });
-    const orphans = [
-      ...new Set(items.map((s) => s.labels[labels.uid]).filter((u): u is string => !!u)),
-    ].filter((uid) => !known.has(uid));
-    for (const uid of orphans) await this.teardown(uid, 10, log);
-    return orphans.length;
-  }
-
-  private async ignoreNotFound(p: Promise<unknown>): Promise<void> {
-    try {
-      await p;
-    } catch (e) {
-      if (!(e instanceof CriError && e.isNotFound())) throw e;
-    }
-  }
-
-  private async finalize(key: string, c: Container, log: Logger): Promise<void> {
-    this.deps.health.stop(key);
-    if (!c.metadata.finalizers?.includes(runtimeCleanupFinalizer)) return;
-    const grace = c.spec?.terminationGracePeriodSeconds ?? 30;
-    this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', `Stopping container (grace period ${grace}s)`);
-    await this.teardown(c.metadata.uid ?? '', grace, log);
-    await this.setFinalizer(c, false);
-  }
-
-  private async ensureFinalizer(c: Container): Promise<void> {
-    if (!c.metadata.finalizers?.includes(runtimeCleanupFinalizer)) await this.setFinalizer(c, true);
-  }
-
-  /**
-   * Server-side apply of our finalizer alone: other finalizers are other managers' business. The
-   * UID makes it a precondition: if the object is gone (or replaced by a namesake), the apply is
-   * refused with a conflict instead of creating it again, and there is nothing left to do.
-   */
-  private async setFinalizer(c: Container, present: boolean): Promise<void> {
-    await this.deps.containers
-      .apply(
-        {
-          apiVersion: 'gantry.dev/v1alpha1',
-          kind: 'Container',
-          metadata: {
-            name: c.metadata.name,
-            namespace: c.metadata.namespace,
-            uid: c.metadata.uid,
-            finalizers: present ? [runtimeCleanupFinalizer] : [],
-          },
-        },
-        { fieldManager: this.opts.fieldManager },
-      )
-      .catch((e: unknown) => {
-        if (!isConflict(e) && !isNotFound(e)) throw e;
-      });
-  }
-
-  private async observe(uid: string): Promise<RuntimeState> {
-    const selector = { [labels.uid]: uid };
-    const [{ items }, { containers }] = await Promise.all([
-      this.deps.cri.listPodSandbox({ filter: { labelSelector: selector } }),
-      this.deps.cri.listContainers({ filter: { labelSelector: selector } }),
-    ]);
-    const byAge = [...items].sort((a, b) => (a.createdAt < b.createdAt ? 1 : -1));
-    const sandbox = byAge.find((s) => s.state === 'SANDBOX_READY');
-    const attempts = containers
-      .filter((rc) => rc.podSandboxId === sandbox?.id)
-      .sort((a, b) => (a.metadata?.attempt ?? 0) - (b.metadata?.attempt ?? 0));
-    return {
-      sandbox,
-      staleSandboxes: byAge.filter((s) => s !== sandbox),
-      attempts,
-      nextSandboxAttempt: Math.max(-1, ...items.map((s) => s.metadata?.attempt ?? 0)) + 1,
-    };
-  }
-
   private async converge(
     key: string,
     c: Container,
     spec: ContainerSpec,
     log: Logger,
   ): Promise<ReconcileResult | void> {
-    const id = identity(c);
-    const state = await this.observe(id.uid);
-    for (const stale of state.staleSandboxes) {
-      await this.ignoreNotFound(this.deps.cri.stopPodSandbox({ podSandboxId: stale.id }));
-      await this.ignoreNotFound(this.deps.cri.removePodSandbox({ podSandboxId: stale.id }));
-    }
+    const state = await this.runtime.observe(c.metadata.uid ?? '');
+    for (const stale of state.staleSandboxes) await removeSandbox(this.deps.cri, stale.id);
     const latest = state.attempts.at(-1);
     const role = this.deps.migrations.roleOf(c);
     if (role) {
@@ -396,7 +253,7 @@ export class ContainerReconciler implements Reconciler {
       try {
         if (!fs.existsSync(archive)) throw new Error('the checkpoint archive is not on this host any more');
         const attempt = (latest?.metadata?.attempt ?? 0) + 1;
-        await this.createAndStart(c, spec, state, archive, attempt, 0);
+        await this.runtime.createAndStart(c, spec, state, archive, attempt, 0);
         recorder.event(
           c,
           'Normal',
@@ -489,7 +346,7 @@ export class ContainerReconciler implements Reconciler {
       if (migrations.reported(m, 'Transferred')?.status === 'True')
         return this.hold(c, 'WaitingForRestore', latest);
       // The restore needs the image's layers here too.
-      const image = await this.imageFor(key, c, spec);
+      const image = await this.runtime.imageFor(key, c, spec);
       if ('waiting' in image) {
         await this.status.write(c, { ...image.waiting, phase: 'Migrating' });
         return image.requeueAfter ? { requeueAfter: image.requeueAfter } : undefined;
@@ -521,7 +378,7 @@ export class ContainerReconciler implements Reconciler {
       if (latest || migrations.reported(m, 'Restored')?.status === 'False')
         return this.hold(c, 'RestoreFailed', latest);
       try {
-        await this.createAndStart(c, spec, state, migrations.archivePath(m), 0, 0);
+        await this.runtime.createAndStart(c, spec, state, migrations.archivePath(m), 0, 0);
         const restoredAt = new Date().toISOString();
         recorder.event(
           c,
@@ -573,45 +430,6 @@ export class ContainerReconciler implements Reconciler {
     });
   }
 
-  /** Pulls the image without holding a worker: a pending pull re-enqueues the key when done. */
-  private async imageFor(
-    key: string,
-    c: Container,
-    spec: ContainerSpec,
-  ): Promise<{ image: string } | { waiting: Partial<ContainerStatus>; requeueAfter?: number }> {
-    const ref = this.deps.pinnedImage(c.metadata.namespace ?? 'default', spec.image) ?? spec.image;
-    const policy = spec.imagePullPolicy ?? defaultPullPolicy(spec.image);
-    const { puller } = this.deps;
-    if (policy !== 'Always') {
-      const present = await puller.present(ref);
-      if (present) return { image: present };
-    }
-    const { auth, problems } = await this.deps.pullAuth(c, ref);
-    try {
-      // Either at once (present, or a quick pull), or in the background. A pull already in
-      // flight for another Container is joined, so this one is re-queued when it ends too.
-      const pulling = puller.ensure(ref, policy, auth);
-      const done = await Promise.race([pulling, new Promise<undefined>((r) => setTimeout(r, 50, undefined))]);
-      if (done) return { image: done };
-      this.deps.recorder.event(c, 'Normal', 'Pulling', 'Pull', `Pulling image ${ref}`);
-      pulling.then(
-        () => this.deps.enqueue(key),
-        () => this.deps.enqueue(key),
-      );
-      return { waiting: { phase: 'Creating', reason: 'Pulling', message: `Pulling image ${ref}` } };
-    } catch (e) {
-      if (!(e instanceof PullError)) throw e;
-      // A named pull Secret that is missing or unusable is the likelier cause: say so first.
-      const reason = problems.length > 0 ? 'ImagePullSecretMissing' : e.reason;
-      const message = [...problems, e.message].join('; ');
-      this.deps.recorder.event(c, 'Warning', reason, 'Pull', message);
-      return {
-        waiting: { phase: 'Creating', reason, message },
-        requeueAfter: Math.max(1000, e.retryAt - Date.now()),
-      };
-    }
-  }
-
   private async startAttempt(
     key: string,
     c: Container,
@@ -622,7 +440,7 @@ export class ContainerReconciler implements Reconciler {
     log: Logger,
     replacing?: RuntimeContainer,
   ): Promise<ReconcileResult | void> {
-    const image = await this.imageFor(key, c, spec);
+    const image = await this.runtime.imageFor(key, c, spec);
     if ('waiting' in image) {
       if (!replacing) await this.status.write(c, { ...image.waiting, restartCount: attempt });
       return image.requeueAfter ? { requeueAfter: image.requeueAfter } : undefined;
@@ -642,7 +460,7 @@ export class ContainerReconciler implements Reconciler {
         message: 'Creating the sandbox',
       });
     }
-    const containerId = await this.createAndStart(c, spec, state, image.image, attempt, backoffStep);
+    const containerId = await this.runtime.createAndStart(c, spec, state, image.image, attempt, backoffStep);
     if (containerId === undefined) return this.deps.enqueue(key);
     this.deps.recorder.event(c, 'Normal', 'Started', 'Start', `Started container from ${spec.image}`);
     log.info('Started container', { containerID: containerId, attempt });
@@ -651,56 +469,6 @@ export class ContainerReconciler implements Reconciler {
       containerStartDuration.observe((Date.now() - new Date(c.metadata.creationTimestamp).getTime()) / 1000);
     }
     this.deps.enqueue(key);
-  }
-
-  /**
-   * Creates the runtime container of `attempt` from `image` (an image, or a checkpoint archive to
-   * restore) in the Container's sandbox, creating the sandbox first if needed, and starts it.
-   * Resolves with its ID, or undefined when an earlier create of ours already holds the name.
-   */
-  private async createAndStart(
-    c: Container,
-    spec: ContainerSpec,
-    state: RuntimeState,
-    image: string,
-    attempt: number,
-    backoffStep: number,
-  ): Promise<string | undefined> {
-    const id = identity(c);
-    let sandbox = state.sandbox;
-    const sbConfig = sandboxConfig(id, spec, {
-      logRoot: this.opts.logRoot,
-      cgroupParent: this.opts.cgroupParent,
-      attempt: sandbox?.metadata?.attempt ?? state.nextSandboxAttempt,
-    });
-    if (!sandbox) {
-      fs.mkdirSync(sbConfig.logDirectory!, { recursive: true });
-      const { podSandboxId } = await this.deps.cri.runPodSandbox({ config: sbConfig });
-      sandbox = (await this.observe(id.uid)).sandbox;
-      if (sandbox?.id !== podSandboxId)
-        throw new Error(`sandbox ${podSandboxId} is not ready after creation`);
-    }
-    // Older attempts only take space; the latest exited one stays until the new one exists.
-    const previous = state.attempts.filter((rc) => rc.podSandboxId === sandbox!.id);
-    const config = containerConfig(id, spec, { image, attempt });
-    config.labels = { ...config.labels, [backoffStepLabel]: String(backoffStep) };
-    let containerId: string;
-    try {
-      ({ containerId } = await this.deps.cri.createContainer({
-        podSandboxId: sandbox.id,
-        config,
-        sandboxConfig: sbConfig,
-      }));
-    } catch (e) {
-      // A create that succeeded before a crash of ours: the name is taken by our own container.
-      if (!(e instanceof CriError && /already reserved|already exists/.test(e.details))) throw e;
-      return undefined;
-    }
-    for (const old of previous)
-      await this.ignoreNotFound(this.deps.cri.removeContainer({ containerId: old.id }));
-    this.deps.recorder.event(c, 'Normal', 'Created', 'Create', `Created container (attempt ${attempt})`);
-    await this.deps.cri.startContainer({ containerId });
-    return containerId;
   }
 
   private async reportRunning(

@@ -229,7 +229,6 @@ export function agent(setup: AgentSetup = {}) {
   );
   const reconciler = new ContainerReconciler(
     {
-      host,
       fieldManager: `gantry-agent/${host}`,
       logRoot: path.join(stateDir, 'logs'),
       backoff: setup.backoff ?? { initialMs: 10_000, maxMs: 300_000, resetAfterMs: 600_000 },
