@@ -28,11 +28,12 @@ const ms = (n: number): bigint => BigInt(n) * 1_000_000n;
 
 /**
  * The simulated runtime, plus: a process that exits with a code at a given time, a checkpoint
- * that writes its archive (or fails), and the stop and checkpoint calls made, in order.
+ * that writes its archive, calls made to fail, and the stop and checkpoint calls made, in order.
  */
 export class TestRuntime extends SimulatedRuntime {
   readonly calls: { method: string; id: string; timeout?: number; location?: string }[] = [];
-  checkpointError: Error | undefined;
+  /** Calls that fail, with this error, until removed. */
+  readonly failing = new Map<'CheckpointContainer' | 'CreateContainer', Error>();
   private readonly exits = new Map<string, { exitCode: number; at: number }>();
 
   /** The process of `containerId` exited with `exitCode`, `agoMs` ago, right after it started. */
@@ -67,8 +68,15 @@ export class TestRuntime extends SimulatedRuntime {
 
   override async checkpointContainer(req?: { containerId: string; location: string }): Promise<void> {
     this.calls.push({ method: 'CheckpointContainer', id: req!.containerId, location: req!.location });
-    if (this.checkpointError) throw this.checkpointError;
+    const error = this.failing.get('CheckpointContainer');
+    if (error) throw error;
     fs.writeFileSync(req!.location, 'pretend this is a CRIU checkpoint archive\n');
+  }
+
+  override async createContainer(req: Parameters<CriClient['createContainer']>[0]) {
+    const error = this.failing.get('CreateContainer');
+    if (error) throw error;
+    return super.createContainer(req);
   }
 
   /** What the runtime holds for one Container UID. */
@@ -212,6 +220,7 @@ export function agent(setup: AgentSetup = {}) {
   const enqueued: string[] = [];
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-agent-'));
   const token = Buffer.from(setup.transferToken ?? '').toString('base64');
+  const fence = { up: false };
   const migrationSupport = new MigrationSupport(
     { host, fieldManager: `gantry-agent/${host}`, stateDir, secretNamespace: 'gantry-system' },
     {
@@ -244,7 +253,7 @@ export function agent(setup: AgentSetup = {}) {
       pinnedImage: () => undefined,
       enqueue: (key) => void enqueued.push(key),
       migrations: migrationSupport,
-      fence: { up: false },
+      fence,
     },
   );
   const reconcile = (name: string) => reconciler.reconcile(`${ns}/${name}`, ctx);
@@ -257,6 +266,7 @@ export function agent(setup: AgentSetup = {}) {
     recorder,
     enqueued,
     stateDir,
+    fence,
     migrationSupport,
     reconciler,
     /** One reconcile of the Container named `name`. */

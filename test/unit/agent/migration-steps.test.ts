@@ -85,7 +85,7 @@ describe('migration source', () => {
   it('leaves the process running when the checkpoint fails, and says why', async () => {
     const a = agent();
     const rc = await a.run(container('app'));
-    a.runtime.checkpointError = new Error('criu says no');
+    a.runtime.failing.set('CheckpointContainer', new Error('criu says no'));
     a.migrations.set(migration('Checkpointing', host, 'h2'));
     await a.reconcile('app');
     assert.deepEqual(a.migrationsApi.conditions(), ['Checkpointed=False']);
@@ -174,6 +174,26 @@ describe('migration target', () => {
     assert.ok(a.recorder.reasons().includes('Warning TransferFailed'));
     assert.equal(a.api.status('app-moved')?.phase, 'Migrating');
     assert.deepEqual((await a.runtime.held('app-moved-uid')).containers, []);
+  });
+
+  it('reports a restore that fails and holds the Container: no second try, no start from the image', async () => {
+    const a = agent();
+    a.migrations.set(migration('Restoring', 'h0', host));
+    a.cache.set(target());
+    a.runtime.failing.set('CreateContainer', new Error('restore failed: criu says no'));
+    await a.reconcile('app-moved');
+    assert.deepEqual(a.migrationsApi.conditions(), ['Restored=False']);
+    assert.ok(a.recorder.events.includes('Warning RestoreFailed: restore failed: criu says no'));
+
+    a.runtime.failing.clear();
+    await a.reconcile('app-moved');
+    assert.equal(a.api.status('app-moved')?.phase, 'Migrating');
+    assert.equal(a.api.status('app-moved')?.reason, 'RestoreFailed');
+    assert.deepEqual(
+      (await a.runtime.held('app-moved-uid')).containers,
+      [],
+      'the controller decides what next',
+    );
   });
 
   it('holds a Container whose Migration is not there', async () => {
