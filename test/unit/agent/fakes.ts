@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { after } from 'node:test';
 import type { EventsV1Event, KubernetesObject } from '@kubernetes/client-node';
 import type { Container, ContainerStatus, Host, Migration } from '../../../src/api/v1alpha1/index.js';
 import { ContainerReconciler } from '../../../src/agent/containers/reconciler.js';
@@ -25,6 +26,11 @@ export const ns = 'ns';
 export const host = 'h1';
 
 const ms = (n: number): bigint => BigInt(n) * 1_000_000n;
+
+const stateDirs: string[] = [];
+after(() => {
+  for (const dir of stateDirs) fs.rmSync(dir, { recursive: true, force: true });
+});
 
 /**
  * The simulated runtime, plus: a process that exits with a code at a given time, a checkpoint
@@ -219,6 +225,7 @@ export function agent(setup: AgentSetup = {}) {
   const recorder = new RecordingRecorder();
   const enqueued: string[] = [];
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-agent-'));
+  stateDirs.push(stateDir);
   const token = Buffer.from(setup.transferToken ?? '').toString('base64');
   const fence = { up: false };
   const migrationSupport = new MigrationSupport(
