@@ -24,7 +24,7 @@ import { type Manager, watch } from '../kube/manager.js';
 import { parseBindAddress } from '../obs/http.js';
 import type { Logger } from '../obs/logger.js';
 import { EventsV1Api } from '@kubernetes/client-node';
-import { ContainerReconciler } from './containers.js';
+import { ContainerReconciler } from './containers/reconciler.js';
 import { type AgentRuntime, CriClient, CriError } from '../cri/client.js';
 import { HealthMonitor } from './health.js';
 import { Fence } from './fence.js';
@@ -36,7 +36,7 @@ import type { AgentOptions } from './options.js';
 import { ImagePuller } from './pull.js';
 import { pullAuth } from './pullsecrets.js';
 import { secretReader } from '../kube/pullsecrets.js';
-import { MigrationSupport } from './migration.js';
+import { MigrationSupport } from './containers/migration.js';
 import { labels } from './runtimespec.js';
 import { serveTransfers } from './transfer.js';
 import { StatsCollector } from './stats.js';
@@ -189,7 +189,6 @@ export function setUpAgent(
 
   const containerReconciler = new ContainerReconciler(
     {
-      host,
       fieldManager,
       logRoot: path.join(o.stateDir, 'logs'),
       cgroupParent: o.cgroupParent,

@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { restoreFromAnnotation, type Container, type Migration } from '../../../src/api/v1alpha1/index.js';
-import { MigrationSupport } from '../../../src/agent/migration.js';
+import { MigrationSupport } from '../../../src/agent/containers/migration.js';
 import type { KubeClient } from '../../../src/kube/client.js';
 import type { CustomResourceClient } from '../../../src/kube/customresource.js';
 import { Store } from '../../../src/kube/store.js';

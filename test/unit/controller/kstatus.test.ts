@@ -8,7 +8,7 @@ import {
   type WorkloadSpec,
   type WorkloadStatus,
 } from '../../../src/api/v1alpha1/index.js';
-import { containerProgress } from '../../../src/agent/containers.js';
+import { containerProgress } from '../../../src/agent/containers/status.js';
 import type { Replica } from '../../../src/controller/rollout.js';
 import { workloadStatus } from '../../../src/controller/workloadstatus.js';
 import { progressOf, setCondition, setProgress, type Condition } from '../../../src/kube/conditions.js';

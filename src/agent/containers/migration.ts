@@ -1,9 +1,9 @@
 // The agent's part in migrations. The controller drives a Migration through its phases; the
 // agents do the runtime work and report it on the Migration's status with their own field
 // manager (conditions Checkpointed, Transferred, Restored, Resumed; frozenAt, restoredAt,
-// checkpointSizeBytes). All runtime calls for a Container stay in its reconciler (one worker
-// per key); this module answers "what is this Container's role in a migration" and holds the
-// archives, the transfer and the reports.
+// checkpointSizeBytes). The runtime calls are the Container reconciler's (migration-steps.ts, one
+// worker per key); this module answers "what is this Container's role in a migration" and holds
+// the archives, the transfer and the reports.
 import fs from 'node:fs';
 import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
@@ -15,12 +15,12 @@ import {
   type Container,
   type Host,
   type Migration,
-} from '../api/v1alpha1/index.js';
-import type { KubeClient } from '../kube/client.js';
-import { getCondition, setCondition, type Condition, type ConditionUpdate } from '../kube/conditions.js';
-import type { CustomResourceClient } from '../kube/customresource.js';
-import type { Cache } from '../kube/store.js';
-import { type CheckpointSource, fetchCheckpoint } from './transfer.js';
+} from '../../api/v1alpha1/index.js';
+import type { KubeClient } from '../../kube/client.js';
+import { getCondition, setCondition, type Condition, type ConditionUpdate } from '../../kube/conditions.js';
+import type { CustomResourceClient } from '../../kube/customresource.js';
+import type { Cache } from '../../kube/store.js';
+import { type CheckpointSource, fetchCheckpoint } from '../transfer.js';
 
 const sourcePhases = new Set(['Checkpointing', 'Transferring', 'Restoring', 'RollingBack']);
 
@@ -28,7 +28,15 @@ export type MigrationRole =
   | { kind: 'source'; migration: Migration }
   | { kind: 'target'; migration: Migration | undefined; name: string };
 
-type AgentCondition = 'Checkpointed' | 'Transferred' | 'Restored' | 'Resumed';
+/** The steps an agent takes in a migration, and the condition each one reports on the Migration. */
+export const stepConditions = {
+  Checkpoint: 'Checkpointed',
+  Transfer: 'Transferred',
+  Restore: 'Restored',
+  Resume: 'Resumed',
+} as const;
+
+type AgentCondition = (typeof stepConditions)[keyof typeof stepConditions];
 
 export interface MigrationSupportOptions {
   host: string;
@@ -46,8 +54,8 @@ export class MigrationSupport implements CheckpointSource {
     private readonly deps: {
       client: KubeClient;
       migrations: Cache<Migration>;
-      migrationsApi: CustomResourceClient<Migration>;
-      hostsApi: CustomResourceClient<Host>;
+      migrationsApi: Pick<CustomResourceClient<Migration>, 'applyStatus'>;
+      hostsApi: Pick<CustomResourceClient<Host>, 'get'>;
     },
   ) {
     this.dir = path.join(opts.stateDir, 'checkpoints');

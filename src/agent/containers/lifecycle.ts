@@ -1,0 +1,228 @@
+// A Container's process through its life on this host, once the reconciler knows what the runtime
+// holds for it: start it, report it running, restart it after an exit (after a back-off that
+// doubles with each quick crash, as the kubelet's CrashLoopBackOff) or leave it exited as its
+// restartPolicy says, and replace it when its spec changes.
+import type { Container, ContainerSpec, ContainerStatus } from '../../api/v1alpha1/index.js';
+import { metaTime } from '../../kube/conditions.js';
+import type { ReconcileResult } from '../../kube/controller.js';
+import type { EventRecorder } from '../../kube/events.js';
+import type { Logger } from '../../obs/logger.js';
+import {
+  type Container as RuntimeContainer,
+  type CriClient,
+  nanosToDate,
+  type PodSandbox,
+} from '../../cri/client.js';
+import type { HealthMonitor } from '../health.js';
+import { containerRestarts, containerStartDuration } from '../metrics.js';
+import { type BackoffSettings, decideRestart } from '../restart.js';
+import { labels, specHash } from '../runtimespec.js';
+import { backoffStepLabel, type RuntimeObjects, type RuntimeState } from './runtime.js';
+import type { StatusWriter } from './status.js';
+
+export interface LifecycleDeps {
+  cri: CriClient;
+  health: HealthMonitor;
+  recorder: EventRecorder;
+  enqueue: (key: string) => void;
+  runtime: RuntimeObjects;
+  status: StatusWriter;
+}
+
+/** The digest part of a runtime's image reference (repo@sha256:...), or the reference itself. */
+function digestOf(imageRef: string): string {
+  const at = imageRef.lastIndexOf('@');
+  return at >= 0 ? imageRef.slice(at + 1) : imageRef;
+}
+
+function timeOf(ns: bigint): string | undefined {
+  const d = nanosToDate(ns);
+  return d ? metaTime(d) : undefined;
+}
+
+export class ContainerLifecycle {
+  constructor(
+    private readonly backoff: BackoffSettings,
+    private readonly deps: LifecycleDeps,
+  ) {}
+
+  /** The next step for a Container from what the runtime holds for it. */
+  async converge(
+    key: string,
+    c: Container,
+    spec: ContainerSpec,
+    state: RuntimeState,
+    log: Logger,
+  ): Promise<ReconcileResult | void> {
+    const latest = state.attempts.at(-1);
+    if (latest?.state === 'CONTAINER_RUNNING' && latest.labels[labels.specHash] === specHash(spec)) {
+      return this.reportRunning(key, c, spec, state.sandbox!, latest);
+    }
+    if (latest?.state === 'CONTAINER_RUNNING') {
+      // The spec changed under a running container: replace it once the new image is there.
+      return this.startAttempt(key, c, spec, state, (latest.metadata?.attempt ?? 0) + 1, 0, log, latest);
+    }
+    if (latest?.state === 'CONTAINER_CREATED') {
+      await this.deps.cri.startContainer({ containerId: latest.id });
+      return this.deps.enqueue(key);
+    }
+    if (latest && state.sandbox) return this.handleExited(key, c, spec, state, latest, log);
+    // Nothing runs for this Container yet (or its sandbox died with the host's network).
+    return this.startAttempt(key, c, spec, state, latest ? (latest.metadata?.attempt ?? 0) + 1 : 0, 0, log);
+  }
+
+  private async handleExited(
+    key: string,
+    c: Container,
+    spec: ContainerSpec,
+    state: RuntimeState,
+    latest: RuntimeContainer,
+    log: Logger,
+  ): Promise<ReconcileResult | void> {
+    this.deps.health.stop(key);
+    const { status: rs } = await this.deps.cri.containerStatus({ containerId: latest.id });
+    const attempt = latest.metadata?.attempt ?? 0;
+    const exitCode = rs?.exitCode ?? -1;
+    const exited = {
+      containerID: latest.id,
+      sandboxID: state.sandbox?.id,
+      exitCode,
+      startedAt: timeOf(rs?.startedAt ?? 0n),
+      finishedAt: timeOf(rs?.finishedAt ?? 0n),
+      restartCount: attempt,
+      imageDigest: rs ? digestOf(rs.imageRef) : undefined,
+    };
+    const decision = decideRestart(
+      spec.restartPolicy,
+      {
+        exitCode,
+        startedAt: nanosToDate(rs?.startedAt ?? 0n),
+        finishedAt: nanosToDate(rs?.finishedAt ?? 0n),
+        backoffStep: Number(latest.labels[backoffStepLabel] ?? 0),
+      },
+      this.backoff,
+    );
+    const why = `exit code ${exitCode}${rs?.reason ? ` (${rs.reason})` : ''}`;
+    if (!decision.restart) {
+      await this.deps.status.write(c, {
+        ...exited,
+        phase: decision.phase,
+        reason: rs?.reason || (decision.phase === 'Succeeded' ? 'Completed' : 'Error'),
+        message: `The process exited with ${why}; restartPolicy is ${spec.restartPolicy}`,
+      });
+      return;
+    }
+    const waitMs = decision.at.getTime() - Date.now();
+    if (waitMs > 0) {
+      this.deps.recorder.event(
+        c,
+        'Warning',
+        'BackOff',
+        'Restart',
+        `Back-off restarting the container after ${why}`,
+      );
+      await this.deps.status.write(c, {
+        ...exited,
+        phase: 'Restarting',
+        reason: 'CrashLoopBackOff',
+        message: `The process exited with ${why}; restarting in ${Math.ceil(waitMs / 1000)}s`,
+        nextRestartAt: metaTime(decision.at),
+      });
+      return { requeueAfter: waitMs };
+    }
+    containerRestarts.inc({ namespace: c.metadata.namespace, name: c.metadata.name });
+    return this.startAttempt(key, c, spec, state, attempt + 1, decision.backoffStep, log);
+  }
+
+  private async startAttempt(
+    key: string,
+    c: Container,
+    spec: ContainerSpec,
+    state: RuntimeState,
+    attempt: number,
+    backoffStep: number,
+    log: Logger,
+    replacing?: RuntimeContainer,
+  ): Promise<ReconcileResult | void> {
+    const image = await this.deps.runtime.imageFor(key, c, spec);
+    if ('waiting' in image) {
+      if (!replacing) await this.deps.status.write(c, { ...image.waiting, restartCount: attempt });
+      return image.requeueAfter ? { requeueAfter: image.requeueAfter } : undefined;
+    }
+    if (replacing) {
+      this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', 'The spec changed: replacing the container');
+      this.deps.health.stop(key);
+      await this.deps.cri.stopContainer({
+        containerId: replacing.id,
+        timeout: spec.terminationGracePeriodSeconds,
+      });
+    }
+    if (!state.sandbox) {
+      await this.deps.status.write(c, {
+        phase: 'Creating',
+        reason: 'ContainerCreating',
+        message: 'Creating the sandbox',
+      });
+    }
+    const containerId = await this.deps.runtime.createAndStart(
+      c,
+      spec,
+      state,
+      image.image,
+      attempt,
+      backoffStep,
+    );
+    if (containerId === undefined) return this.deps.enqueue(key);
+    this.deps.recorder.event(c, 'Normal', 'Started', 'Start', `Started container from ${spec.image}`);
+    log.info('Started container', { containerID: containerId, attempt });
+    if (attempt === 0 && c.metadata.creationTimestamp) {
+      // Raw JSON from the informer: a string at run time, whatever client-node's type says.
+      containerStartDuration.observe((Date.now() - new Date(c.metadata.creationTimestamp).getTime()) / 1000);
+    }
+    this.deps.enqueue(key);
+  }
+
+  private async reportRunning(
+    key: string,
+    c: Container,
+    spec: ContainerSpec,
+    sandbox: PodSandbox,
+    rc: RuntimeContainer,
+  ): Promise<ReconcileResult | void> {
+    const [{ status: rs }, { status: ss }] = await Promise.all([
+      this.deps.cri.containerStatus({ containerId: rc.id }),
+      this.deps.cri.podSandboxStatus({ podSandboxId: sandbox.id }),
+    ]);
+    const ip = ss?.network?.ip || undefined;
+    let health: ContainerStatus['health'];
+    let healthMessage: string | undefined;
+    if (spec.healthCheck) {
+      this.deps.health.ensure(
+        key,
+        { containerId: rc.id, ip, startedAt: nanosToDate(rs?.startedAt ?? 0n) },
+        spec.healthCheck,
+      );
+      const h = this.deps.health.get(key);
+      health = h?.health ?? 'Starting';
+      healthMessage = h?.message;
+    } else {
+      this.deps.health.stop(key);
+    }
+    await this.deps.status.write(
+      c,
+      {
+        phase: 'Running',
+        reason: 'Started',
+        message: '',
+        containerID: rc.id,
+        sandboxID: sandbox.id,
+        ip,
+        imageDigest: digestOf(rs?.imageRef ?? rc.imageRef),
+        startedAt: timeOf(rs?.startedAt ?? 0n),
+        restartCount: rc.metadata?.attempt ?? 0,
+        health,
+      },
+      healthMessage,
+    );
+  }
+}

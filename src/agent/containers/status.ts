@@ -1,0 +1,86 @@
+// A Container's status as its agent writes it: what the runtime shows, a Ready condition that
+// follows phase and health, and kstatus' Reconciling / Stalled derived from Ready.
+import type { Container, ContainerStatus } from '../../api/v1alpha1/index.js';
+import { progressConditionTypes, setCondition, setProgress, type Progress } from '../../kube/conditions.js';
+import type { CustomResourceClient } from '../../kube/customresource.js';
+import { splitKey } from '../../kube/keys.js';
+
+export class StatusWriter {
+  constructor(
+    private readonly fieldManager: string,
+    private readonly containers: Pick<CustomResourceClient<Container>, 'applyStatus'>,
+  ) {}
+
+  /** Writes the agent's part of the status; Ready follows phase and health. */
+  async write(c: Container, fields: Partial<ContainerStatus>, healthMessage?: string): Promise<void> {
+    const generation = c.metadata.generation;
+    const ready = readyCondition(fields, healthMessage);
+    const mine = (c.status?.conditions ?? []).filter((x) =>
+      ['Ready', ...progressConditionTypes].includes(x.type),
+    );
+    const conditions = setProgress(
+      setCondition(mine, { ...ready, observedGeneration: generation }),
+      containerProgress(fields, ready),
+      generation,
+    );
+    const status: Partial<ContainerStatus> = {
+      observedGeneration: generation,
+      ...fields,
+      conditions,
+    };
+    const name = splitKey(`${c.metadata.namespace}/${c.metadata.name}`);
+    await this.containers.applyStatus(name, prune(status), {
+      fieldManager: this.fieldManager,
+      live: c,
+    });
+  }
+}
+
+export function readyCondition(
+  s: Partial<ContainerStatus>,
+  healthMessage: string | undefined,
+): { type: string; status: 'True' | 'False'; reason: string; message: string } {
+  if (s.phase !== 'Running') {
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: s.reason ?? s.phase ?? 'NotRunning',
+      message: s.message ?? '',
+    };
+  }
+  if (s.health === 'Unhealthy') {
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'Unhealthy',
+      message: healthMessage ?? 'The health check fails',
+    };
+  }
+  if (s.health === 'Starting') {
+    return {
+      type: 'Ready',
+      status: 'False',
+      reason: 'HealthCheckStarting',
+      message: 'Waiting for the first healthy check',
+    };
+  }
+  return { type: 'Ready', status: 'True', reason: 'Running', message: '' };
+}
+
+/** Progress for kstatus: done when ready or completed; stuck when failed, crash-looping or refused. */
+export function containerProgress(
+  s: Partial<ContainerStatus>,
+  ready: { status: string; reason: string; message: string },
+): Progress {
+  if (ready.status === 'True' || s.phase === 'Succeeded') return { state: 'Current' };
+  const { reason, message } = ready;
+  const refused = s.phase === 'Creating' && !['ContainerCreating', 'Pulling'].includes(reason);
+  if (s.phase === 'Failed' || s.phase === 'Restarting' || refused)
+    return { state: 'Stalled', reason, message };
+  return { state: 'Reconciling', reason, message };
+}
+
+/** Drops undefined fields, so an unchanged status compares equal to the live one (no write). */
+function prune<T extends object>(o: T): T {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
+}

@@ -1,0 +1,116 @@
+// Removing what the runtime holds for a Container: behind the agent's finalizer when the Container
+// is deleted (a graceful stop, then the sandbox and its logs), and in the orphan sweep for runtime
+// objects whose Container is gone (deleted while the agent was away, or before the finalizer).
+import fs from 'node:fs';
+import { runtimeCleanupFinalizer, type Container } from '../../api/v1alpha1/index.js';
+import type { CustomResourceClient } from '../../kube/customresource.js';
+import { isConflict, isNotFound } from '../../kube/errors.js';
+import type { EventRecorder } from '../../kube/events.js';
+import type { Cache } from '../../kube/store.js';
+import type { Logger } from '../../obs/logger.js';
+import type { CriClient } from '../../cri/client.js';
+import type { HealthMonitor } from '../health.js';
+import { labels, logDirectory, managedByValue } from '../runtimespec.js';
+import { ignoreNotFound, removeSandbox } from './runtime.js';
+
+export interface TeardownOptions {
+  fieldManager: string;
+  /** Root of the containers' log directories. */
+  logRoot: string;
+}
+
+export interface TeardownDeps {
+  cri: CriClient;
+  cache: Cache<Container>;
+  containers: Pick<CustomResourceClient<Container>, 'apply'>;
+  health: HealthMonitor;
+  recorder: EventRecorder;
+}
+
+export class Teardown {
+  constructor(
+    private readonly opts: TeardownOptions,
+    private readonly deps: TeardownDeps,
+  ) {}
+
+  /** Removes everything the runtime holds for a UID: a graceful stop first, then the sandbox. */
+  async removeAll(uid: string, graceSeconds: number, log: Logger): Promise<void> {
+    const { containers } = await this.deps.cri.listContainers({
+      filter: { labelSelector: { [labels.uid]: uid } },
+    });
+    await Promise.all(
+      containers
+        .filter((rc) => rc.state === 'CONTAINER_RUNNING')
+        .map((rc) => this.deps.cri.stopContainer({ containerId: rc.id, timeout: graceSeconds })),
+    );
+    for (const rc of containers) await ignoreNotFound(this.deps.cri.removeContainer({ containerId: rc.id }));
+    const { items } = await this.deps.cri.listPodSandbox({
+      filter: { labelSelector: { [labels.uid]: uid } },
+    });
+    for (const s of items) {
+      await removeSandbox(this.deps.cri, s.id);
+      const meta = s.metadata;
+      if (meta) {
+        fs.rmSync(logDirectory(this.opts.logRoot, { namespace: meta.namespace, name: meta.name, uid }), {
+          recursive: true,
+          force: true,
+        });
+      }
+    }
+    log.info('Removed runtime objects', { uid, containers: containers.length, sandboxes: items.length });
+  }
+
+  /**
+   * Removes runtime objects whose Container no longer exists (deleted while the agent was away,
+   * or without our finalizer). Only UIDs absent from the synced cache are touched.
+   */
+  async sweepOrphans(log: Logger): Promise<number> {
+    const known = new Set(this.deps.cache.list().map((c) => c.metadata.uid));
+    const { items } = await this.deps.cri.listPodSandbox({
+      filter: { labelSelector: { [labels.managedBy]: managedByValue } },
+    });
+    const orphans = [
+      ...new Set(items.map((s) => s.labels[labels.uid]).filter((u): u is string => !!u)),
+    ].filter((uid) => !known.has(uid));
+    for (const uid of orphans) await this.removeAll(uid, 10, log);
+    return orphans.length;
+  }
+
+  async finalize(key: string, c: Container, log: Logger): Promise<void> {
+    this.deps.health.stop(key);
+    if (!c.metadata.finalizers?.includes(runtimeCleanupFinalizer)) return;
+    const grace = c.spec?.terminationGracePeriodSeconds ?? 30;
+    this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', `Stopping container (grace period ${grace}s)`);
+    await this.removeAll(c.metadata.uid ?? '', grace, log);
+    await this.setFinalizer(c, false);
+  }
+
+  async ensureFinalizer(c: Container): Promise<void> {
+    if (!c.metadata.finalizers?.includes(runtimeCleanupFinalizer)) await this.setFinalizer(c, true);
+  }
+
+  /**
+   * Server-side apply of our finalizer alone: other finalizers are other managers' business. The
+   * UID makes it a precondition: if the object is gone (or replaced by a namesake), the apply is
+   * refused with a conflict instead of creating it again, and there is nothing left to do.
+   */
+  private async setFinalizer(c: Container, present: boolean): Promise<void> {
+    await this.deps.containers
+      .apply(
+        {
+          apiVersion: 'gantry.dev/v1alpha1',
+          kind: 'Container',
+          metadata: {
+            name: c.metadata.name,
+            namespace: c.metadata.namespace,
+            uid: c.metadata.uid,
+            finalizers: present ? [runtimeCleanupFinalizer] : [],
+          },
+        },
+        { fieldManager: this.opts.fieldManager },
+      )
+      .catch((e: unknown) => {
+        if (!isConflict(e) && !isNotFound(e)) throw e;
+      });
+  }
+}

@@ -1,0 +1,70 @@
+// Removing what the runtime holds for a Container: on deletion, behind the agent's finalizer (a
+// graceful stop, then the sandbox and the logs, then the finalizer lifted), and in the orphan
+// sweep, for runtime objects whose Container is gone.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { runtimeCleanupFinalizer } from '../../../src/api/v1alpha1/index.js';
+import { labels } from '../../../src/agent/runtimespec.js';
+import { log } from '../controller/fakes.js';
+import { agent, container, ns } from './fakes.js';
+
+describe('Container teardown', () => {
+  it('on deletion, stops the process gracefully, removes the sandbox and logs, then lifts the finalizer', async () => {
+    const a = agent();
+    const rc = await a.run(container('app', { terminationGracePeriodSeconds: 5 }));
+    const logs = path.join(a.stateDir, 'logs', `${ns}_app_app-uid`);
+    assert.ok(fs.existsSync(logs));
+    const live = a.cache.get(`${ns}/app`)!;
+    assert.deepEqual(live.metadata.finalizers, [runtimeCleanupFinalizer]);
+    a.cache.set({ ...live, metadata: { ...live.metadata, deletionTimestamp: new Date() } });
+
+    await a.reconcile('app');
+    assert.ok(a.recorder.events.includes('Normal Killing: Stopping container (grace period 5s)'));
+    assert.deepEqual(
+      a.runtime.calls.map((x) => [x.method, x.timeout]),
+      [
+        ['StopContainer', 5],
+        ['RemovePodSandbox', undefined],
+      ],
+    );
+    assert.equal(a.runtime.calls[0]!.id, rc.id);
+    assert.deepEqual(await a.runtime.held('app-uid'), { sandboxes: [], containers: [] });
+    assert.equal(fs.existsSync(logs), false);
+    assert.deepEqual(a.api.finalizers.at(-1), { name: 'app', finalizers: [] });
+  });
+
+  it('leaves the runtime alone for a deleted Container that never got the finalizer', async () => {
+    const a = agent();
+    await a.run(container('app'));
+    const live = a.cache.get(`${ns}/app`)!;
+    a.cache.set({ ...live, metadata: { ...live.metadata, finalizers: [], deletionTimestamp: new Date() } });
+    await a.reconcile('app');
+    assert.deepEqual(a.runtime.calls, []);
+    assert.equal((await a.runtime.held('app-uid')).containers.length, 1, 'the orphan sweep will remove it');
+  });
+
+  it('the orphan sweep removes what belongs to Containers that are gone, and nothing else', async () => {
+    const a = agent();
+    await a.run(container('gone'));
+    const kept = await a.run(container('kept'));
+    const foreign = await a.runtime.runPodSandbox({
+      config: { metadata: { name: 'foreign', namespace: 'other', uid: 'f', attempt: 0 }, labels: {} },
+    });
+    a.cache.delete(`${ns}/gone`);
+
+    assert.equal(await a.reconciler.sweepOrphans(log), 1);
+    assert.deepEqual(await a.runtime.held('gone-uid'), { sandboxes: [], containers: [] });
+    const { sandboxes, containers } = await a.runtime.held('kept-uid');
+    assert.equal(sandboxes.length, 1);
+    assert.deepEqual(
+      containers.map((c) => [c.id, c.state]),
+      [[kept.id, 'CONTAINER_RUNNING']],
+    );
+    const { items } = await a.runtime.listPodSandbox({ filter: { id: foreign.podSandboxId } });
+    assert.equal(items.length, 1, 'a sandbox the agent did not make stays');
+    assert.equal(items[0]!.labels[labels.managedBy], undefined);
+    assert.equal(await a.reconciler.sweepOrphans(log), 0, 'nothing left to sweep');
+  });
+});
