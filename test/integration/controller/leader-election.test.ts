@@ -6,13 +6,13 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { CoordinationV1Api } from '@kubernetes/client-node';
+import { eventually } from '../../support/wait.js';
 import {
   baseArgs,
   clients,
   ControllerProcess,
   createNamespace,
   deleteNamespace,
-  eventually,
   installCrds,
   uniqueName,
 } from './harness.js';
@@ -52,8 +52,7 @@ async function leads(p: ControllerProcess, timeoutMs: number): Promise<void> {
   await eventually(
     `${identity} to lead`,
     async () => (await leading(p)) === 1 && (await holder()) === identity,
-    timeoutMs,
-    100,
+    { timeoutMs, intervalMs: 100 },
   );
 }
 
@@ -84,8 +83,7 @@ describe('leader election between controller processes', () => {
           const h = await holder().catch(() => '');
           return among.find((c) => identities[candidates.indexOf(c)] === h);
         },
-        timeoutMs,
-        100,
+        { timeoutMs, intervalMs: 100 },
       );
       await leads(p, timeoutMs);
       return p;
@@ -119,7 +117,10 @@ describe('leader election between controller processes', () => {
     const stoppedAt = Date.now();
     second.signal('SIGTERM');
     const secondId = identities[candidates.indexOf(second)];
-    await eventually('the lease to be released', async () => (await holder()) !== secondId, 2000, 50);
+    await eventually('the lease to be released', async () => (await holder()) !== secondId, {
+      timeoutMs: 2000,
+      intervalMs: 50,
+    });
     const released = Date.now() - stoppedAt;
     assert.equal(await second.exited, 0, 'a graceful shutdown exits 0');
     await leads(third, leaseMs);
