@@ -2,7 +2,8 @@
 // live by checkpoint keeps counting, a Workload moved by restart never fails a request, a restore
 // whose agent dies rolls back to the source, and a drain empties a host a few at a time.
 // The checkpoint tests need CRIU through containerd; where the cluster's probe says it does not
-// work here, they are skipped (and say so), never passed.
+// work here, they fail with the probe's answer: checkpoint migration is the headline feature, and
+// a run that cannot show it has not shown that Gantry works.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Container, Host, Migration } from '../../src/api/v1alpha1/index.js';
@@ -22,9 +23,18 @@ const agentArgs = [
   '--report-interval-seconds=5',
   '--restart-backoff-seconds=1',
 ];
-const noCheckpoint = cluster.checkpoint.works
-  ? undefined
-  : `checkpoint/restore does not work on this machine (${cluster.checkpoint.detail})`;
+
+/** Fails (never skips) when this machine cannot checkpoint: the local cluster's probe, then both Hosts' own. */
+async function checkpointWorks(): Promise<void> {
+  assert.ok(
+    cluster.checkpoint.works,
+    `checkpoint/restore does not work on this machine, so checkpoint migration cannot be tested: ${cluster.checkpoint.detail}`,
+  );
+  for (const name of [host1, host2]) {
+    const cp = (await getObject<Host>(['hosts.gantry.dev', name]))?.status?.checkpoint;
+    assert.equal(cp?.supported, true, `Host ${name} cannot checkpoint: ${JSON.stringify(cp)}`);
+  }
+}
 
 const manifest = (
   kind: string,
@@ -125,7 +135,8 @@ after(async () => {
 });
 
 describe('checkpoint migration', () => {
-  it('moves the counter to the other host and it keeps counting', { skip: noCheckpoint }, async () => {
+  it('moves the counter to the other host and it keeps counting', async () => {
+    await checkpointWorks();
     await apply('Container', 'counter', { image: cluster.images.counter, nodeName: host1 });
     const source = await running('counter');
     const before = await eventually('the counter to pass 3', async () =>
@@ -165,49 +176,46 @@ describe('checkpoint migration', () => {
     assert.deepEqual(await runtimeCopies(target.metadata.uid!), [host2], 'one copy runs, on the target');
   });
 
-  it(
-    'rolls back to the source when the target agent dies during the restore',
-    { skip: noCheckpoint },
-    async () => {
-      await apply('Container', 'counter-rb', { image: cluster.images.counter, nodeName: host1 });
-      const source = await running('counter-rb');
-      const before = await eventually('the counter to pass 2', async () =>
-        (await count(source)) >= 2 ? count(source) : undefined,
+  it('rolls back to the source when the target agent dies during the restore', async () => {
+    await checkpointWorks();
+    await apply('Container', 'counter-rb', { image: cluster.images.counter, nodeName: host1 });
+    const source = await running('counter-rb');
+    const before = await eventually('the counter to pass 2', async () =>
+      (await count(source)) >= 2 ? count(source) : undefined,
+    );
+    await apply('Migration', 'move-rb', { container: 'counter-rb', targetHost: host2, timeoutSeconds: 20 });
+    await eventually(
+      'the restore phase',
+      async () => {
+        const phase = (await getMigration('move-rb'))?.status?.phase;
+        return phase === 'Transferring' || phase === 'Restoring' || undefined;
+      },
+      { intervalMs: 20 },
+    );
+    await stopAgent(host2, 'SIGKILL');
+    try {
+      const m = await migrationDone('move-rb');
+      assert.equal(m.status?.phase, 'RolledBack', m.status?.message);
+      const resumed = await running('counter-rb');
+      assert.equal(resumed.spec.nodeName, host1);
+      const after = await eventually('the resumed counter to count on', async () =>
+        (await count(resumed)) > before ? count(resumed) : undefined,
       );
-      await apply('Migration', 'move-rb', { container: 'counter-rb', targetHost: host2, timeoutSeconds: 20 });
-      await eventually(
-        'the restore phase',
-        async () => {
-          const phase = (await getMigration('move-rb'))?.status?.phase;
-          return phase === 'Transferring' || phase === 'Restoring' || undefined;
-        },
-        { intervalMs: 20 },
-      );
-      await stopAgent(host2, 'SIGKILL');
-      try {
-        const m = await migrationDone('move-rb');
-        assert.equal(m.status?.phase, 'RolledBack', m.status?.message);
-        const resumed = await running('counter-rb');
-        assert.equal(resumed.spec.nodeName, host1);
-        const after = await eventually('the resumed counter to count on', async () =>
-          (await count(resumed)) > before ? count(resumed) : undefined,
-        );
-        assert.ok(after > before, `resumed from the checkpoint: ${before} before, ${after} after`);
-      } finally {
-        await startAgent(cluster, host2, agentArgs);
-      }
-      // The returning agent removes whatever its half-done restore left.
-      const target = (await getMigration('move-rb'))?.status?.targetContainer;
-      assert.ok(target, 'the Migration names its target');
-      await eventually('no copy of the counter on the target host', async () => {
-        const { containers } = await cri[host2]!.listContainers({
-          filter: { labelSelector: { [runtimeLabels.name]: target, [runtimeLabels.namespace]: ns } },
-        });
-        return containers.length === 0 || undefined;
+      assert.ok(after > before, `resumed from the checkpoint: ${before} before, ${after} after`);
+    } finally {
+      await startAgent(cluster, host2, agentArgs);
+    }
+    // The returning agent removes whatever its half-done restore left.
+    const target = (await getMigration('move-rb'))?.status?.targetContainer;
+    assert.ok(target, 'the Migration names its target');
+    await eventually('no copy of the counter on the target host', async () => {
+      const { containers } = await cri[host2]!.listContainers({
+        filter: { labelSelector: { [runtimeLabels.name]: target, [runtimeLabels.namespace]: ns } },
       });
-      await kubectlOk(['delete', 'containers.gantry.dev', '-n', ns, 'counter-rb', '--wait=true']);
-    },
-  );
+      return containers.length === 0 || undefined;
+    });
+    await kubectlOk(['delete', 'containers.gantry.dev', '-n', ns, 'counter-rb', '--wait=true']);
+  });
 });
 
 describe('restart migration', () => {
