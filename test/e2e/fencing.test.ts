@@ -117,8 +117,7 @@ describe('a host cut off from the apiserver, with self-fencing', { timeout: 300_
         .replaceAll(cluster.apiServerURL, `https://127.0.0.1:${port}`),
     );
     await installCrds(cluster);
-    // Other files' agents and controller would not have these flags.
-    await Promise.all([stopAgent(host1), stopAgent(host2), stopController()]);
+    // Agents or a controller left running with other flags are restarted with these.
     await startController(cluster, ['--host-lost-grace=10s']);
     await startAgent(cluster, host1, agentArgs);
     // The later --kubeconfig wins: host-2 talks to the apiserver through the proxy only.

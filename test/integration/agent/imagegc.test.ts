@@ -37,7 +37,7 @@ describe('image garbage collection', () => {
   before(async () => {
     await installCrds(cluster);
     await kubectlOk(['create', 'namespace', ns]);
-    await stopAgent(host); // another file's agent would not have these flags
+    // An agent left running with other flags is restarted with these (startAgent compares).
     await startAgent(cluster, host, gcArgs);
   });
 
