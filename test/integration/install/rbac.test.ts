@@ -104,7 +104,8 @@ async function freeHost(): Promise<string> {
   return eventually(
     'a host without a running agent (other tests use the shared cluster)',
     async () => cluster.hosts.map((h) => h.name).find((h) => agentsOn(h).length === 0),
-    { timeoutMs: 10 * 60_000, intervalMs: 5000 },
+    // Within the 5 minutes test/run.ts gives an integration file.
+    { timeoutMs: 2 * 60_000, intervalMs: 5000 },
   );
 }
 
