@@ -1,10 +1,21 @@
 // Gantry itself on the local cluster: the CRDs, the controller and one agent per host, run as
 // processes of this machine (the local cluster has no kubelet to run them as Pods). Their PIDs
 // go with the cluster's, so `cluster:down` stops them too; logs are in the cluster's log folder.
+// A process already running is reused only if it was started with exactly the command line asked
+// for (same checkout, same flags); otherwise it is restarted with that one, and the reason printed.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { livePid, run, startDaemon, stopPidFile, waitFor } from './proc.js';
+import {
+  commandDifferences,
+  commandFile,
+  livePid,
+  run,
+  runningDaemon,
+  startDaemon,
+  stopPidFile,
+  waitFor,
+} from './proc.js';
 import { imageRef } from './registry.js';
 import { type LocalCluster, localDir, systemNamespace } from './state.js';
 
@@ -66,70 +77,150 @@ async function waitHealthy(what: string, port: number, pid: number, logFile: str
   );
 }
 
+/** Where start* report a process they replaced (one with another command line than asked). */
+export type Report = (line: string) => void;
+
+/** Is this the command line of a Gantry `name` process (of any checkout, from source or built)? */
+export function isGantryCommand(argv: readonly string[], name: 'agent' | 'controller'): boolean {
+  return argv.some((a) => a.endsWith(`/src/cmd/${name}.ts`) || a.endsWith(`/cmd/${name}.js`));
+}
+
+/**
+ * What to do with what a PID file names, given the command line wanted: nothing runs ('start'),
+ * the very same command runs ('reuse'), or another one of ours ('restart', with the differences).
+ * A PID that no longer names a Gantry process (the PID was reused) is not ours: 'start' anew.
+ */
+export function decide(
+  running: { pid: number; command?: string[] } | undefined,
+  wanted: readonly string[],
+  name: 'agent' | 'controller',
+): { action: 'start' } | { action: 'reuse' } | { action: 'restart'; differences: string[] } {
+  if (!running) return { action: 'start' };
+  if (!running.command) {
+    throw new Error(
+      `a process runs as the Gantry ${name} (pid ${running.pid}) whose command line cannot be read: stop it first (npm run cluster:down)`,
+    );
+  }
+  if (!isGantryCommand(running.command, name)) return { action: 'start' };
+  const differences = commandDifferences(running.command, wanted);
+  return differences.length === 0 ? { action: 'reuse' } : { action: 'restart', differences };
+}
+
+async function ensureRunning(
+  what: string,
+  name: 'agent' | 'controller',
+  files: { pidFile: string; logFile: string },
+  argv: string[],
+  probesPort: number,
+  report: Report,
+): Promise<void> {
+  const running = runningDaemon(files.pidFile);
+  const decision = decide(running, argv, name);
+  if (decision.action === 'reuse') {
+    await waitHealthy(what, probesPort, running!.pid, files.logFile);
+    return;
+  }
+  if (decision.action === 'restart') {
+    report(
+      `${what} was running (pid ${running!.pid}) with another command line than asked for; restarting it:\n` +
+        decision.differences.map((d) => `  ${d}`).join('\n'),
+    );
+    await stopPidFile(files.pidFile);
+  }
+  const pid = startDaemon(argv[0]!, argv.slice(1), files, { cwd: repoRoot });
+  await waitHealthy(what, probesPort, pid, files.logFile);
+}
+
+/**
+ * The agent of `host` with `extraArgs` (later flags win over the defaults): reused when it already
+ * runs with exactly this command line, restarted when it runs with another.
+ */
 export async function startAgent(
   cluster: LocalCluster,
   host: string,
   extraArgs: string[] = [],
+  report: Report = (l) => console.error(l),
 ): Promise<void> {
   const h = cluster.hosts.find((x) => x.name === host);
   if (!h) throw new Error(`no host ${host} in the local cluster`);
-  const pidFile = path.join(pids, `agent-${host}.pid`);
-  if (livePid(pidFile)) return;
   const ports = agentPorts(host);
   const stateDir = path.join(localDir, 'hosts', host, 'agent');
   fs.mkdirSync(stateDir, { recursive: true });
-  const pid = startDaemon(
+  const argv = [
     process.execPath,
-    [
-      ...tsEntry('agent'),
-      `--host-name=${host}`,
-      `--cri-socket=${h.criSocket}`,
-      `--kubeconfig=${cluster.kubeconfig}`,
-      `--state-dir=${stateDir}`,
-      `--metrics-bind-address=127.0.0.1:${ports.metrics}`,
-      `--health-probe-bind-address=127.0.0.1:${ports.probes}`,
-      `--transfer-bind-address=127.0.0.1:${ports.transfer}`,
-      '--advertise-address=127.0.0.1',
-      `--lease-namespace=${systemNamespace}`,
-      `--probe-image=${imageRef('counter')}`,
-      ...extraArgs,
-    ],
-    { pidFile, logFile: agentLog(host) },
-    { cwd: repoRoot },
+    ...tsEntry('agent'),
+    `--host-name=${host}`,
+    `--cri-socket=${h.criSocket}`,
+    `--kubeconfig=${cluster.kubeconfig}`,
+    `--state-dir=${stateDir}`,
+    `--metrics-bind-address=127.0.0.1:${ports.metrics}`,
+    `--health-probe-bind-address=127.0.0.1:${ports.probes}`,
+    `--transfer-bind-address=127.0.0.1:${ports.transfer}`,
+    '--advertise-address=127.0.0.1',
+    `--lease-namespace=${systemNamespace}`,
+    `--probe-image=${imageRef('counter')}`,
+    ...extraArgs,
+  ];
+  await ensureRunning(
+    `the agent of ${host}`,
+    'agent',
+    { pidFile: path.join(pids, `agent-${host}.pid`), logFile: agentLog(host) },
+    argv,
+    ports.probes,
+    report,
   );
-  await waitHealthy(`the agent of ${host}`, ports.probes, pid, agentLog(host));
 }
 
-export async function stopAgent(host: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
-  const pidFile = path.join(pids, `agent-${host}.pid`);
-  if (signal === 'SIGKILL') {
-    const pid = livePid(pidFile);
-    if (pid !== undefined) process.kill(pid, 'SIGKILL');
+/**
+ * Stops the Gantry process a PID file names. A PID that now names some other program (reused
+ * since) is left alone: only the stale files go.
+ */
+async function stopGantryProcess(
+  pidFile: string,
+  name: 'agent' | 'controller',
+  signal: 'SIGTERM' | 'SIGKILL',
+): Promise<void> {
+  const running = runningDaemon(pidFile);
+  if (livePid(pidFile) !== undefined && !(running?.command && isGantryCommand(running.command, name))) {
+    fs.rmSync(pidFile, { force: true });
+    fs.rmSync(commandFile(pidFile), { force: true });
+    return;
   }
+  if (running && signal === 'SIGKILL') process.kill(running.pid, 'SIGKILL');
   await stopPidFile(pidFile);
 }
 
-export async function startController(cluster: LocalCluster, extraArgs: string[] = []): Promise<void> {
-  const pidFile = path.join(pids, 'controller.pid');
-  if (livePid(pidFile)) return;
-  const pid = startDaemon(
+export async function stopAgent(host: string, signal: 'SIGTERM' | 'SIGKILL' = 'SIGTERM'): Promise<void> {
+  await stopGantryProcess(path.join(pids, `agent-${host}.pid`), 'agent', signal);
+}
+
+/** The controller with `extraArgs`: reused when it already runs with exactly this command line, restarted otherwise. */
+export async function startController(
+  cluster: LocalCluster,
+  extraArgs: string[] = [],
+  report: Report = (l) => console.error(l),
+): Promise<void> {
+  const argv = [
     process.execPath,
-    [
-      ...tsEntry('controller'),
-      `--kubeconfig=${cluster.kubeconfig}`,
-      `--metrics-bind-address=127.0.0.1:${controllerPorts.metrics}`,
-      `--health-probe-bind-address=127.0.0.1:${controllerPorts.probes}`,
-      `--leader-election-namespace=${systemNamespace}`,
-      ...extraArgs,
-    ],
-    { pidFile, logFile: controllerLog },
-    { cwd: repoRoot },
+    ...tsEntry('controller'),
+    `--kubeconfig=${cluster.kubeconfig}`,
+    `--metrics-bind-address=127.0.0.1:${controllerPorts.metrics}`,
+    `--health-probe-bind-address=127.0.0.1:${controllerPorts.probes}`,
+    `--leader-election-namespace=${systemNamespace}`,
+    ...extraArgs,
+  ];
+  await ensureRunning(
+    'the controller',
+    'controller',
+    { pidFile: path.join(pids, 'controller.pid'), logFile: controllerLog },
+    argv,
+    controllerPorts.probes,
+    report,
   );
-  await waitHealthy('the controller', controllerPorts.probes, pid, controllerLog);
 }
 
 export async function stopController(): Promise<void> {
-  await stopPidFile(path.join(pids, 'controller.pid'));
+  await stopGantryProcess(path.join(pids, 'controller.pid'), 'controller', 'SIGTERM');
 }
 
 export interface GantryArgs {
@@ -138,14 +229,20 @@ export interface GantryArgs {
 }
 
 /**
- * CRDs, an agent on every host, then the controller; idempotent. Agents first: a controller that
- * waits longer than its --host-lost-grace for their first heartbeats marks the Hosts lost, and
- * their Ready condition flaps while they come back.
+ * CRDs, an agent on every host, then the controller, each with the flags asked for: a process
+ * already running with exactly those is reused (a second `npm start` changes nothing), one
+ * running with others (other flags, another checkout) is restarted, and `report` says what
+ * differed. Agents first: a controller that waits longer than its --host-lost-grace for their
+ * first heartbeats marks the Hosts lost, and their Ready condition flaps while they come back.
  */
-export async function startGantry(cluster: LocalCluster, args: GantryArgs = {}): Promise<void> {
+export async function startGantry(
+  cluster: LocalCluster,
+  args: GantryArgs = {},
+  report: Report = (l) => console.error(l),
+): Promise<void> {
   await installCrds(cluster);
-  await Promise.all(cluster.hosts.map((h) => startAgent(cluster, h.name, args.agent)));
-  await startController(cluster, args.controller);
+  await Promise.all(cluster.hosts.map((h) => startAgent(cluster, h.name, args.agent, report)));
+  await startController(cluster, args.controller, report);
 }
 
 export async function stopGantry(cluster: LocalCluster): Promise<void> {

@@ -1,5 +1,6 @@
 // Process helpers for the local cluster: run a command to completion, start a daemon whose PID
-// is recorded in a file, and stop it again by that PID (never by name).
+// (and command line, in a file next to it) is recorded in a file, and stop it again by that PID
+// (never by name).
 import { spawn, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -94,9 +95,97 @@ export function livePid(pidFile: string): number | undefined {
   }
 }
 
+/** Where startDaemon records the command line of the process a PID file names (a JSON array). */
+export function commandFile(pidFile: string): string {
+  return `${pidFile}.cmdline`;
+}
+
+/** A process's command line as the kernel has it (/proc/<pid>/cmdline); undefined if unreadable. */
+export function processCommand(pid: number): string[] | undefined {
+  try {
+    const raw = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    return raw === '' ? undefined : raw.replace(/\0$/, '').split('\0');
+  } catch {
+    return undefined;
+  }
+}
+
+function recordedCommand(pidFile: string): string[] | undefined {
+  try {
+    const argv: unknown = JSON.parse(fs.readFileSync(commandFile(pidFile), 'utf8'));
+    return Array.isArray(argv) && argv.every((a) => typeof a === 'string') ? argv : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const sameArgv = (a: readonly string[], b: readonly string[]) =>
+  a.length === b.length && a.every((x, i) => x === b[i]);
+
+/**
+ * The process a PID file names, if it runs, with the command line it was started with (the one
+ * recorded next to the PID file; /proc's for a process started before those were recorded).
+ * Undefined when the PID now belongs to another program than the one recorded: that process is
+ * not ours, and must be neither reused nor stopped.
+ */
+export function runningDaemon(pidFile: string): { pid: number; command?: string[] } | undefined {
+  const pid = livePid(pidFile);
+  if (pid === undefined) return undefined;
+  const recorded = recordedCommand(pidFile);
+  const actual = processCommand(pid);
+  // A wrapper that execs the real program (setpriv ...) leaves /proc the tail of what was recorded.
+  if (recorded && actual && !sameArgv(recorded.slice(recorded.length - actual.length), actual))
+    return undefined;
+  const command = recorded ?? actual;
+  return command ? { pid, command } : { pid };
+}
+
+/**
+ * How the command line of a running process differs from the one wanted, one line per
+ * difference; empty when they are identical. Flags are compared by name (`--name=value` or a bare
+ * `--name`), everything else in order, so "another checkout" reads as another entry point and a
+ * changed flag as its two values.
+ */
+export function commandDifferences(running: readonly string[], wanted: readonly string[]): string[] {
+  if (sameArgv(running, wanted)) return [];
+  const split = (argv: readonly string[]) => {
+    const flags = new Map<string, string[]>();
+    const plain: string[] = [];
+    for (const arg of argv) {
+      const m = /^(--?[^=\s]+)(?:=([\s\S]*))?$/.exec(arg);
+      if (!m) {
+        plain.push(arg);
+        continue;
+      }
+      const values = flags.get(m[1]!) ?? [];
+      values.push(m[2] === undefined ? m[1]! : `${m[1]!}=${m[2]}`);
+      flags.set(m[1]!, values);
+    }
+    return { flags, plain };
+  };
+  const r = split(running);
+  const w = split(wanted);
+  const out: string[] = [];
+  if (!sameArgv(r.plain, w.plain)) {
+    out.push(`program and arguments: running ${r.plain.join(' ')}; wanted ${w.plain.join(' ')}`);
+  }
+  for (const name of new Set([...r.flags.keys(), ...w.flags.keys()])) {
+    const rv = r.flags.get(name) ?? [];
+    const wv = w.flags.get(name) ?? [];
+    if (sameArgv(rv, wv)) continue;
+    if (wv.length === 0) out.push(`${rv.join(' ')}: only in the running one`);
+    else if (rv.length === 0) out.push(`${wv.join(' ')}: not in the running one`);
+    else out.push(`${name}: running ${rv.join(' ')}; wanted ${wv.join(' ')}`);
+  }
+  if (out.length === 0)
+    out.push('the same arguments in another order (a later flag wins over an earlier one)');
+  return out;
+}
+
 /**
  * Starts a long-running process detached from our process group (so Ctrl-C on `cluster:up`
- * does not take the cluster down), with output appended to logFile and its PID written to pidFile.
+ * does not take the cluster down), with output appended to logFile, its PID written to pidFile
+ * and its command line next to it (commandFile).
  */
 export function startDaemon(
   cmd: string,
@@ -111,6 +200,7 @@ export function startDaemon(
   fs.closeSync(log);
   if (child.pid === undefined) throw new Error(`could not start ${cmd}`);
   child.unref();
+  fs.writeFileSync(commandFile(files.pidFile), `${JSON.stringify([cmd, ...args])}\n`);
   fs.writeFileSync(files.pidFile, `${child.pid}\n`);
   return child.pid;
 }
@@ -127,11 +217,12 @@ export async function stopPid(pid: number, graceMs = 10_000): Promise<void> {
   }
 }
 
-/** Stops the process named by a PID file (if it still runs) and removes the file. */
+/** Stops the process named by a PID file (if it still runs) and removes the file and its command line. */
 export async function stopPidFile(pidFile: string, graceMs?: number): Promise<void> {
   const pid = livePid(pidFile);
   if (pid !== undefined) await stopPid(pid, graceMs);
   fs.rmSync(pidFile, { force: true });
+  fs.rmSync(commandFile(pidFile), { force: true });
 }
 
 /** Polls check() until it answers true; throws with `what` and the log's tail on timeout. */

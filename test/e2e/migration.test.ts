@@ -2,7 +2,8 @@
 // live by checkpoint keeps counting, a Workload moved by restart never fails a request, a restore
 // whose agent dies rolls back to the source, and a drain empties a host a few at a time.
 // The checkpoint tests need CRIU through containerd; where the cluster's probe says it does not
-// work here, they are skipped (and say so), never passed.
+// work here, they fail with the probe's answer: checkpoint migration is the headline feature, and
+// a run that cannot show it has not shown that Gantry works.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Container, Host, Migration } from '../../src/api/v1alpha1/index.js';
@@ -10,7 +11,9 @@ import { CriClient } from '../../src/cri/client.js';
 import { labels as runtimeLabels } from '../../src/agent/runtimespec.js';
 import { startAgent, startGantry, stopAgent, stopGantry } from '../../src/localcluster/gantry.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
+import { maxOverlap } from '../support/intervals.js';
 import { eventually } from '../support/wait.js';
+import { WatchRecorder } from '../support/watch.js';
 
 const cluster = localCluster();
 const [host1, host2] = cluster.hosts.map((h) => h.name) as [string, string];
@@ -22,9 +25,18 @@ const agentArgs = [
   '--report-interval-seconds=5',
   '--restart-backoff-seconds=1',
 ];
-const noCheckpoint = cluster.checkpoint.works
-  ? undefined
-  : `checkpoint/restore does not work on this machine (${cluster.checkpoint.detail})`;
+
+/** Fails (never skips) when this machine cannot checkpoint: the local cluster's probe, then both Hosts' own. */
+async function checkpointWorks(): Promise<void> {
+  assert.ok(
+    cluster.checkpoint.works,
+    `checkpoint/restore does not work on this machine, so checkpoint migration cannot be tested: ${cluster.checkpoint.detail}`,
+  );
+  for (const name of [host1, host2]) {
+    const cp = (await getObject<Host>(['hosts.gantry.dev', name]))?.status?.checkpoint;
+    assert.equal(cp?.supported, true, `Host ${name} cannot checkpoint: ${JSON.stringify(cp)}`);
+  }
+}
 
 const manifest = (
   kind: string,
@@ -52,14 +64,15 @@ async function running(name: string): Promise<Container> {
   });
 }
 
+const finalPhases = ['Succeeded', 'Failed', 'RolledBack'];
+const ended = (m: Migration) => finalPhases.includes(m.status?.phase ?? '');
+
 async function migrationDone(name: string, timeoutMs = 120_000): Promise<Migration> {
   return eventually(
     `Migration ${name} to finish`,
     async () => {
       const m = await getMigration(name);
-      return m?.status?.phase && ['Succeeded', 'Failed', 'RolledBack'].includes(m.status.phase)
-        ? m
-        : undefined;
+      return m && ended(m) ? m : undefined;
     },
     { timeoutMs },
   );
@@ -125,7 +138,8 @@ after(async () => {
 });
 
 describe('checkpoint migration', () => {
-  it('moves the counter to the other host and it keeps counting', { skip: noCheckpoint }, async () => {
+  it('moves the counter to the other host and it keeps counting', async () => {
+    await checkpointWorks();
     await apply('Container', 'counter', { image: cluster.images.counter, nodeName: host1 });
     const source = await running('counter');
     const before = await eventually('the counter to pass 3', async () =>
@@ -165,49 +179,59 @@ describe('checkpoint migration', () => {
     assert.deepEqual(await runtimeCopies(target.metadata.uid!), [host2], 'one copy runs, on the target');
   });
 
-  it(
-    'rolls back to the source when the target agent dies during the restore',
-    { skip: noCheckpoint },
-    async () => {
-      await apply('Container', 'counter-rb', { image: cluster.images.counter, nodeName: host1 });
-      const source = await running('counter-rb');
-      const before = await eventually('the counter to pass 2', async () =>
-        (await count(source)) >= 2 ? count(source) : undefined,
-      );
+  it('rolls back to the source when the target agent dies during the restore', async () => {
+    await checkpointWorks();
+    await apply('Container', 'counter-rb', { image: cluster.images.counter, nodeName: host1 });
+    const source = await running('counter-rb');
+    const before = await eventually('the counter to pass 2', async () =>
+      (await count(source)) >= 2 ? count(source) : undefined,
+    );
+    // Its phases as the apiserver records them, so the kill lands in the restore however short it is.
+    const phases = await WatchRecorder.start<Migration>(
+      `/apis/gantry.dev/v1alpha1/namespaces/${ns}/migrations`,
+      {
+        fieldSelector: 'metadata.name=move-rb',
+      },
+    );
+    try {
       await apply('Migration', 'move-rb', { container: 'counter-rb', targetHost: host2, timeoutSeconds: 20 });
       await eventually(
         'the restore phase',
-        async () => {
-          const phase = (await getMigration('move-rb'))?.status?.phase;
-          return phase === 'Transferring' || phase === 'Restoring' || undefined;
+        () => {
+          const m = phases.current().get(`${ns}/move-rb`);
+          if (m && ended(m))
+            throw new Error(`the Migration ended (${m.status?.phase}) before its restore was seen`);
+          return m?.status?.phase === 'Transferring' || m?.status?.phase === 'Restoring';
         },
-        { intervalMs: 20 },
+        { intervalMs: 10 },
       );
-      await stopAgent(host2, 'SIGKILL');
-      try {
-        const m = await migrationDone('move-rb');
-        assert.equal(m.status?.phase, 'RolledBack', m.status?.message);
-        const resumed = await running('counter-rb');
-        assert.equal(resumed.spec.nodeName, host1);
-        const after = await eventually('the resumed counter to count on', async () =>
-          (await count(resumed)) > before ? count(resumed) : undefined,
-        );
-        assert.ok(after > before, `resumed from the checkpoint: ${before} before, ${after} after`);
-      } finally {
-        await startAgent(cluster, host2, agentArgs);
-      }
-      // The returning agent removes whatever its half-done restore left.
-      const target = (await getMigration('move-rb'))?.status?.targetContainer;
-      assert.ok(target, 'the Migration names its target');
-      await eventually('no copy of the counter on the target host', async () => {
-        const { containers } = await cri[host2]!.listContainers({
-          filter: { labelSelector: { [runtimeLabels.name]: target, [runtimeLabels.namespace]: ns } },
-        });
-        return containers.length === 0 || undefined;
+    } finally {
+      await phases.stop().catch(() => undefined);
+    }
+    await stopAgent(host2, 'SIGKILL');
+    try {
+      const m = await migrationDone('move-rb');
+      assert.equal(m.status?.phase, 'RolledBack', m.status?.message);
+      const resumed = await running('counter-rb');
+      assert.equal(resumed.spec.nodeName, host1);
+      const after = await eventually('the resumed counter to count on', async () =>
+        (await count(resumed)) > before ? count(resumed) : undefined,
+      );
+      assert.ok(after > before, `resumed from the checkpoint: ${before} before, ${after} after`);
+    } finally {
+      await startAgent(cluster, host2, agentArgs);
+    }
+    // The returning agent removes whatever its half-done restore left.
+    const target = (await getMigration('move-rb'))?.status?.targetContainer;
+    assert.ok(target, 'the Migration names its target');
+    await eventually('no copy of the counter on the target host', async () => {
+      const { containers } = await cri[host2]!.listContainers({
+        filter: { labelSelector: { [runtimeLabels.name]: target, [runtimeLabels.namespace]: ns } },
       });
-      await kubectlOk(['delete', 'containers.gantry.dev', '-n', ns, 'counter-rb', '--wait=true']);
-    },
-  );
+      return containers.length === 0 || undefined;
+    });
+    await kubectlOk(['delete', 'containers.gantry.dev', '-n', ns, 'counter-rb', '--wait=true']);
+  });
 });
 
 describe('restart migration', () => {
@@ -295,41 +319,68 @@ describe('drain', () => {
     const names = ['d1', 'd2', 'd3', 'd4'];
     for (const n of names) await apply('Container', n, { image: cluster.images.counter, nodeName: host1 });
     for (const n of names) await running(n);
-    await kubectlOk([
-      'patch',
-      'hosts.gantry.dev',
-      host1,
-      '--type=merge',
-      '-p',
-      '{"spec":{"drain":true,"maxConcurrentMigrations":2}}',
-    ]);
-    let most = 0;
-    const drained = await eventually(
-      'the host to be drained',
-      async () => {
-        // The Host first: once it says Drained every move had ended, so the list read after shows them.
-        const h = await getObject<Host>(['hosts.gantry.dev', host1]);
-        const list = JSON.parse(
-          await kubectlOk([
-            'get',
-            'migrations.gantry.dev',
-            '-n',
-            ns,
-            '-l',
-            `gantry.dev/drain-host=${host1}`,
-            '-o',
-            'json',
-          ]),
-        ) as { items: Migration[] };
-        const active = list.items.filter(
-          (m) => !['Succeeded', 'Failed', 'RolledBack'].includes(m.status?.phase ?? ''),
-        );
-        most = Math.max(most, active.length);
-        return h?.status?.drain?.phase === 'Drained' ? list.items : undefined;
+    // Every change of the drain's Migrations, in the apiserver's order, from before the drain
+    // until every one of them has ended.
+    const recorder = await WatchRecorder.start<Migration>(
+      `/apis/gantry.dev/v1alpha1/namespaces/${ns}/migrations`,
+      {
+        labelSelector: `gantry.dev/drain-host=${host1}`,
       },
-      { timeoutMs: 240_000, intervalMs: 100 },
     );
-    assert.ok(most <= 2, `at most 2 migrations at a time (saw ${most})`);
+    let drained: Migration[];
+    try {
+      await kubectlOk([
+        'patch',
+        'hosts.gantry.dev',
+        host1,
+        '--type=merge',
+        '-p',
+        '{"spec":{"drain":true,"maxConcurrentMigrations":2}}',
+      ]);
+      await eventually(
+        'the host to be drained',
+        async () => (await getObject<Host>(['hosts.gantry.dev', host1]))?.status?.drain?.phase === 'Drained',
+        { timeoutMs: 240_000, intervalMs: 1000 },
+      );
+      // The watch may deliver the last endings a moment after the Host says Drained.
+      drained = await eventually('the watch to have seen every Migration end', () => {
+        const all = [...recorder.current().values()];
+        return all.length >= names.length && all.every(ended) ? all : undefined;
+      });
+    } catch (e) {
+      await recorder.stop().catch(() => undefined);
+      throw e;
+    }
+    await recorder.stop();
+    // In flight, for the drain: from its creation until it records a final phase.
+    let most = 0;
+    let when = '';
+    recorder.replay((live, event) => {
+      const active = [...live.values()].filter((m) => !ended(m));
+      if (active.length > most) {
+        most = active.length;
+        when = `after ${event ? `${event.type} ${event.object.metadata.name} (resourceVersion ${event.object.metadata.resourceVersion})` : 'the initial list'}: ${active.map((m) => m.metadata.name).join(', ')}`;
+      }
+    });
+    // The Migrations' own timestamps tell the same (to the second: a move that ended in the second
+    // another began does not count as overlapping it).
+    const stamped = maxOverlap(
+      drained.map((m) => ({
+        item: m.metadata.name!,
+        start: BigInt(Date.parse(m.status?.startedAt ?? String(m.metadata.creationTimestamp))),
+        end: BigInt(Date.parse(m.status!.completedAt!)),
+      })),
+    );
+    console.log(
+      `# drain: ${recorder.events.length} Migration events; at most ${most} in flight (${when}); ` +
+        `${stamped.count} by startedAt/completedAt`,
+    );
+    assert.ok(most <= 2, `more than maxConcurrentMigrations=2 in flight at once: ${most}, ${when}`);
+    assert.ok(
+      stamped.count <= 2,
+      `their timestamps overlap ${stamped.count} at once: ${stamped.items.join(', ')}`,
+    );
+    assert.equal(most, 2, 'the drain moved two at a time, up to its limit');
     const moved = drained.filter((m) => m.status?.phase === 'Succeeded');
     for (const n of names)
       assert.ok(

@@ -4,7 +4,7 @@
 // every host quiet at once (nothing evicted).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Watch, type V1Lease } from '@kubernetes/client-node';
+import type { V1Lease } from '@kubernetes/client-node';
 import type { Container, Host, Workload } from '../../src/api/v1alpha1/index.js';
 import { CriClient } from '../../src/cri/client.js';
 import { hostLeaseName } from '../../src/api/v1alpha1/index.js';
@@ -12,8 +12,9 @@ import { labels as runtimeLabels } from '../../src/agent/runtimespec.js';
 import { startRuntime, stopRuntime } from '../../src/localcluster/cluster.js';
 import { startAgent, startGantry, stopAgent, stopGantry } from '../../src/localcluster/gantry.js';
 import { systemNamespace } from '../../src/localcluster/state.js';
-import { getObject, kubeConfig, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
+import { getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
 import { eventually } from '../support/wait.js';
+import { WatchRecorder } from '../support/watch.js';
 
 const cluster = localCluster();
 const [host1, host2] = cluster.hosts.map((h) => h.name) as [string, string];
@@ -220,40 +221,34 @@ describe('Workloads (e2e)', { timeout: 600_000 }, () => {
 
   it('rolls out a new image with never more than maxUnavailable replicas unavailable', async () => {
     const before = (await getWorkload('web'))!.status!.currentRevision;
-    // Every change of every Container of the Workload, as the apiserver sends them.
-    const seen = new Map<string, Container>();
-    const violations: string[] = [];
-    let events = 0;
-    let maxLive = 0;
-    const check = () => {
-      const live = [...seen.values()].filter((c) => !c.metadata.deletionTimestamp);
-      const available = live.filter(isReady).length;
-      maxLive = Math.max(maxLive, live.length);
-      if (available < 3) violations.push(`event ${events}: ${available} available`);
-      if (live.length > 5) violations.push(`event ${events}: ${live.length} exist`);
-    };
-    const list = JSON.parse(
-      await kubectlOk(['get', 'containers.gantry.dev', '-n', ns, '-l', 'app=web', '-o', 'json']),
-    ) as { items: Container[]; metadata: { resourceVersion: string } };
-    for (const c of list.items) seen.set(c.metadata.name!, c);
-    const watching = await new Watch(kubeConfig()).watch(
+    // Every change of every Container of the Workload, in the apiserver's order, from before the
+    // update until it has converged; then the availability after each change is checked.
+    const recorder = await WatchRecorder.start<Container>(
       `/apis/gantry.dev/v1alpha1/namespaces/${ns}/containers`,
-      { labelSelector: 'app=web', resourceVersion: list.metadata.resourceVersion },
-      (type: string, c: Container) => {
-        events++;
-        if (type === 'DELETED') seen.delete(c.metadata.name!);
-        else seen.set(c.metadata.name!, c);
-        check();
+      {
+        labelSelector: 'app=web',
       },
-      () => undefined,
     );
     try {
       await apply('web', { image: web2 });
       const containers = await converged('web', 4);
       for (const c of containers) assert.equal(await page(c), 'gantry web v2');
-    } finally {
-      watching.abort();
+    } catch (e) {
+      await recorder.stop().catch(() => undefined);
+      throw e;
     }
+    await recorder.stop();
+    const violations: string[] = [];
+    let maxLive = 0;
+    recorder.replay((all, event) => {
+      const live = [...all.values()].filter((c) => !c.metadata.deletionTimestamp);
+      const available = live.filter(isReady).length;
+      maxLive = Math.max(maxLive, live.length);
+      const after = event ? `after ${event.type} ${event.object.metadata.name}` : 'before';
+      if (available < 3) violations.push(`${after}: ${available} available`);
+      if (live.length > 5) violations.push(`${after}: ${live.length} exist`);
+    });
+    const events = recorder.events.length;
     console.log(`# rolling update: ${events} container events checked, at most ${maxLive} existed at once`);
     assert.deepEqual(violations, []);
     assert.ok(events > 8, `the watch saw the rollout (${events} events)`);

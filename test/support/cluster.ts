@@ -27,14 +27,20 @@ export interface CmdResult {
   stderr: string;
 }
 
+export interface KubectlOptions {
+  /** Written to kubectl's stdin (for `-f -`). */
+  input?: string;
+  /** Killed after this long; default 120 s (the cluster is shared and can be slow). */
+  timeoutMs?: number;
+  /** Another identity (a ServiceAccount token's kubeconfig); default the cluster's admin. */
+  kubeconfig?: string;
+}
+
 /** Runs kubectl (the cluster's own version) against the local cluster; never throws on a non-zero exit. */
-export async function kubectl(
-  args: string[],
-  opts: { input?: string; timeoutMs?: number } = {},
-): Promise<CmdResult> {
+export async function kubectl(args: string[], opts: KubectlOptions = {}): Promise<CmdResult> {
   const c = localCluster();
-  const child = run(`${c.binDir}/kubectl`, ['--kubeconfig', c.kubeconfig, ...args], {
-    timeout: opts.timeoutMs ?? 60_000,
+  const child = run(`${c.binDir}/kubectl`, ['--kubeconfig', opts.kubeconfig ?? c.kubeconfig, ...args], {
+    timeout: opts.timeoutMs ?? 120_000,
     maxBuffer: 64 * 1024 * 1024,
   });
   if (opts.input !== undefined) {
@@ -44,13 +50,20 @@ export async function kubectl(
     const { stdout, stderr } = await child;
     return { code: 0, stdout, stderr };
   } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
+    const err = e as { code?: number; stdout?: string; stderr?: string; signal?: string };
     return {
       code: typeof err.code === 'number' ? err.code : 1,
       stdout: err.stdout ?? '',
-      stderr: err.stderr ?? '',
+      stderr: err.stderr || (err.signal ? `killed by ${err.signal} (timeout?)` : ''),
     };
   }
+}
+
+/** kubectl that must succeed: returns stdout, throws with the exit code and stderr otherwise. */
+export async function kubectlOk(args: string[], opts: KubectlOptions = {}): Promise<string> {
+  const r = await kubectl(args, opts);
+  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
+  return r.stdout;
 }
 
 /** `kubectl get -o json`, parsed; undefined when the object does not exist. */
@@ -61,14 +74,4 @@ export async function getObject<T>(args: string[]): Promise<T | undefined> {
     throw new Error(`kubectl get ${args.join(' ')}: ${r.stderr}`);
   }
   return JSON.parse(r.stdout) as T;
-}
-
-/** kubectl that must succeed: returns stdout, throws with stderr otherwise. */
-export async function kubectlOk(
-  args: string[],
-  opts: { input?: string; timeoutMs?: number } = {},
-): Promise<string> {
-  const r = await kubectl(args, opts);
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed: ${r.stderr}`);
-  return r.stdout;
 }

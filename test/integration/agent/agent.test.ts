@@ -1,6 +1,7 @@
 // The node agent against real containerd hosts and the real apiserver: Containers pinned to a
 // host (spec.nodeName) run, answer, restart by their policy, report health and errors, survive an
-// agent crash without duplicates, and leave nothing behind when deleted. No controller runs here.
+// agent crash without duplicates (by the runtime's record of every container it created), and
+// leave nothing behind when deleted. No controller runs here.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +11,7 @@ import { CriClient } from '../../../src/cri/client.js';
 import { labels } from '../../../src/agent/runtimespec.js';
 import { agentPorts, installCrds, startAgent, stopAgent } from '../../../src/localcluster/gantry.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../../support/cluster.js';
+import { RuntimeRecorder } from '../../support/runtime.js';
 import { eventually } from '../../support/wait.js';
 
 const cluster = localCluster();
@@ -294,15 +296,33 @@ describe('errors show their reason and never block other containers', () => {
 describe('the agent restarts without running anything twice', () => {
   test('kill the agent mid-work: no duplicates, no losses, statuses right again', async () => {
     const names = Array.from({ length: 6 }, (_, i) => `burst-${i}`);
-    await Promise.all(names.map((n) => apply(n, { image: cluster.images.web, nodeName: host2 })));
-    // Mid-work: some created, some not.
-    await eventually('a first burst container to be Running', async () => {
-      for (const n of names) if ((await getContainer(n))?.status?.phase === 'Running') return true;
-      return undefined;
-    });
-    await stopAgent(host2, 'SIGKILL');
-    await startAgent(cluster, host2, agentArgs);
-    const all = await Promise.all(names.map((n) => waitStatus(n, 'Running after the restart', running)));
+    // host-2's containerd records every container it creates from here on: a duplicate made and
+    // removed again while the agent came back would not show in the end state, but shows here.
+    const recorder = await RuntimeRecorder.start({ [host2]: cri[host2]! });
+    let all: Container[];
+    try {
+      await Promise.all(names.map((n) => apply(n, { image: cluster.images.web, nodeName: host2 })));
+      // Mid-work: some created, some not.
+      await eventually('a first burst container to be Running', async () => {
+        for (const n of names) if ((await getContainer(n))?.status?.phase === 'Running') return true;
+        return undefined;
+      });
+      await stopAgent(host2, 'SIGKILL');
+      await startAgent(cluster, host2, agentArgs);
+      all = await Promise.all(names.map((n) => waitStatus(n, 'Running after the restart', running)));
+    } catch (e) {
+      await recorder.stop().catch(() => undefined);
+      throw e;
+    }
+    const runs = (await recorder.stop()).filter((r) => r.labels[labels.namespace] === ns);
+    for (const c of all) {
+      const mine = runs.filter((r) => r.labels[labels.uid] === c.metadata.uid);
+      assert.deepEqual(
+        mine.map((r) => ({ started: r.startedAt !== undefined, finished: r.finishedAt !== undefined })),
+        [{ started: true, finished: false }],
+        `${c.metadata.name}: the runtime created exactly one container, which runs on (${mine.map((r) => r.id.slice(0, 12)).join(', ')})`,
+      );
+    }
     for (const c of all) {
       const rt = await runtimeObjects(host2, c.metadata.uid!);
       assert.equal(rt.sandboxes, 1, `${c.metadata.name}: one sandbox`);

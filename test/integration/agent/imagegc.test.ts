@@ -2,9 +2,16 @@
 // any disk full, the image nothing uses is removed, while the image a running Container uses, the
 // one an Image object keeps warm here, and the runtime's pinned sandbox image stay.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { CriClient } from '../../../src/cri/client.js';
-import { agentPorts, installCrds, startAgent, stopAgent } from '../../../src/localcluster/gantry.js';
+import {
+  agentLog,
+  agentPorts,
+  installCrds,
+  startAgent,
+  stopAgent,
+} from '../../../src/localcluster/gantry.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../../support/cluster.js';
 import { eventually } from '../../support/wait.js';
 import type { Container } from '../../../src/api/v1alpha1/index.js';
@@ -33,11 +40,31 @@ const apply = (kind: string, name: string, spec: Record<string, unknown>) =>
     }),
   });
 
+const logSize = () => (fs.existsSync(agentLog(host)) ? fs.statSync(agentLog(host)).size : 0);
+
+/** The images the agent's garbage collection removed since `from` (a log size): its log records each. */
+function removedByAgent(from: number): string[] {
+  return fs
+    .readFileSync(agentLog(host))
+    .subarray(from)
+    .toString('utf8')
+    .split('\n')
+    .flatMap((l) => {
+      try {
+        return [JSON.parse(l) as { msg?: string; image?: string }];
+      } catch {
+        return [];
+      }
+    })
+    .filter((l) => l.msg === 'Removed unused image')
+    .map((l) => l.image!);
+}
+
 describe('image garbage collection', () => {
   before(async () => {
     await installCrds(cluster);
     await kubectlOk(['create', 'namespace', ns]);
-    await stopAgent(host); // another file's agent would not have these flags
+    // An agent left running with other flags is restarted with these (startAgent compares).
     await startAgent(cluster, host, gcArgs);
   });
 
@@ -58,15 +85,36 @@ describe('image garbage collection', () => {
     });
     await eventually('the Image to be pulled here', () => present(counter), { timeoutMs: 30_000 });
 
+    // From here on, these three are needed: no garbage collection round may remove them.
+    const from = logSize();
+    const ids = Object.fromEntries(
+      await Promise.all(
+        [web, counter, pause].map(async (ref) => [
+          ref,
+          (await cri.imageStatus({ image: { image: ref } })).image?.id,
+        ]),
+      ),
+    ) as Record<string, string | undefined>;
     await cri.pullImage({ image: { image: web2 } });
+    const web2Id = (await cri.imageStatus({ image: { image: web2 } })).image!.id;
     await eventually('the unused image to be removed', async () => !(await present(web2)), {
       timeoutMs: 30_000,
     });
     await new Promise((r) => setTimeout(r, 3000)); // a few more rounds
-    for (const ref of [web, counter, pause]) assert.ok(await present(ref), `${ref} stays`);
+    // Every removal the agent made, as its log records them (not a look at one moment).
+    const removed = removedByAgent(from);
+    assert.ok(
+      removed.includes(web2Id),
+      `the agent removed ${web2} (${web2Id}); its log says: ${removed.join(', ')}`,
+    );
+    for (const [ref, id] of Object.entries(ids)) {
+      assert.ok(id, `${ref} was present before`);
+      assert.ok(!removed.includes(id), `${ref} (${id}) was removed at some point`);
+      assert.ok(await present(ref), `${ref} stays`);
+    }
 
     const metrics = await (await fetch(`http://127.0.0.1:${agentPorts(host).metrics}/metrics`)).text();
-    const removed = Number(/^gantry_image_gc_removed_images_total (\d+)/m.exec(metrics)?.[1]);
-    assert.ok(removed >= 1, `the agent counts what it removed (${removed})`);
+    const counted = Number(/^gantry_image_gc_removed_images_total (\d+)/m.exec(metrics)?.[1]);
+    assert.ok(counted >= 1, `the agent counts what it removed (${counted})`);
   });
 });

@@ -6,7 +6,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { kubectl } from '../../support/cluster.js';
+import { kubectl, kubectlOk } from '../../support/cluster.js';
+import { eventually } from '../../support/wait.js';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 const crdDir = `${root}crds/`;
@@ -15,25 +16,6 @@ const fixturesDir = `${root}test/fixtures/invalid/`;
 const ns = `gantry-api-it-${Date.now().toString(36)}`;
 const exampleHost = 'edge-box-1';
 const testHost = `gantry-api-it-${Date.now().toString(36)}`;
-
-async function ok(args: string[], input?: string): Promise<string> {
-  const r = await kubectl(args, input === undefined ? {} : { input });
-  assert.equal(r.code, 0, `kubectl ${args.join(' ')} failed:\n${r.stderr}`);
-  return r.stdout;
-}
-
-/** Retries until fn stops throwing (discovery and OpenAPI publishing lag behind CRD creation). */
-async function eventually<T>(fn: () => Promise<T>, timeoutMs = 60_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (Date.now() > deadline) throw e;
-      await new Promise((r) => setTimeout(r, 1000));
-    }
-  }
-}
 
 /** Runs fn over items with at most `limit` in flight. */
 async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
@@ -51,14 +33,21 @@ async function pool<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>
 }
 
 async function installCrds(): Promise<void> {
-  await ok(['apply', '--server-side', '--force-conflicts', '--field-manager=gantry-api-test', '-f', crdDir]);
-  await ok(['wait', '--for=condition=Established', '--timeout=60s', '-f', crdDir]);
+  await kubectlOk([
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '--field-manager=gantry-api-test',
+    '-f',
+    crdDir,
+  ]);
+  await kubectlOk(['wait', '--for=condition=Established', '--timeout=60s', '-f', crdDir]);
 }
 
 describe('gantry.dev/v1alpha1 on a real apiserver', () => {
   before(async () => {
     await installCrds();
-    await ok(['create', 'namespace', ns]);
+    await kubectlOk(['create', 'namespace', ns]);
   });
 
   after(async () => {
@@ -69,7 +58,7 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
   });
 
   it('installs every CRD with its names, categories and Established condition', async () => {
-    const out = await ok(['get', 'crd', '-l', 'app.kubernetes.io/part-of=gantry', '-o', 'name']);
+    const out = await kubectlOk(['get', 'crd', '-l', 'app.kubernetes.io/part-of=gantry', '-o', 'name']);
     assert.deepEqual(out.trim().split('\n').sort(), [
       'customresourcedefinition.apiextensions.k8s.io/containers.gantry.dev',
       'customresourcedefinition.apiextensions.k8s.io/hosts.gantry.dev',
@@ -77,8 +66,9 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
       'customresourcedefinition.apiextensions.k8s.io/migrations.gantry.dev',
       'customresourcedefinition.apiextensions.k8s.io/workloads.gantry.dev',
     ]);
-    const resources = await eventually(async () => {
-      const r = await ok(['api-resources', '--api-group=gantry.dev', '--no-headers']);
+    // Discovery lags behind CRD creation.
+    const resources = await eventually('discovery to list the 5 kinds', async () => {
+      const r = await kubectlOk(['api-resources', '--api-group=gantry.dev', '--no-headers']);
       assert.equal(r.trim().split('\n').length, 5);
       return r;
     });
@@ -97,15 +87,15 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
   for (const f of examples) {
     it(`examples/${f} applies with --dry-run=server and then for real`, async () => {
       const file = `${examplesDir}${f}`;
-      const dry = await ok(['apply', '--server-side', '--dry-run=server', '-n', ns, '-f', file]);
+      const dry = await kubectlOk(['apply', '--server-side', '--dry-run=server', '-n', ns, '-f', file]);
       assert.match(dry, /serverside-applied \(server dry run\)/);
-      const real = await ok(['apply', '--server-side', '-n', ns, '-f', file]);
+      const real = await kubectlOk(['apply', '--server-side', '-n', ns, '-f', file]);
       assert.match(real, /serverside-applied/);
     });
   }
 
   it('kubectl get gantry lists every kind (category)', async () => {
-    const out = await ok(['get', 'gantry', '-n', ns, '-o', 'name']);
+    const out = await kubectlOk(['get', 'gantry', '-n', ns, '-o', 'name']);
     for (const name of [
       'image.gantry.dev/web',
       'container.gantry.dev/counter',
@@ -125,10 +115,10 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
       migrations: ['NAME', 'CONTAINER', 'FROM', 'TO', 'PHASE', 'DOWNTIME', 'AGE'],
     };
     for (const [plural, want] of Object.entries(headers)) {
-      const out = await ok(['get', plural, '-n', ns]);
+      const out = await kubectlOk(['get', plural, '-n', ns]);
       assert.deepEqual(out.split('\n')[0]!.trim().split(/\s+/), want, plural);
     }
-    const hosts = await ok(['get', 'host', exampleHost]);
+    const hosts = await kubectlOk(['get', 'host', exampleHost]);
     assert.deepEqual(hosts.split('\n')[0]!.trim().split(/\s+/), [
       'NAME',
       'READY',
@@ -137,19 +127,20 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
       'CONTAINERS',
       'AGE',
     ]);
-    const workload = await ok(['get', 'workload', 'web', '-n', ns, '--no-headers']);
+    const workload = await kubectlOk(['get', 'workload', 'web', '-n', ns, '--no-headers']);
     assert.match(workload, /^web\s+3\s/);
   });
 
   it('kubectl explain describes workload.spec.placement', async () => {
-    const out = await eventually(async () => {
-      const text = await ok(['explain', 'workload.spec.placement']);
+    // The OpenAPI publishing lags behind CRD creation.
+    const out = await eventually('kubectl explain to know workload.spec.placement', async () => {
+      const text = await kubectlOk(['explain', 'workload.spec.placement']);
       assert.match(text, /maxSkew/);
       return text;
     });
     for (const field of ['nodeSelector', 'maxSkew', 'maxPerHost']) assert.match(out, new RegExp(field));
     assert.match(out, /Where replicas may run and how they spread over Hosts/);
-    const nodeName = await ok(['explain', 'container.spec.nodeName']);
+    const nodeName = await kubectlOk(['explain', 'container.spec.nodeName']);
     assert.match(nodeName, /Cannot change once set/);
   });
 
@@ -179,8 +170,10 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
         metadata: { name: 'pinned', namespace: ns },
         spec: { image: '127.0.0.1:5000/gantry/counter:1', ...(nodeName ? { nodeName } : {}) },
       });
-    await ok(['apply', '--server-side', '--field-manager=it', '-f', '-'], manifest());
-    await ok(['apply', '--server-side', '--field-manager=it', '-f', '-'], manifest(testHost));
+    await kubectlOk(['apply', '--server-side', '--field-manager=it', '-f', '-'], { input: manifest() });
+    await kubectlOk(['apply', '--server-side', '--field-manager=it', '-f', '-'], {
+      input: manifest(testHost),
+    });
     const moved = await kubectl(['apply', '--server-side', '--field-manager=it', '-f', '-'], {
       input: manifest(`${testHost}-2`),
     });
@@ -194,7 +187,7 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
   });
 
   it('Container: agents can select their containers by spec.nodeName (selectableFields)', async () => {
-    const mine = await ok([
+    const mine = await kubectlOk([
       'get',
       'containers',
       '-n',
@@ -205,7 +198,7 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
       'name',
     ]);
     assert.equal(mine.trim(), 'container.gantry.dev/pinned');
-    const none = await ok([
+    const none = await kubectlOk([
       'get',
       'containers',
       '-n',
@@ -219,10 +212,13 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
   });
 
   it('Workload: kubectl scale works through /scale, and the selector is immutable', async () => {
-    await ok(['scale', 'workload/web', '-n', ns, '--replicas=5']);
-    assert.equal(await ok(['get', 'workload', 'web', '-n', ns, '-o', 'jsonpath={.spec.replicas}']), '5');
+    await kubectlOk(['scale', 'workload/web', '-n', ns, '--replicas=5']);
+    assert.equal(
+      await kubectlOk(['get', 'workload', 'web', '-n', ns, '-o', 'jsonpath={.spec.replicas}']),
+      '5',
+    );
     const scale = JSON.parse(
-      await ok(['get', '--raw', `/apis/gantry.dev/v1alpha1/namespaces/${ns}/workloads/web/scale`]),
+      await kubectlOk(['get', '--raw', `/apis/gantry.dev/v1alpha1/namespaces/${ns}/workloads/web/scale`]),
     );
     assert.equal(scale.kind, 'Scale');
     assert.equal(scale.spec.replicas, 5);
@@ -248,8 +244,8 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
   });
 
   it('Host: a user can cordon and drain through spec', async () => {
-    await ok(['patch', 'host', exampleHost, '--type=merge', '-p', '{"spec":{"drain":true}}']);
-    const spec = JSON.parse(await ok(['get', 'host', exampleHost, '-o', 'jsonpath={.spec}']));
+    await kubectlOk(['patch', 'host', exampleHost, '--type=merge', '-p', '{"spec":{"drain":true}}']);
+    const spec = JSON.parse(await kubectlOk(['get', 'host', exampleHost, '-o', 'jsonpath={.spec}']));
     assert.deepEqual(spec, { drain: true, maxConcurrentMigrations: 2, unschedulable: true });
   });
 
@@ -263,7 +259,7 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
       message: 'running on host',
     };
     const status = { phase: 'Running', restartCount: 0, health: 'Healthy', conditions: [condition] };
-    await ok([
+    await kubectlOk([
       'patch',
       'container',
       'counter',
@@ -274,7 +270,7 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
       '-p',
       JSON.stringify({ status }),
     ]);
-    const columns = await ok(['get', 'container', 'counter', '-n', ns, '--no-headers', '-o', 'wide']);
+    const columns = await kubectlOk(['get', 'container', 'counter', '-n', ns, '--no-headers', '-o', 'wide']);
     assert.match(columns, /Running/);
     const bad = { status: { conditions: [{ ...condition, status: 'Yes' }] } };
     const r = await kubectl([
@@ -293,7 +289,7 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
     const hostStatus = {
       status: { conditions: [{ ...condition, reason: 'AgentReady' }], runtimeVersion: 'containerd://2.3.7' },
     };
-    await ok([
+    await kubectlOk([
       'patch',
       'host',
       exampleHost,
@@ -302,7 +298,7 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
       '-p',
       JSON.stringify(hostStatus),
     ]);
-    const host = await ok(['get', 'host', exampleHost, '--no-headers']);
+    const host = await kubectlOk(['get', 'host', exampleHost, '--no-headers']);
     assert.match(host, new RegExp(`^${exampleHost}\\s+True\\s+containerd://2\\.3\\.7`));
   });
 });

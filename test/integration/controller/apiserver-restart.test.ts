@@ -7,13 +7,13 @@ import type { Image } from '../../../src/api/v1alpha1/index.js';
 import { getCondition } from '../../../src/kube/conditions.js';
 import { startApiserver, stopApiserver } from '../../../src/localcluster/cluster.js';
 import { localCluster } from '../../support/cluster.js';
+import { eventually } from '../../support/wait.js';
 import {
   baseArgs,
   clients,
   ControllerProcess,
   createNamespace,
   deleteNamespace,
-  eventually,
   installCrds,
   uniqueName,
 } from './harness.js';
@@ -40,7 +40,7 @@ async function resolved(name: string, timeoutMs = 20_000): Promise<Image> {
       const img = await images.get({ namespace: ns, name });
       return getCondition(img?.status?.conditions, 'Resolved')?.status === 'True' ? img : undefined;
     },
-    timeoutMs,
+    { timeoutMs },
   );
 }
 

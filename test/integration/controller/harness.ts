@@ -1,39 +1,16 @@
 // Shared by the controller's integration tests: the real entry point run as a child process
 // against the local cluster (its JSON logs parsed, its /metrics scraped), a namespace of its
-// own per test file, and polling with deadlines instead of sleeps.
+// own per test file.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { resourceClient } from '../../../src/kube/resources.js';
 import { KubeClient } from '../../../src/kube/client.js';
 import { isNotFound } from '../../../src/kube/errors.js';
-import { kubeConfig, kubectl, localCluster } from '../../support/cluster.js';
+import { kubeConfig, kubectlOk, localCluster } from '../../support/cluster.js';
+import { eventually } from '../../support/wait.js';
 
 const repoRoot = fileURLToPath(new URL('../../../', import.meta.url));
-
-/** Polls `check` until it returns a value other than undefined/false; throws with `what` at the deadline. */
-export async function eventually<T>(
-  what: string,
-  check: () => Promise<T | undefined | false> | T | undefined | false,
-  timeoutMs = 20_000,
-  intervalMs = 200,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const value = await check();
-      if (value !== undefined && value !== false) return value;
-    } catch (err) {
-      lastError = err;
-    }
-    if (Date.now() > deadline) {
-      const why = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${why}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-}
 
 export type LogLine = Record<string, unknown> & { msg?: string };
 
@@ -93,7 +70,7 @@ export class ControllerProcess {
           throw new Error(`the controller exited (${this.exitCode}): ${this.tail()}`);
         return line;
       },
-      timeoutMs,
+      { timeoutMs },
     );
   }
 
@@ -182,8 +159,7 @@ export async function installCrds(): Promise<void> {
     ['apply', '--server-side', '--force-conflicts', '--field-manager=gantry-controller-test', '-f', crds],
     ['wait', '--for=condition=Established', '--timeout=60s', '-f', crds],
   ]) {
-    const r = await kubectl(args);
-    if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')}: ${r.stderr}`);
+    await kubectlOk(args);
   }
 }
 

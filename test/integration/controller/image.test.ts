@@ -8,13 +8,13 @@ import { EventsV1Api } from '@kubernetes/client-node';
 import type { Image, ImageInput } from '../../../src/api/v1alpha1/index.js';
 import { getCondition } from '../../../src/kube/conditions.js';
 import { localCluster } from '../../support/cluster.js';
+import { eventually } from '../../support/wait.js';
 import {
   baseArgs,
   clients,
   ControllerProcess,
   createNamespace,
   deleteNamespace,
-  eventually,
   installCrds,
   uniqueName,
 } from './harness.js';

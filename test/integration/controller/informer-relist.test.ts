@@ -14,8 +14,9 @@ import { CustomResourceClient } from '../../../src/kube/customresource.js';
 import { isGone } from '../../../src/kube/errors.js';
 import { Informer, restListWatcher, type ListWatcher, type WatchEvent } from '../../../src/kube/informer.js';
 import { createLogger } from '../../../src/obs/logger.js';
-import { kubectl } from '../../support/cluster.js';
-import { clients, createNamespace, deleteNamespace, eventually, uniqueName } from './harness.js';
+import { kubectl, kubectlOk } from '../../support/cluster.js';
+import { eventually } from '../../support/wait.js';
+import { clients, createNamespace, deleteNamespace, uniqueName } from './harness.js';
 
 const ns = uniqueName('gantry-ctrl-relist');
 const group = `${ns}.gantry.dev`;
@@ -50,11 +51,6 @@ function crd(printerColumns: object[]): string {
       ],
     },
   });
-}
-
-async function ok(args: string[], input?: string): Promise<void> {
-  const r = await kubectl(args, input === undefined ? {} : { input });
-  assert.equal(r.code, 0, `kubectl ${args.join(' ')}: ${r.stderr}`);
 }
 
 const probe = (name: string, labels: Record<string, string> = {}): KubernetesObject => ({
@@ -133,8 +129,8 @@ async function firstWatchEvent(resourceVersion: string): Promise<WatchEvent | un
 
 describe('informer relist after 410 Gone', () => {
   before(async () => {
-    await ok(['apply', '-f', '-'], crd([]));
-    await ok(['wait', '--for=condition=Established', '--timeout=30s', `crd/${crdName}`]);
+    await kubectlOk(['apply', '-f', '-'], { input: crd([]) });
+    await kubectlOk(['wait', '--for=condition=Established', '--timeout=30s', `crd/${crdName}`]);
     await createNamespace(ns);
   });
 
@@ -179,10 +175,9 @@ describe('informer relist after 410 Gone', () => {
       await probes.delete({ namespace: ns, name: 'p0' });
       await probes.delete({ namespace: ns, name: 'p1' });
       await probes.mergePatch({ namespace: ns, name: 'p2' }, { metadata: { labels: { changed: 'yes' } } });
-      await ok(
-        ['apply', '-f', '-'],
-        crd([{ name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }]),
-      );
+      await kubectlOk(['apply', '-f', '-'], {
+        input: crd([{ name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' }]),
+      });
       const staleVersion = listWatcher.watchedFrom.at(-1)!;
       await eventually(
         `the apiserver to answer 410 to a watch from ${staleVersion}`,

@@ -6,13 +6,13 @@ import { after, before, describe, it } from 'node:test';
 import type { Image } from '../../../src/api/v1alpha1/index.js';
 import { getCondition } from '../../../src/kube/conditions.js';
 import { localCluster } from '../../support/cluster.js';
+import { eventually } from '../../support/wait.js';
 import {
   baseArgs,
   clients,
   ControllerProcess,
   createNamespace,
   deleteNamespace,
-  eventually,
   installCrds,
   uniqueName,
 } from './harness.js';

@@ -18,8 +18,8 @@ import {
 } from '../../../src/install/helm.js';
 import { manifestsDir, renderManifests } from '../../../src/install/manifests.js';
 import { installCrds } from '../../../src/localcluster/gantry.js';
-import { kubectl, localCluster } from '../../support/cluster.js';
-import { find, kubectlOk, objectId, parseObjects, repoRoot, runId, type KubeObject } from './support.js';
+import { kubectl, kubectlOk, localCluster } from '../../support/cluster.js';
+import { find, objectId, parseObjects, repoRoot, runId, type KubeObject } from './support.js';
 
 const id = runId();
 const ns = `gantry-chart-${id}`;
@@ -146,7 +146,7 @@ describe('Helm chart charts/gantry', () => {
     // The two namespaces, for real and labelled as the chart labels them (Pod Security admission
     // then judges the dry-run Deployment and DaemonSet as it would on install).
     const namespaces = await render({ namespace: { create: true } }, ['templates/namespaces.yaml']);
-    await kubectlOk(['apply', '-f', '-'], namespaces);
+    await kubectlOk(['apply', '-f', '-'], { input: namespaces });
   });
 
   after(async () => {
@@ -529,6 +529,6 @@ describe('Helm chart charts/gantry', () => {
         JSON.stringify(o.kind === 'Host' ? o : { ...o, metadata: { ...o.metadata, namespace: ns } }),
       )
       .join('\n---\n');
-    await kubectlOk(['apply', '--dry-run=server', '-f', '-'], yaml);
+    await kubectlOk(['apply', '--dry-run=server', '-f', '-'], { input: yaml });
   });
 });

@@ -1,6 +1,6 @@
-// Helpers for the install tests: the chart rendered by the real helm, YAML read by the real kubectl
-// (no YAML library in the project), and kubectl run with a ServiceAccount token instead of the
-// admin certificate.
+// Helpers for the install tests: YAML read by the real kubectl (no YAML library in the project),
+// and kubeconfigs with a ServiceAccount token instead of the admin certificate (for kubectl's
+// `kubeconfig` option, test/support/cluster.ts).
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { kubectl, localCluster, type CmdResult } from '../../support/cluster.js';
+import { localCluster } from '../../support/cluster.js';
 
 const run = promisify(execFile);
 
@@ -85,13 +85,6 @@ export function find(objects: KubeObject[], kind: string, name?: string): KubeOb
   return o;
 }
 
-/** kubectl as the admin; fails the test on a non-zero exit. */
-export async function kubectlOk(args: string[], input?: string): Promise<string> {
-  const r = await kubectl(args, input === undefined ? { timeoutMs: 120_000 } : { input, timeoutMs: 120_000 });
-  if (r.code !== 0) throw new Error(`kubectl ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
-  return r.stdout;
-}
-
 /** A kubeconfig that authenticates with `token` only (no client certificate). */
 export function writeTokenKubeconfig(file: string, token: string, user: string): void {
   const admin = JSON.parse(fs.readFileSync(localCluster().kubeconfig, 'utf8')) as {
@@ -112,30 +105,6 @@ export function writeTokenKubeconfig(file: string, token: string, user: string):
   );
 }
 
-/** kubectl with another kubeconfig (a ServiceAccount's); never throws on a non-zero exit. */
-export async function kubectlWith(
-  kubeconfig: string,
-  args: string[],
-  opts: { input?: string } = {},
-): Promise<CmdResult> {
-  const child = run(`${localCluster().binDir}/kubectl`, ['--kubeconfig', kubeconfig, ...args], {
-    timeout: 60_000,
-    maxBuffer: 16 * 1024 * 1024,
-  });
-  if (opts.input !== undefined) child.child.stdin?.end(opts.input);
-  try {
-    const { stdout, stderr } = await child;
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    return {
-      code: typeof err.code === 'number' ? err.code : 1,
-      stdout: err.stdout ?? '',
-      stderr: err.stderr ?? '',
-    };
-  }
-}
-
 /** A TCP port nobody listens on right now. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -146,29 +115,6 @@ export function freePort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-/** Polls fn until it returns a value (not undefined) or the time is up. */
-export async function eventually<T>(
-  what: string,
-  fn: () => Promise<T | undefined>,
-  timeoutMs = 120_000,
-  intervalMs = 1000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
 }
 
 /** A short random suffix for names this run creates (the cluster is shared). */
