@@ -4,6 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { run } from './proc.js';
+import type { Progress } from './steps.js';
 import { cacheDir } from './versions.js';
 
 export const imagesDir = path.join(cacheDir, 'images');
@@ -55,7 +56,11 @@ export interface BudOptions {
   /** More `buildah bud` flags (build arguments, network, volumes). */
   args?: string[];
   logFile: string;
+  /** Told how long the build and the layout took. */
+  note?: Progress;
 }
+
+const seconds = (since: number) => `${((Date.now() - since) / 1000).toFixed(1)}s`;
 
 /** `buildah bud`, then the image into its OCI layout and out of buildah's storage again. */
 export async function budToLayout(opts: BudOptions): Promise<void> {
@@ -64,6 +69,7 @@ export async function budToLayout(opts: BudOptions): Promise<void> {
   const tmpLayout = `${opts.layout}.tmp-${process.pid}`;
   fs.rmSync(tmpLayout, { recursive: true, force: true });
   try {
+    let started = Date.now();
     await run(
       'buildah',
       [
@@ -81,15 +87,31 @@ export async function budToLayout(opts: BudOptions): Promise<void> {
       ],
       { cwd: opts.context, logFile: opts.logFile },
     );
+    opts.note?.(`buildah bud: ${seconds(started)}`);
+    started = Date.now();
     await run('buildah', [...buildahStorage, 'push', '-q', opts.name, `oci:${tmpLayout}`], {
       logFile: opts.logFile,
     });
     fs.rmSync(opts.layout, { recursive: true, force: true });
     fs.renameSync(tmpLayout, opts.layout);
+    opts.note?.(`into the OCI layout: ${seconds(started)}`);
   } finally {
     fs.rmSync(tmpLayout, { recursive: true, force: true });
     await run('buildah', [...buildahStorage, 'rmi', '-f', opts.name], { logFile: opts.logFile }).catch(
       () => undefined,
     );
+  }
+}
+
+/** Makes the blobs a layout shares with another (its base's) hard links to that one's: disk once. */
+export function linkSharedBlobs(layout: string, other: string): void {
+  const dir = (l: string) => path.join(l, 'blobs', 'sha256');
+  for (const blob of fs.readdirSync(dir(layout))) {
+    const theirs = path.join(dir(other), blob);
+    const ours = path.join(dir(layout), blob);
+    if (!fs.existsSync(theirs) || fs.statSync(theirs).ino === fs.statSync(ours).ino) continue;
+    const tmp = `${ours}.link-${process.pid}`;
+    fs.linkSync(theirs, tmp);
+    fs.renameSync(tmp, ours);
   }
 }

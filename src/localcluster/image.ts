@@ -13,7 +13,15 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { budToLayout, buildahStorage, imagesDir, layoutDigest, layoutExists, storageRef } from './buildah.js';
+import {
+  budToLayout,
+  buildahStorage,
+  imagesDir,
+  layoutDigest,
+  layoutExists,
+  linkSharedBlobs,
+  storageRef,
+} from './buildah.js';
 import { PrerequisiteError } from './prerequisites.js';
 import { run, succeeds } from './proc.js';
 import { registryAddress } from './registry.js';
@@ -234,7 +242,9 @@ export function dockerignoreMatcher(text: string): (relative: string) => boolean
     .filter((l) => l && !l.startsWith('#'))
     .map((l) => {
       const exclude = l.startsWith('!');
-      const pattern = path.posix.normalize((exclude ? l.slice(1) : l).trim().replace(/^\/+/, ''));
+      const pattern = path.posix
+        .normalize((exclude ? l.slice(1) : l).trim().replace(/^\/+/, ''))
+        .replace(/\/+$/, '');
       const body = pattern
         .split('/')
         .map((part) =>
@@ -399,6 +409,7 @@ async function ensureBase(b: Base, note: Progress): Promise<BuiltBase> {
       layout,
       name: built.local,
       logFile: imageBuildLog,
+      note,
     });
   } finally {
     fs.rmSync(ctx, { recursive: true, force: true });
@@ -409,8 +420,10 @@ async function ensureBase(b: Base, note: Progress): Promise<BuiltBase> {
 
 async function buildGantry(layout: string, tag: string, bases: BuiltBase[], note: Progress): Promise<void> {
   note(`building the Dockerfile with buildah (output: ${imageBuildLog})`);
+  const started = Date.now();
   for (const b of bases)
     await run('skopeo', ['copy', '-q', `oci:${b.layout}`, storageRef(b.local)], { logFile: imageBuildLog });
+  note(`bases into buildah's storage: ${((Date.now() - started) / 1000).toFixed(1)}s`);
   // A warm npm cache for `npm ci` (what it installs is still exactly package-lock.json), and this
   // machine's CA certificates over the build base's, for the way to the npm registry: both are
   // mounted for RUN steps only and end up in no layer.
@@ -433,6 +446,7 @@ async function buildGantry(layout: string, tag: string, bases: BuiltBase[], note
       name: `localhost/gantry:${tag}`,
       args,
       logFile: imageBuildLog,
+      note,
     });
   } finally {
     for (const b of bases) {
@@ -440,6 +454,23 @@ async function buildGantry(layout: string, tag: string, bases: BuiltBase[], note
         () => undefined,
       );
     }
+  }
+}
+
+/** Gantry images kept in the cache: the newest few (one per worktree or branch in use, say). */
+const keptBuilds = 5;
+
+/** Removes all but the keptBuilds most recently used Gantry image layouts. */
+function pruneBuilds(current: string, note: Progress): void {
+  const builds = fs
+    .readdirSync(imagesDir)
+    .filter((d) => /^gantry-image-[0-9a-f]{16}$/.test(d))
+    .map((d) => path.join(imagesDir, d))
+    .filter((d) => d !== current)
+    .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs);
+  for (const old of builds.slice(keptBuilds - 1)) {
+    fs.rmSync(old, { recursive: true, force: true });
+    note(`removed an older build: ${old}`);
   }
 }
 
@@ -507,11 +538,17 @@ export async function buildGantryImage(opts: { out?: Progress; steps?: Steps } =
       version: string;
     };
     const tag = `${pkg.version}-${key.slice(0, 12)}`;
-    const layout = path.join(imagesDir, `gantry-${key.slice(0, 16)}`);
-    if (layoutExists(layout)) note(`cached: ${layout}`);
-    else {
+    const layout = path.join(imagesDir, `gantry-image-${key.slice(0, 16)}`);
+    if (layoutExists(layout)) {
+      note(`cached: ${layout}`);
+      // Recently used: pruning keeps it.
+      const now = new Date();
+      fs.utimesSync(layout, now, now);
+    } else {
       await buildGantry(layout, tag, [build, runtime], note);
+      linkSharedBlobs(layout, runtime.layout);
       note(`built: ${layout}`);
+      pruneBuilds(layout, note);
     }
     return { layout, tag, digest: layoutDigest(layout) };
   });
