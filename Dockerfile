@@ -3,7 +3,7 @@
 # (65532); the agent runs the same image as root, because containerd's socket is root's (the
 # chart's DaemonSet sets runAsUser: 0 and drops every capability).
 #   docker build -t localhost:5001/gantry:0.1.0 .
-#   docker run --rm localhost:5001/gantry:0.1.0 --help    # the controller's flags
+#   docker run --rm localhost:5001/gantry:0.1.0 dist/cmd/controller.js --help   # its flags
 
 # The bases, as build arguments so a machine that cannot pull them can pass equivalent ones
 # (`npm run image:build` does: src/localcluster/image.ts). Node.js 20, as package.json's engines.
