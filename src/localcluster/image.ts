@@ -429,6 +429,8 @@ async function buildGantry(layout: string, tag: string, bases: BuiltBase[], note
   // mounted for RUN steps only and end up in no layer.
   const npmCache = path.join(cacheDir, 'npm');
   fs.mkdirSync(npmCache, { recursive: true });
+  // RUN steps run under runc (buildah's default isolation; BUILDAH_ISOLATION=chroot where runc
+  // cannot run) in the host's network namespace, where the npm registry is reachable.
   const args = [
     '--pull=never',
     '--network',
@@ -475,6 +477,10 @@ function pruneBuilds(current: string, note: Progress): void {
 }
 
 async function requireTools(): Promise<void> {
+  if (process.getuid?.() !== 0) {
+    // The bases hold files of other owners (nonroot's home); buildah's storage here is root's.
+    throw new PrerequisiteError('the image build needs root: run it as root (for example with sudo -E)');
+  }
   for (const [tool, pkg] of [
     ['buildah', 'buildah'],
     ['skopeo', 'skopeo'],
