@@ -3,12 +3,15 @@
 # (65532); the agent runs the same image as root, because containerd's socket is root's (the
 # chart's DaemonSet sets runAsUser: 0 and drops every capability).
 #   docker build -t localhost:5001/gantry:0.1.0 .
-#   docker run --rm localhost:5001/gantry:0.1.0 --help    # the controller's flags
+#   docker run --rm localhost:5001/gantry:0.1.0 dist/cmd/controller.js --help   # its flags
 
-ARG NODE_VERSION=20
+# The bases, as build arguments so a machine that cannot pull them can pass equivalent ones
+# (`npm run image:build` does: src/localcluster/image.ts). Node.js 20, as package.json's engines.
+ARG BUILD_IMAGE=docker.io/library/node:20-bookworm-slim
+ARG RUN_IMAGE=gcr.io/distroless/nodejs20-debian12:nonroot
 
 # Build: compile the TypeScript (`npm run build`), then keep only the runtime dependencies.
-FROM docker.io/library/node:${NODE_VERSION}-bookworm-slim AS build
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
 RUN npm ci --no-audit --no-fund
@@ -18,7 +21,7 @@ RUN npm run build && npm prune --omit=dev
 
 # Run: distroless Node.js - no shell, no package manager - as a numeric non-root user, so
 # Kubernetes can check runAsNonRoot.
-FROM gcr.io/distroless/nodejs${NODE_VERSION}-debian12:nonroot
+FROM ${RUN_IMAGE}
 LABEL org.opencontainers.image.title="gantry" \
       org.opencontainers.image.description="Gantry controller and node agent" \
       org.opencontainers.image.licenses="Apache-2.0"

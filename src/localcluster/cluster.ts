@@ -37,6 +37,7 @@ import { ensureClientCert, ensurePki, writeKubeconfig } from './pki.js';
 import { ensureDebianPackages, requireGo, requireRoot } from './prerequisites.js';
 import { authRegistry, imageRef, pushTestImages, startRegistries } from './registry.js';
 import { livePid, stopPidFile } from './proc.js';
+import { type Progress, Steps } from './steps.js';
 import {
   type LocalCluster,
   kubeconfigPath,
@@ -56,26 +57,6 @@ const layout = {
 };
 
 const ipForward = '/proc/sys/net/ipv4/ip_forward';
-
-type Progress = (line: string) => void;
-
-/** Runs the numbered steps, printing one line per step with how long it took. */
-class Steps {
-  private n = 0;
-  constructor(
-    private readonly total: number,
-    private readonly out: Progress,
-  ) {}
-
-  async step<T>(title: string, fn: (note: Progress) => Promise<T>): Promise<T> {
-    const prefix = `[${++this.n}/${this.total}]`;
-    const started = Date.now();
-    this.out(`${prefix} ${title}`);
-    const result = await fn((line) => this.out(`${prefix}   ${line}`));
-    this.out(`${prefix} ${title}: done in ${((Date.now() - started) / 1000).toFixed(1)}s`);
-    return result;
-  }
-}
 
 export interface UpOptions {
   hosts: number;

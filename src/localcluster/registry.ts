@@ -3,7 +3,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cacheDir } from './versions.js';
+import { budToLayout, imagesDir, layoutExists } from './buildah.js';
 import { livePid, run, startDaemon, waitFor } from './proc.js';
 
 export const registryAddress = '127.0.0.1:5000';
@@ -159,9 +159,9 @@ function writeRandomFile(file: string, bytes: number): void {
 
 /** Builds the image into an OCI layout in the cache unless that exact content was built before. */
 async function buildImage(img: TestImage, logFile: string): Promise<string> {
-  const layout = path.join(cacheDir, 'images', `${img.repo.replace('/', '-')}-${img.tag}-${contentKey(img)}`);
-  if (fs.existsSync(path.join(layout, 'index.json'))) return layout;
-  const ctx = fs.mkdtempSync(path.join(cacheDir, 'images', 'ctx-'));
+  const layout = path.join(imagesDir, `${img.repo.replace('/', '-')}-${img.tag}-${contentKey(img)}`);
+  if (layoutExists(layout)) return layout;
+  const ctx = fs.mkdtempSync(path.join(imagesDir, 'ctx-'));
   const bin = path.join(ctx, 'rootfs', 'bin');
   fs.mkdirSync(bin, { recursive: true });
   fs.mkdirSync(path.join(ctx, 'rootfs', 'tmp'), { recursive: true });
@@ -181,31 +181,20 @@ async function buildImage(img: TestImage, logFile: string): Promise<string> {
     path.join(ctx, 'Containerfile'),
     `FROM scratch\nCOPY rootfs/ /\nENV PATH=/bin\nCMD ${JSON.stringify(img.cmd)}\n`,
   );
-  const buildah = [
-    '--root',
-    path.join(cacheDir, 'buildah', 'root'),
-    '--runroot',
-    path.join(cacheDir, 'buildah', 'run'),
-    '--storage-driver',
-    'vfs',
-  ];
-  const local = `localhost/${img.repo}:${img.tag}`;
-  await run('buildah', [...buildah, 'bud', '-q', '--layers=false', '-f', 'Containerfile', '-t', local, '.'], {
-    cwd: ctx,
+  await budToLayout({
+    context: ctx,
+    file: 'Containerfile',
+    layout,
+    name: `localhost/${img.repo}:${img.tag}`,
     logFile,
   });
-  const tmpLayout = `${layout}.tmp`;
-  fs.rmSync(tmpLayout, { recursive: true, force: true });
-  await run('buildah', [...buildah, 'push', '-q', local, `oci:${tmpLayout}`], { logFile });
-  await run('buildah', [...buildah, 'rmi', local], { logFile });
-  fs.renameSync(tmpLayout, layout);
   fs.rmSync(ctx, { recursive: true, force: true });
   return layout;
 }
 
 /** Builds (first time) and pushes every test image to the registry; answers refs by role. */
 export async function pushTestImages(logFile: string): Promise<Record<TestImageName, string>> {
-  fs.mkdirSync(path.join(cacheDir, 'images'), { recursive: true });
+  fs.mkdirSync(imagesDir, { recursive: true });
   const refs = {} as Record<TestImageName, string>;
   for (const [name, img] of Object.entries(testImages) as [TestImageName, TestImage][]) {
     const layout = await buildImage(img, logFile);
