@@ -79,7 +79,7 @@ export class TestRuntime extends SimulatedRuntime {
     fs.writeFileSync(req!.location, 'pretend this is a CRIU checkpoint archive\n');
   }
 
-  override async createContainer(req: Parameters<CriClient['createContainer']>[0]) {
+  override async createContainer(req: Parameters<SimulatedRuntime['createContainer']>[0]) {
     const error = this.failing.get('CreateContainer');
     if (error) throw error;
     return super.createContainer(req);
