@@ -33,6 +33,23 @@ const KEYWORDS = [
   'x-kubernetes-validations',
 ];
 
+/**
+ * A new object reads as `status: {observedGeneration: 0}` until its controller writes status
+ * (the apiserver applies schema defaults when it reads from etcd, status included). kstatus, the
+ * library behind Flux's and Config Sync's waits, reads a custom resource without status as
+ * Current: a pipeline was told "done" in the moment before Gantry's first status write. With an
+ * observedGeneration behind metadata.generation (which starts at 1) it reads InProgress instead.
+ */
+function unobservedByDefault(status: JSONSchemaProps): JSONSchemaProps {
+  const properties = status.properties as Record<string, JSONSchemaProps>;
+  if (!properties.observedGeneration) throw new Error('status: every kind reports observedGeneration');
+  return {
+    ...status,
+    default: {},
+    properties: { ...properties, observedGeneration: { ...properties.observedGeneration, default: 0 } },
+  };
+}
+
 /** Value validations an int-or-string keeps from its integer and string branches. */
 const INT_OR_STRING_KEYWORDS: Record<string, string[]> = {
   integer: ['minimum', 'maximum'],
@@ -135,7 +152,7 @@ export function crdFor(def: KindDefinition): JSONSchemaProps {
       // Kubernetes validates metadata itself and allows no schema beyond its type here.
       metadata: { type: 'object' },
       spec,
-      status: crdSchema(def.status, 'status'),
+      status: unobservedByDefault(crdSchema(def.status, 'status')),
     },
     ...(def.specDefaultsToEmpty ? {} : { required: ['spec'] }),
   };

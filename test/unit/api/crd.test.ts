@@ -148,6 +148,18 @@ describe('generated CRDs', () => {
       assert.equal('scale' in crd.spec.versions[0]!.subresources, kind === 'Workload');
     }
   });
+
+  it('makes a new object read as not yet observed (status.observedGeneration 0), so kstatus says InProgress', () => {
+    for (const kind of kindNames) {
+      const crd = crdFor(kinds[kind]) as {
+        spec: { versions: { schema: { openAPIV3Schema: { properties: { status: JSONSchemaProps } } } }[] };
+      };
+      const status = crd.spec.versions[0]!.schema.openAPIV3Schema.properties.status;
+      assert.deepEqual(status.default, {}, kind);
+      const observed = (status.properties as Record<string, JSONSchemaProps>).observedGeneration!;
+      assert.equal(observed.default, 0, kind);
+    }
+  });
 });
 
 describe('structural', () => {
