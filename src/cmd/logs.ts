@@ -4,9 +4,9 @@
 //   kubectl exec -n gantry-system <agent pod on the host> -- node dist/cmd/logs.js <ns>/<name>
 // so reading logs is governed by the same RBAC as `kubectl exec`.
 import fs from 'node:fs';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { attemptLogFile, findContainerLogs, parseCriLog, type LogLine } from '../agent/logs.js';
+import { agentStateDir } from '../localcluster/gantry.js';
 import { readLocalCluster } from '../localcluster/state.js';
 
 const { values, positionals } = parseArgs({
@@ -29,7 +29,7 @@ function fail(message: string): never {
 function stateDirs(): string[] {
   if (values['state-dir']?.length) return values['state-dir'];
   const local = readLocalCluster();
-  if (local) return local.hosts.map((h) => path.join(path.dirname(h.criSocket), 'agent'));
+  if (local) return local.hosts.map((h) => agentStateDir(h.name));
   return [process.env.GANTRY_AGENT_STATE_DIR ?? '/var/lib/gantry/agent'];
 }
 

@@ -135,6 +135,11 @@ async function ensureRunning(
  * The agent of `host` with `extraArgs` (later flags win over the defaults): reused when it already
  * runs with exactly this command line, restarted when it runs with another.
  */
+/** A host's agent state (container logs, checkpoints); a kubelet node mounts it at /var/lib/gantry/agent. */
+export function agentStateDir(host: string): string {
+  return path.join(localDir, 'hosts', host, 'agent');
+}
+
 export async function startAgent(
   cluster: LocalCluster,
   host: string,
@@ -144,7 +149,7 @@ export async function startAgent(
   const h = cluster.hosts.find((x) => x.name === host);
   if (!h) throw new Error(`no host ${host} in the local cluster`);
   const ports = agentPorts(host);
-  const stateDir = path.join(localDir, 'hosts', host, 'agent');
+  const stateDir = agentStateDir(host);
   fs.mkdirSync(stateDir, { recursive: true });
   const argv = [
     process.execPath,
