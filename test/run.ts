@@ -12,7 +12,7 @@ import { down, up } from '../src/localcluster/cluster.js';
 import { readLocalCluster } from '../src/localcluster/state.js';
 import { cacheDir } from '../src/localcluster/versions.js';
 
-const suites = ['unit', 'integration', 'e2e'] as const;
+const suites = ['unit', 'integration', 'e2e', 'install'] as const;
 type Suite = (typeof suites)[number];
 
 /**
@@ -25,15 +25,18 @@ type Suite = (typeof suites)[number];
  *    api/crds.test.ts 21 s, the other 15 files 2-17 s: 5 min, which also leaves room for a
  *    failing wait (at most 3 min in any of them) to fail with its own message.
  *  - e2e: workloads.test.ts 97 s, migration.test.ts 68 s, fencing.test.ts 49 s: 10 min.
+ *  - install: helm.test.ts keeps a Pod and a Gantry container beside a kubelet for ten minutes
+ *    by design, then waits up to five more for the kubelet's image GC round: 25 min.
  */
 const fileTimeoutMs: Record<Suite, number> = {
   unit: 30_000,
   integration: 5 * 60_000,
   e2e: 10 * 60_000,
+  install: 25 * 60_000,
 };
 
 /** Integration and e2e files share the one local cluster: one at a time. */
-const concurrency: Record<Suite, number> = { unit: 2, integration: 1, e2e: 1 };
+const concurrency: Record<Suite, number> = { unit: 2, integration: 1, e2e: 1, install: 1 };
 
 const arg = process.argv[2] ?? 'all';
 const selected: Suite[] = arg === 'all' ? [...suites] : suites.filter((s) => s === arg);

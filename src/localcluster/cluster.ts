@@ -29,7 +29,9 @@ import {
   removeMountPoints,
   startKubelet,
   startNodeRuntime,
+  stopKubelet,
   stopNode,
+  type KubeletImageGc,
 } from './nodes.js';
 import { cleanUpRuntime, probeCheckpoint, runtimeVersion } from './runtime.js';
 import { hostLayout, startHost, stopHost, writeRegistryHosts } from './hosts.js';
@@ -230,6 +232,23 @@ export async function stopRuntime(hostName: string): Promise<void> {
 export async function startRuntime(hostName: string): Promise<void> {
   const bins = await ensureBinaries(() => undefined);
   await startHost(hostByName(hostName), bins, { ...layout, pauseImage: imageRef('pause') });
+}
+
+/**
+ * Restarts a node's kubelet (its pods keep running), with other image garbage collection
+ * thresholds if given: for tests of what a kubelet restart and its image GC do beside Gantry.
+ */
+export async function restartKubelet(hostName: string, imageGc?: KubeletImageGc): Promise<void> {
+  const n = nodeLayout(hostByName(hostName));
+  await stopKubelet(n, layout.pids);
+  const bins = await ensureBinaries(() => undefined);
+  const pki = await ensurePki(path.join(localDir, 'pki'));
+  await startKubelet(n, bins, pki, { ...layout, pauseImage: imageRef('pause') }, imageGc);
+}
+
+/** The CRI socket of a node's kubelet runtime (not Gantry's), as seen from this machine. */
+export function kubeletRuntimeSocket(hostName: string): string {
+  return path.join(nodeLayout(hostByName(hostName)).runtimeDir, 'state', 'containerd.sock');
 }
 
 /**

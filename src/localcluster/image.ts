@@ -290,13 +290,12 @@ export function contextSources(dockerfile: string): string[] {
 }
 
 /** The files of the build context the Dockerfile copies, relative to the context, .dockerignore applied. */
-function copiedFiles(dockerfile: string, ignored: (relative: string) => boolean): string[] {
+function copiedFiles(context: string, dockerfile: string, ignored: (relative: string) => boolean): string[] {
   const files: string[] = [];
   const visit = (rel: string) => {
     if (ignored(rel)) return;
-    const st = fs.lstatSync(path.join(repoRoot, rel));
-    if (st.isDirectory())
-      for (const name of fs.readdirSync(path.join(repoRoot, rel))) visit(`${rel}/${name}`);
+    const st = fs.lstatSync(path.join(context, rel));
+    if (st.isDirectory()) for (const name of fs.readdirSync(path.join(context, rel))) visit(`${rel}/${name}`);
     else files.push(rel);
   };
   for (const source of contextSources(dockerfile)) {
@@ -308,12 +307,17 @@ function copiedFiles(dockerfile: string, ignored: (relative: string) => boolean)
   return [...new Set(files)].sort();
 }
 
-function gantryKey(dockerfile: string, dockerignore: string, bases: Record<string, string>): string {
+function gantryKey(
+  context: string,
+  dockerfile: string,
+  dockerignore: string,
+  bases: Record<string, string>,
+): string {
   const h = crypto.createHash('sha256');
   h.update(JSON.stringify({ recipeVersion, bases }));
   h.update(`Dockerfile\n${dockerfile}\n.dockerignore\n${dockerignore}\n`);
-  for (const rel of copiedFiles(dockerfile, dockerignoreMatcher(dockerignore))) {
-    const full = path.join(repoRoot, rel);
+  for (const rel of copiedFiles(context, dockerfile, dockerignoreMatcher(dockerignore))) {
+    const full = path.join(context, rel);
     const st = fs.lstatSync(full);
     h.update(
       st.isSymbolicLink()
@@ -418,7 +422,13 @@ async function ensureBase(b: Base, note: Progress): Promise<BuiltBase> {
   return built;
 }
 
-async function buildGantry(layout: string, tag: string, bases: BuiltBase[], note: Progress): Promise<void> {
+async function buildGantry(
+  context: string,
+  layout: string,
+  tag: string,
+  bases: BuiltBase[],
+  note: Progress,
+): Promise<void> {
   note(`building the Dockerfile with buildah (output: ${imageBuildLog})`);
   const started = Date.now();
   for (const b of bases)
@@ -442,7 +452,7 @@ async function buildGantry(layout: string, tag: string, bases: BuiltBase[], note
   ];
   try {
     await budToLayout({
-      context: repoRoot,
+      context,
       file: 'Dockerfile',
       layout,
       name: `localhost/gantry:${tag}`,
@@ -506,13 +516,21 @@ export interface BuiltImage {
  * The Gantry image from the repository's Dockerfile, in an OCI layout in the cache (built unless
  * an image of the same inputs was built before). Needs no cluster.
  */
-export async function buildGantryImage(opts: { out?: Progress; steps?: Steps } = {}): Promise<BuiltImage> {
+export async function buildGantryImage(
+  opts: {
+    out?: Progress;
+    steps?: Steps;
+    /** The build context (Dockerfile included): this checkout unless given (an older version's sources, say). */
+    context?: string;
+  } = {},
+): Promise<BuiltImage> {
+  const context = opts.context ?? repoRoot;
   const steps = opts.steps ?? new Steps(3, opts.out ?? ((l) => console.log(l)));
   await requireTools();
   fs.mkdirSync(path.dirname(imageBuildLog), { recursive: true });
-  fs.appendFileSync(imageBuildLog, `\n== ${new Date().toISOString()} image build in ${repoRoot}\n`);
-  const dockerfile = fs.readFileSync(path.join(repoRoot, 'Dockerfile'), 'utf8');
-  const dockerignorePath = path.join(repoRoot, '.dockerignore');
+  fs.appendFileSync(imageBuildLog, `\n== ${new Date().toISOString()} image build in ${context}\n`);
+  const dockerfile = fs.readFileSync(path.join(context, 'Dockerfile'), 'utf8');
+  const dockerignorePath = path.join(context, '.dockerignore');
   const dockerignore = fs.existsSync(dockerignorePath) ? fs.readFileSync(dockerignorePath, 'utf8') : '';
   const standsFor = {
     build: argDefault(dockerfile, 'BUILD_IMAGE'),
@@ -536,11 +554,11 @@ export async function buildGantryImage(opts: { out?: Progress; steps?: Steps } =
     ensureBase(runBase(h, ca, standsFor.run), note),
   );
   return steps.step('Gantry image from the Dockerfile', async (note) => {
-    const key = gantryKey(dockerfile, dockerignore, {
+    const key = gantryKey(context, dockerfile, dockerignore, {
       [build.base.arg]: build.key,
       [runtime.base.arg]: runtime.key,
     });
-    const pkg = JSON.parse(fs.readFileSync(path.join(repoRoot, 'package.json'), 'utf8')) as {
+    const pkg = JSON.parse(fs.readFileSync(path.join(context, 'package.json'), 'utf8')) as {
       version: string;
     };
     const tag = `${pkg.version}-${key.slice(0, 12)}`;
@@ -551,7 +569,7 @@ export async function buildGantryImage(opts: { out?: Progress; steps?: Steps } =
       const now = new Date();
       fs.utimesSync(layout, now, now);
     } else {
-      await buildGantry(layout, tag, [build, runtime], note);
+      await buildGantry(context, layout, tag, [build, runtime], note);
       linkSharedBlobs(layout, runtime.layout);
       note(`built: ${layout}`);
       pruneBuilds(layout, note);
@@ -569,9 +587,11 @@ export interface GantryImage {
 }
 
 /** buildGantryImage, then the image pushed to the local registry (which must be up). */
-export async function ensureGantryImage(opts: { out?: Progress } = {}): Promise<GantryImage> {
+export async function ensureGantryImage(
+  opts: { out?: Progress; context?: string } = {},
+): Promise<GantryImage> {
   const steps = new Steps(4, opts.out ?? ((l) => console.log(l)));
-  const built = await buildGantryImage({ steps });
+  const built = await buildGantryImage({ steps, context: opts.context });
   return steps.step(`push to ${registryAddress}`, async () => {
     const up = await fetch(`http://${registryAddress}/v2/`)
       .then((r) => r.ok)
