@@ -1,7 +1,9 @@
 // `npm start`: run Gantry and show it working.
 //  - Without $KUBECONFIG (or with it pointing at the local cluster): start the local cluster
-//    (installing what is missing; the first run builds for many minutes), install the CRDs, start
-//    the controller and one agent per host as background processes, apply examples/quickstart.
+//    (installing what is missing; the first run builds for many minutes), then Gantry the way its
+//    users run it: its image built here and the Helm chart installed on the kubelet nodes. With
+//    --no-kubelet (bare containerd hosts, like edge boxes): the controller and an agent per host
+//    run as processes of this machine. Either way examples/quickstart is applied.
 //  - With $KUBECONFIG pointing at another cluster: install the CRDs there and run the controller
 //    here; agents belong on that cluster's nodes (the Helm chart), so none is started.
 // Everything started here is stopped by `npm run cluster:down` (or Ctrl-C for the controller
@@ -9,22 +11,65 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { chartDir, helm } from '../install/helm.js';
 import { up } from '../localcluster/cluster.js';
-import { agentLog, controllerLog, startGantry } from '../localcluster/gantry.js';
+import { agentLog, chartValues, controllerLog, startGantry, stopGantry } from '../localcluster/gantry.js';
+import { ensureGantryImage } from '../localcluster/image.js';
+import type { LocalCluster } from '../localcluster/state.js';
 import { PrerequisiteError } from '../localcluster/prerequisites.js';
 import { run } from '../localcluster/proc.js';
 import { kubeconfigPath } from '../localcluster/state.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
+const { values: flags } = parseArgs({
+  allowNegative: true,
+  options: { kubelet: { type: 'boolean', default: process.env.GANTRY_KUBELET !== '0' } },
+});
+
+/** The chart from this checkout with the image built from it, as `helm upgrade --install`. */
+async function installWithHelm(cluster: LocalCluster): Promise<void> {
+  console.log("building Gantry's image (npm run image:build; cached once built)");
+  const image = await ensureGantryImage();
+  // Gantry run as processes before (npm start --no-kubelet, the tests) would compete with the chart's.
+  await stopGantry(cluster);
+  console.log(`installing charts/gantry with ${image.ref}@${image.digest}`);
+  const r = await helm(
+    [
+      '--kubeconfig',
+      cluster.kubeconfig,
+      'upgrade',
+      '--install',
+      'gantry',
+      chartDir,
+      '--namespace',
+      'gantry-system',
+      ...chartValues(cluster, image),
+      '--wait',
+      '--timeout',
+      '5m',
+    ],
+    { timeoutMs: 600_000 },
+  );
+  if (r.code !== 0) throw new Error(`helm upgrade --install failed:\n${r.stderr}`);
+}
+
 async function onLocalCluster(): Promise<void> {
   const hosts = Number(process.env.GANTRY_HOSTS ?? 2);
+  const shape = flags.kubelet ? 'kubelet nodes' : 'bare hosts (no kubelet)';
   console.log(
-    `starting the local cluster with ${hosts} hosts (the first run builds binaries for many minutes)`,
+    `starting the local cluster with ${hosts} ${shape} (the first run builds binaries for many minutes)`,
   );
-  const cluster = await up({ hosts });
-  console.log('starting Gantry: CRDs, the controller and an agent per host');
-  await startGantry(cluster);
+  const cluster = await up({ hosts, kubelet: flags.kubelet });
+  // The cluster's own helm and kubectl.
+  process.env.PATH = `${cluster.binDir}:${process.env.PATH}`;
+  if (cluster.kubelet) {
+    await installWithHelm(cluster);
+  } else {
+    console.log('starting Gantry: CRDs, the controller and an agent per host, as processes');
+    await startGantry(cluster);
+  }
   const kubectl = path.join(cluster.binDir, 'kubectl');
   await run(kubectl, [
     '--kubeconfig',
@@ -47,7 +92,11 @@ checkpoint/restore: ${cluster.checkpoint.works ? 'works' : `does not work here (
   kubectl get mig counter-move-1 -o jsonpath='{.status.targetContainer}'   # its new name
   kubectl patch host host-1 --type merge -p '{"spec":{"drain":true}}'   # empty a host
 
-logs: ${controllerLog}, ${agentLog('host-1')}
+logs: ${
+    cluster.kubelet
+      ? 'kubectl logs -n gantry-system deploy/gantry-controller; kubectl logs -n gantry-system-agent ds/gantry-agent'
+      : `${controllerLog}, ${agentLog('host-1')}`
+  }
 stop: npm run cluster:down`);
 }
 

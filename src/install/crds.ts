@@ -32,7 +32,11 @@ function chartCrd(crd: JSONSchemaProps): string {
     '    {{- include "gantry.labels" . | nindent 4 }}',
     '  {{- if .Values.crds.keep }}',
     '  annotations:',
+    // Helm's, cli-utils' (kapply, Config Sync) and Flux's way of saying "never delete this": the
+    // CRDs take every Gantry object with them.
     '    helm.sh/resource-policy: keep',
+    '    cli-utils.sigs.k8s.io/on-remove: keep',
+    '    kustomize.toolkit.fluxcd.io/prune: disabled',
     '  {{- end }}',
     escapeTemplate(spec).trimEnd(),
     '{{- end }}',

@@ -139,6 +139,9 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
       }
       await stopExtraHosts(opts.hosts);
       await createNamespace(systemNamespace);
+      // One registry address for every part of the cluster, pods included (network.ts).
+      await ensureLoopbackServices(podBridges);
+      await reserveRegistryService();
       if (!kubelet) await registerNodes(started.map((h) => ({ name: h.name, podCIDR: h.podCIDR })));
       return started;
     },
@@ -149,8 +152,6 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
       const files = { ...layout, pauseImage: imageRef('pause') };
       for (let i = 1; i <= opts.hosts; i++)
         await startKubelet(nodeLayout(hostLayout(localDir, i)), bins, pki, files);
-      await ensureLoopbackServices(podBridges);
-      await reserveRegistryService();
       await startKubeProxy(layout, bins, pki, { hostname: 'host-1', clusterCIDR: clusterPodCIDR });
       await waitNodesReady(hosts.map((h) => h.name));
       note(
@@ -183,7 +184,7 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
     checkpoint,
     binDir: bins.binDir,
     kubelet,
-    ...(kubelet ? { inClusterRegistry: `${inClusterRegistry.ip}:${inClusterRegistry.port}` } : {}),
+    clusterRegistry: `${inClusterRegistry.ip}:${inClusterRegistry.port}`,
   };
   fs.writeFileSync(stateFile, JSON.stringify(cluster, null, 2) + '\n');
   return cluster;
@@ -231,7 +232,12 @@ export async function stopRuntime(hostName: string): Promise<void> {
 /** Starts a host's containerd again (after stopRuntime); it finds its running containers. */
 export async function startRuntime(hostName: string): Promise<void> {
   const bins = await ensureBinaries(() => undefined);
-  await startHost(hostByName(hostName), bins, { ...layout, pauseImage: imageRef('pause') });
+  const h = hostByName(hostName);
+  // On a kubelet node it runs in the node's mount namespace, where the node paths the agent names are.
+  const within = readLocalCluster()?.kubelet
+    ? (cmd: string, args: string[]) => inNode(nodeLayout(h), cmd, args)
+    : undefined;
+  await startHost(h, bins, { ...layout, pauseImage: imageRef('pause'), within });
 }
 
 /**

@@ -16,7 +16,7 @@ import {
   stopPidFile,
   waitFor,
 } from './proc.js';
-import { imageRef } from './registry.js';
+import { imageRef, registryAddress } from './registry.js';
 import { type LocalCluster, localDir, systemNamespace } from './state.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
@@ -212,6 +212,7 @@ export async function startController(
     `--metrics-bind-address=127.0.0.1:${controllerPorts.metrics}`,
     `--health-probe-bind-address=127.0.0.1:${controllerPorts.probes}`,
     `--leader-election-namespace=${systemNamespace}`,
+    `--insecure-registries=${registryAddress},${cluster.clusterRegistry}`,
     ...extraArgs,
   ];
   await ensureRunning(
@@ -253,4 +254,21 @@ export async function startGantry(
 export async function stopGantry(cluster: LocalCluster): Promise<void> {
   await Promise.all(cluster.hosts.map((h) => stopAgent(h.name)));
   await stopController();
+}
+
+/**
+ * Helm values (as --set arguments) for installing the chart on the local cluster's kubelet nodes
+ * with Gantry's image built here (image.ts).
+ */
+export function chartValues(cluster: LocalCluster, image: { ref: string; digest: string }): string[] {
+  // The kubelets' runtimes pull on this machine's network, where 127.0.0.1:5000 is the registry.
+  const repository = image.ref.slice(0, image.ref.lastIndexOf(':'));
+  return [
+    `image.repository=${repository}`,
+    `image.digest=${image.digest}`,
+    // The controller resolves tags from its pod: the registry as pods reach it, over plain HTTP.
+    `controller.insecureRegistries={${cluster.clusterRegistry}}`,
+    // The agent's checkpoint probe runs on Gantry's own containerd, which reaches this registry.
+    `agent.checkpointProbeImage=${imageRef('counter')}`,
+  ].flatMap((v) => ['--set', v]);
 }

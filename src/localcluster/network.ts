@@ -3,8 +3,9 @@
 // reach. So their in-cluster addresses are DNATed to loopback, for packets from the pod bridges
 // (route_localnet on those bridges lets them in; nodes.ts sets it) and from this machine itself:
 //   10.0.0.1:443   the `kubernetes` Service (the apiserver's serving certificate names it)
-//   10.0.0.50:5000 the local registry, as pods name it (the Service `registry` in gantry-local
-//                  reserves the address; it has no endpoints: these rules answer for it)
+//   10.0.0.50:5000 the local registry, as every part of the cluster names it, pods included
+//                  (the Service `registry` in gantry-local reserves the address; it has no
+//                  endpoints: these rules answer for it). Bare hosts get the rules too.
 //   <node IP>:<kubelet port>  each kubelet (the node's address is its pod bridge's: a Node may
 //                  not have a loopback address), for the apiserver's logs and exec
 // kube-proxy handles every other Service. Its own rules stay, and ours come first in a chain of

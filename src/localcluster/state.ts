@@ -35,8 +35,11 @@ export interface LocalCluster {
   binDir: string;
   /** The hosts are kubelet nodes (pods run there), not bare containerd hosts. */
   kubelet: boolean;
-  /** The registry as pods reach it (kubelet nodes only): 127.0.0.1 inside a pod is the pod itself. */
-  inClusterRegistry?: string;
+  /**
+   * The registry as every part of the cluster reaches it, pods included (127.0.0.1 inside a pod is
+   * the pod itself): name images in Gantry objects this way.
+   */
+  clusterRegistry: string;
 }
 
 export function readLocalCluster(): LocalCluster | undefined {

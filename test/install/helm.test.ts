@@ -10,7 +10,7 @@ import type { Container, Host, Migration, Workload } from '../../src/api/v1alpha
 import { CriClient } from '../../src/cri/client.js';
 import { labels as runtimeLabels } from '../../src/agent/runtimespec.js';
 import { kubeletRuntimeSocket, restartKubelet } from '../../src/localcluster/cluster.js';
-import { startGantry, stopGantry } from '../../src/localcluster/gantry.js';
+import { chartValues, startGantry, stopGantry } from '../../src/localcluster/gantry.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
 import { maxOverlap } from '../support/intervals.js';
 import { RuntimeRecorder, runIntervals, type RuntimeRun } from '../support/runtime.js';
@@ -20,7 +20,6 @@ import {
   currentRelease,
   gantryRuntimes,
   helmOk,
-  localValues,
   nodeScriptIn,
   pods,
   previousRelease,
@@ -171,6 +170,19 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
       ns,
       'pod-security.kubernetes.io/enforce=restricted',
     ]);
+    // The other suites installed the CRDs with kubectl; Helm takes over objects that carry its
+    // ownership metadata (docs/operations.md: moving from the plain manifests to Helm).
+    const crds = await kubectlOk(['get', 'crd', '-l', 'app.kubernetes.io/part-of=gantry', '-o', 'name']);
+    for (const crd of crds.split('\n').filter(Boolean)) {
+      await kubectlOk(['label', '--overwrite', crd, 'app.kubernetes.io/managed-by=Helm']);
+      await kubectlOk([
+        'annotate',
+        '--overwrite',
+        crd,
+        `meta.helm.sh/release-name=${release}`,
+        `meta.helm.sh/release-namespace=${ns}`,
+      ]);
+    }
   });
 
   after(async () => {
@@ -230,7 +242,7 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
       previous.chart,
       '--namespace',
       ns,
-      ...localValues(previous.image),
+      ...chartValues(cluster, previous.image),
       '--set',
       'agent.runtime.socket=/run/gantry/containerd/containerd.sock',
       '--set',
@@ -277,7 +289,7 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
         current.chart,
         '--namespace',
         ns,
-        ...localValues(current.image),
+        ...chartValues(cluster, current.image),
         '--wait',
         '--timeout',
         '5m',
@@ -341,13 +353,18 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
     await untouched('the kubelet restart', async () => {
       kubeletRestartedAt = Date.now();
       await restartKubelet(host1, { highPercent: 2, lowPercent: 1 });
-      await eventually(`${host1} Ready again`, async () => {
-        const n = await getObject<{ status: { conditions: { type: string; status: string }[] } }>([
-          'node',
-          host1,
-        ]);
-        return n?.status.conditions.some((c) => c.type === 'Ready' && c.status === 'True');
-      });
+      // Back once it has reported the node again, after a full sync of its pods.
+      await eventually(
+        `${host1}'s kubelet to report again`,
+        async () => {
+          const n = await getObject<{
+            status: { conditions: { type: string; status: string; lastHeartbeatTime: string }[] };
+          }>(['node', host1]);
+          const ready = n?.status.conditions.find((c) => c.type === 'Ready');
+          return ready?.status === 'True' && Date.parse(ready.lastHeartbeatTime) > kubeletRestartedAt;
+        },
+        { timeoutMs: 120_000, intervalMs: 1000 },
+      );
     });
   });
 

@@ -63,25 +63,6 @@ export async function helmOk(args: string[], timeoutMs = 600_000): Promise<strin
   return r.stdout + r.stderr;
 }
 
-/** Values that fit the local cluster: its image and registry as pods reach them. */
-export function localValues(image: GantryImage): string[] {
-  const registry = localCluster().inClusterRegistry;
-  if (!registry)
-    throw new Error(
-      'the local cluster has no kubelet nodes: run `npm run cluster:up` (kubelets are the default)',
-    );
-  // The kubelets' runtimes pull on this machine's network, where 127.0.0.1:5000 is the registry.
-  const repository = image.ref.slice(0, image.ref.lastIndexOf(':'));
-  const counter = localCluster().images.counter;
-  return [
-    `image.repository=${repository}`,
-    `image.digest=${image.digest}`,
-    `controller.insecureRegistries={${registry}}`,
-    // The agent's checkpoint probe runs on Gantry's own containerd, which reaches the registry here too.
-    `agent.checkpointProbeImage=${counter}`,
-  ].flatMap((v) => ['--set', v]);
-}
-
 export async function pods(namespace: string, selector: string): Promise<V1Pod[]> {
   const list = await getObject<{ items: V1Pod[] }>(['pods', '-n', namespace, '-l', selector]);
   return list?.items ?? [];
