@@ -92,7 +92,9 @@ function cniConfig(h: HostLayout): string {
           ipam: {
             type: 'host-local',
             ranges: [[{ subnet: h.podCIDR }]],
-            routes: [],
+            // A default route through the bridge: containers answer whoever reaches them across
+            // the host's routes (an agent in a pod checking their health, pods calling them).
+            routes: [{ dst: '0.0.0.0/0' }],
             dataDir: path.join(h.dir, 'ipam'),
           },
         },

@@ -406,9 +406,23 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
     assert.match(own, /^200/, `writing its own Host's status: ${own}`);
   });
 
-  it('runs a Container that answers on its address', async () => {
-    await apply(container('answers', { image: cluster.images.web, ports: [{ containerPort: 8080 }] }));
+  it('runs a Container that answers on its address, and that its agent (in a pod) finds healthy', async () => {
+    await apply(
+      container('answers', {
+        image: cluster.images.web,
+        ports: [{ containerPort: 8080 }],
+        // Checked from the agent's pod, across the node's routes to Gantry's bridge.
+        healthCheck: { httpGet: { port: 8080 }, intervalSeconds: 2, timeoutSeconds: 2 },
+      }),
+    );
     const c = await running('answers');
+    await eventually('answers Ready (healthy)', async () => {
+      const x = await getContainer('answers');
+      return (
+        x?.status?.health === 'Healthy' &&
+        x.status.conditions?.some((k) => k.type === 'Ready' && k.status === 'True')
+      );
+    });
     const body = await eventually('an answer over HTTP', async () => {
       const r = await fetch(`http://${c.status!.ip}:8080/`).catch(() => undefined);
       return r?.ok ? r.text() : undefined;
