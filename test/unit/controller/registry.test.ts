@@ -385,7 +385,7 @@ describe('parseChallenge', () => {
       '::ffff:169.254.169.254',
     ])
       assert.ok(unsafeAddress(ip, true), ip);
-    for (const ip of ['10.0.0.50', '192.168.1.2', '8.8.8.8', '2001:db8::1'])
+    for (const ip of ['10.0.0.5', '192.168.1.2', '8.8.8.8', '2001:db8::1'])
       assert.equal(unsafeAddress(ip, false), undefined, ip);
     assert.match(unsafeAddress('127.0.0.1', false) ?? '', /loopback/);
     assert.match(unsafeAddress('::1', false) ?? '', /loopback/);
