@@ -5,7 +5,7 @@
 // restarts, and collects images: Gantry's containers live on, in a containerd of their own.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { V1Lease, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Event, V1Lease, V1Pod } from '@kubernetes/client-node';
 import type { Container, Host, Migration, Workload } from '../../src/api/v1alpha1/index.js';
 import { CriClient } from '../../src/cri/client.js';
 import { labels as runtimeLabels } from '../../src/agent/runtimespec.js';
@@ -108,6 +108,18 @@ function appRuns(runs: RuntimeRun[]): RuntimeRun[] {
   return runs.filter((r) => r.labels[runtimeLabels.namespace] === app);
 }
 
+/** The app's Events about these Containers, one line each, to say why a check failed. */
+async function eventsOf(names: string[]): Promise<string> {
+  const list = await getObject<{ items: CoreV1Event[] }>(['events', '-n', app]);
+  return (list?.items ?? [])
+    .filter((e) => names.includes(e.involvedObject.name ?? ''))
+    .map(
+      (e) =>
+        `${e.lastTimestamp ?? e.eventTime} ${e.involvedObject.name} ${e.reason} (${e.source?.component ?? e.reportingComponent}/${e.source?.host ?? e.reportingInstance}): ${e.message}`,
+    )
+    .join('\n');
+}
+
 /** Nothing of the app's containers was created, started or stopped while `work` ran. */
 async function untouched(what: string, work: () => Promise<void>): Promise<void> {
   const recorder = await RuntimeRecorder.start(cri);
@@ -125,7 +137,9 @@ async function untouched(what: string, work: () => Promise<void>): Promise<void>
       (r) => `${r.host}/${r.labels[runtimeLabels.name]}: ${r.events.map((e) => e.type).join(', ')}`,
     ),
     [],
-    `${what}: app containers were restarted, started or stopped`,
+    `${what}: app containers were restarted, started or stopped; their Events:\n${await eventsOf(
+      changed.map((r) => r.labels[runtimeLabels.name]!),
+    )}`,
   );
   assert.ok(
     runs.some((r) => r.finishedAt === undefined),
