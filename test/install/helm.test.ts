@@ -59,14 +59,29 @@ async function getContainer(name: string): Promise<Container | undefined> {
 }
 
 async function running(name: string, timeoutMs = 180_000): Promise<Container> {
-  return eventually(
-    `Container ${name} Running`,
-    async () => {
-      const c = await getContainer(name);
-      return c?.status?.phase === 'Running' && c.status.containerID ? c : undefined;
-    },
-    { timeoutMs, intervalMs: 500 },
+  return explained(
+    [name],
+    eventually(
+      `Container ${name} Running`,
+      async () => {
+        const c = await getContainer(name);
+        return c?.status?.phase === 'Running' && c.status.containerID ? c : undefined;
+      },
+      { timeoutMs, intervalMs: 500 },
+    ),
   );
+}
+
+/** A failed wait says where these Containers stand: their status and Events. */
+async function explained<T>(names: string[], wait: Promise<T>): Promise<T> {
+  try {
+    return await wait;
+  } catch (e) {
+    const states = await Promise.all(
+      names.map(async (n) => `${n}: ${JSON.stringify((await getContainer(n))?.status ?? 'absent')}`),
+    );
+    throw new Error(`${(e as Error).message}\n${states.join('\n')}\n${await eventsOf(names)}`);
+  }
 }
 
 /** The counter's value, read inside its container through its host's runtime. */
@@ -430,13 +445,16 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
       }),
     );
     const c = await running('answers');
-    await eventually('answers Ready (healthy)', async () => {
-      const x = await getContainer('answers');
-      return (
-        x?.status?.health === 'Healthy' &&
-        x.status.conditions?.some((k) => k.type === 'Ready' && k.status === 'True')
-      );
-    });
+    await explained(
+      ['answers'],
+      eventually('answers Ready (healthy)', async () => {
+        const x = await getContainer('answers');
+        return (
+          x?.status?.health === 'Healthy' &&
+          x.status.conditions?.some((k) => k.type === 'Ready' && k.status === 'True')
+        );
+      }),
+    );
     const body = await eventually('an answer over HTTP', async () => {
       const r = await fetch(`http://${c.status!.ip}:8080/`).catch(() => undefined);
       return r?.ok ? r.text() : undefined;
