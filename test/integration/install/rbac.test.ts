@@ -1,6 +1,6 @@
-// Least privilege, for real: the chart is installed with helm into the local cluster (its
-// Deployment and DaemonSet never run: there is no kubelet), then the controller and one agent
-// run as processes with exactly the chart's arguments and the tokens of the chart's
+// Least privilege, for real: the chart is installed with helm into the local cluster (its pods
+// never start: the chart's default image is in no registry here), then the controller and one
+// agent run as processes with exactly the chart's arguments and the tokens of the chart's
 // ServiceAccounts - the agent's bound to its Node, as the kubelet binds a pod's token, and with
 // every capability dropped, as its securityContext says. They go through a scenario and nothing
 // may be forbidden; then kubectl with the agent's token proves what the RBAC rules and the
