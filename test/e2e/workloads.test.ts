@@ -219,6 +219,56 @@ describe('Workloads (e2e)', { timeout: 600_000 }, () => {
     assert.deepEqual(perHost(await converged('web', 4)), { [host1]: 2, [host2]: 2 });
   });
 
+  it('shows the Containers of a scale-down Terminating until their processes are gone', async () => {
+    const grace = 5;
+    await apply('stubborn', {
+      replicas: 2,
+      template: {
+        // Ignores SIGTERM: each stop takes the whole grace period, then SIGKILL.
+        command: ['/bin/sh', '-c', 'trap "" TERM; while :; do sleep 1; done'],
+        terminationGracePeriodSeconds: grace,
+        healthCheck: undefined,
+        ports: undefined,
+      },
+    });
+    await converged('stubborn', 2);
+    const recorder = await WatchRecorder.start<Container>(
+      `/apis/gantry.dev/v1alpha1/namespaces/${ns}/containers`,
+      { labelSelector: 'app=stubborn' },
+    );
+    try {
+      await kubectlOk(['scale', '-n', ns, 'workload.gantry.dev/stubborn', '--replicas=0']);
+      await converged('stubborn', 0);
+    } catch (e) {
+      await recorder.stop().catch(() => undefined);
+      throw e;
+    }
+    await recorder.stop();
+    const names = recorder.initial.map((c) => c.metadata.name!);
+    assert.equal(names.length, 2);
+    for (const name of names) {
+      const events = recorder.events.filter((e) => e.object.metadata.name === name);
+      const seen = events.map((e) => `${e.type} ${e.object.status?.phase}`).join(', ');
+      const first = events.findIndex((e) => e.object.status?.phase === 'Terminating');
+      const gone = events.findIndex((e) => e.type === 'DELETED');
+      assert.ok(first >= 0 && gone > first, `${name} showed Terminating before it went: ${seen}`);
+      const terminating = events[first]!.object;
+      assert.ok(terminating.metadata.deletionTimestamp, `${name}: Terminating once deleted`);
+      const conditions = Object.fromEntries((terminating.status?.conditions ?? []).map((c) => [c.type, c]));
+      assert.equal(conditions.Ready?.status, 'False');
+      assert.equal(conditions.Reconciling?.status, 'True', 'kstatus: in progress, not stalled');
+      assert.equal(conditions.Stalled, undefined);
+      assert.ok(
+        events.slice(first, gone).every((e) => e.object.status?.phase === 'Terminating'),
+        `${name}: nothing else was said while it stopped: ${seen}`,
+      );
+      // Shown for the grace period the process took, not for a moment.
+      const shownMs = events[gone]!.receivedAt - events[first]!.receivedAt;
+      assert.ok(shownMs >= (grace - 1) * 1000, `${name}: Terminating for ${shownMs} ms only`);
+    }
+    await kubectlOk(['delete', 'workload.gantry.dev', '-n', ns, 'stubborn', '--wait=true']);
+  });
+
   it('rolls out a new image with never more than maxUnavailable replicas unavailable', async () => {
     const before = (await getWorkload('web'))!.status!.currentRevision;
     // Every change of every Container of the Workload, in the apiserver's order, from before the
