@@ -1,7 +1,8 @@
 // Workloads as a user drives them, with kubectl, on the local cluster's two hosts: image-aware
-// placement, spread, kubectl scale, a rolling update watched event by event, rollback by
-// re-applying, the /scale contract an HPA needs, built-in autoscaling, a host lost and back, and
-// every host quiet at once (nothing evicted).
+// placement, spread, kubectl scale, Containers shown Terminating while they stop, a rolling update
+// watched event by event, rollback by re-applying, the /scale contract an HPA needs, built-in
+// autoscaling (and its word when it undoes a manual scale), a host lost and back, and every host
+// quiet at once (nothing evicted).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { V1Lease } from '@kubernetes/client-node';
@@ -365,6 +366,45 @@ describe('Workloads (e2e)', { timeout: 600_000 }, () => {
     ]);
     assert.ok(events.trim().length > 0, 'each decision is an event');
     await kubectlOk(['delete', 'workload.gantry.dev', '-n', ns, 'busy', '--wait=true']);
+  });
+
+  it('says with a Warning event when the autoscaler undoes a scale made by hand', async () => {
+    await apply('floor', {
+      replicas: 2,
+      template: {
+        command: ['/bin/sh', '-c', 'trap "exit 0" TERM; while :; do sleep 1; done'],
+        resources: { requests: { cpu: '100m' } },
+        healthCheck: undefined,
+        ports: undefined,
+      },
+      extra: { autoscale: { minReplicas: 2, maxReplicas: 3 } },
+    });
+    await converged('floor', 2);
+    await kubectlOk(['scale', '-n', ns, 'workload.gantry.dev/floor', '--replicas=1']);
+    const overridden = await eventually(
+      'a ManualScaleOverridden event about floor',
+      async () => {
+        const list = JSON.parse(
+          await kubectlOk([
+            'get',
+            'events',
+            '-n',
+            ns,
+            '--field-selector',
+            'reason=ManualScaleOverridden,involvedObject.name=floor',
+            '-o',
+            'json',
+          ]),
+        ) as { items: { type: string; message: string }[] };
+        return list.items[0];
+      },
+      { timeoutMs: 60_000, intervalMs: 1_000 },
+    );
+    assert.equal(overridden.type, 'Warning');
+    assert.match(overridden.message, /^spec\.replicas 1, set by kubectl\S*, overridden to 2: /);
+    assert.match(overridden.message, /between 2 and 3 \(replicas below minReplicas\)/);
+    assert.equal((await getWorkload('floor'))?.spec.replicas, 2);
+    await kubectlOk(['delete', 'workload.gantry.dev', '-n', ns, 'floor', '--wait=true']);
   });
 
   it('replaces the Containers of a lost host on the other one, and cleans up when it returns', async () => {
