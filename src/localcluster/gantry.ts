@@ -3,6 +3,7 @@
 // go with the cluster's, so `cluster:down` stops them too; logs are in the cluster's log folder.
 // A process already running is reused only if it was started with exactly the command line asked
 // for (same checkout, same flags); otherwise it is restarted with that one, and the reason printed.
+// None starts while Gantry runs installed in the cluster (Helm, the manifests): they would compete.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,6 +17,7 @@ import {
   stopPidFile,
   waitFor,
 } from './proc.js';
+import { PrerequisiteError } from './prerequisites.js';
 import { imageRef, registryAddress } from './registry.js';
 import { type LocalCluster, localDir, systemNamespace } from './state.js';
 
@@ -131,15 +133,78 @@ async function ensureRunning(
   await waitHealthy(what, probesPort, pid, files.logFile);
 }
 
+/** An agent DaemonSet of Gantry installed in the cluster, and who installed it. */
+export interface AgentDaemonSet {
+  namespace: string;
+  name: string;
+  /** Helm's release name and namespace (its meta.helm.sh annotations), when Helm installed it. */
+  release?: { name: string; namespace: string };
+}
+
 /**
- * The agent of `host` with `extraArgs` (later flags win over the defaults): reused when it already
- * runs with exactly this command line, restarted when it runs with another.
+ * Why no Gantry process may start here while Gantry runs installed in the cluster (the chart, as
+ * `npm start` installs it on kubelet nodes, or the plain manifests): its agents serve the hosts
+ * and its controller holds the leader Lease, so processes beside them would fight over every
+ * Container, or wait forever. Says what is installed and how to remove it; undefined if nothing is.
  */
+export function installedGantryConflict(agents: readonly AgentDaemonSet[]): string | undefined {
+  const [first] = agents;
+  if (!first) return undefined;
+  const where = `DaemonSet ${first.name} in ${first.namespace}`;
+  const remove = first.release
+    ? `helm uninstall ${first.release.name} --namespace ${first.release.namespace} (npm start installs it again)`
+    : `delete DaemonSet ${first.name} in ${first.namespace} and the controller's Deployment`;
+  return (
+    `Gantry is installed in the local cluster (${where}${first.release ? `, Helm release ${first.release.name}` : ''}): ` +
+    `its agents serve the hosts and its controller leads, so Gantry processes started here would compete with them. ` +
+    `Remove it first: ${remove}`
+  );
+}
+
+/** Refuses, with installedGantryConflict's reason, when Gantry runs installed in the cluster. */
+export async function refuseBesideInstalledGantry(cluster: LocalCluster): Promise<void> {
+  const out = await run(path.join(cluster.binDir, 'kubectl'), [
+    '--kubeconfig',
+    cluster.kubeconfig,
+    'get',
+    'daemonsets',
+    '--all-namespaces',
+    '--selector=app.kubernetes.io/part-of=gantry,app.kubernetes.io/component=agent',
+    '--output=json',
+  ]);
+  type DaemonSet = {
+    metadata: {
+      namespace: string;
+      name: string;
+      deletionTimestamp?: string;
+      annotations?: Record<string, string>;
+    };
+  };
+  const agents = (JSON.parse(out) as { items: DaemonSet[] }).items
+    .filter((d) => !d.metadata.deletionTimestamp)
+    .map(({ metadata: m }) => {
+      const name = m.annotations?.['meta.helm.sh/release-name'];
+      const namespace = m.annotations?.['meta.helm.sh/release-namespace'];
+      return {
+        namespace: m.namespace,
+        name: m.name,
+        ...(name && namespace ? { release: { name, namespace } } : {}),
+      };
+    });
+  const conflict = installedGantryConflict(agents);
+  if (conflict) throw new PrerequisiteError(conflict);
+}
+
 /** A host's agent state (container logs, checkpoints); a kubelet node mounts it at /var/lib/gantry/agent. */
 export function agentStateDir(host: string): string {
   return path.join(localDir, 'hosts', host, 'agent');
 }
 
+/**
+ * The agent of `host` with `extraArgs` (later flags win over the defaults): reused when it already
+ * runs with exactly this command line, restarted when it runs with another; refused while Gantry
+ * runs installed in the cluster.
+ */
 export async function startAgent(
   cluster: LocalCluster,
   host: string,
@@ -148,6 +213,7 @@ export async function startAgent(
 ): Promise<void> {
   const h = cluster.hosts.find((x) => x.name === host);
   if (!h) throw new Error(`no host ${host} in the local cluster`);
+  await refuseBesideInstalledGantry(cluster);
   const ports = agentPorts(host);
   const stateDir = agentStateDir(host);
   fs.mkdirSync(stateDir, { recursive: true });
@@ -199,12 +265,16 @@ export async function stopAgent(host: string, signal: 'SIGTERM' | 'SIGKILL' = 'S
   await stopGantryProcess(path.join(pids, `agent-${host}.pid`), 'agent', signal);
 }
 
-/** The controller with `extraArgs`: reused when it already runs with exactly this command line, restarted otherwise. */
+/**
+ * The controller with `extraArgs`: reused when it already runs with exactly this command line,
+ * restarted otherwise; refused while Gantry runs installed in the cluster.
+ */
 export async function startController(
   cluster: LocalCluster,
   extraArgs: string[] = [],
   report: Report = (l) => console.error(l),
 ): Promise<void> {
+  await refuseBesideInstalledGantry(cluster);
   const argv = [
     process.execPath,
     ...tsEntry('controller'),
@@ -240,12 +310,15 @@ export interface GantryArgs {
  * running with others (other flags, another checkout) is restarted, and `report` says what
  * differed. Agents first: a controller that waits longer than its --host-lost-grace for their
  * first heartbeats marks the Hosts lost, and their Ready condition flaps while they come back.
+ * Refused while Gantry runs installed in the cluster (the chart `npm start` installs on kubelet
+ * nodes), saying how to remove it.
  */
 export async function startGantry(
   cluster: LocalCluster,
   args: GantryArgs = {},
   report: Report = (l) => console.error(l),
 ): Promise<void> {
+  await refuseBesideInstalledGantry(cluster);
   await installCrds(cluster);
   await Promise.all(cluster.hosts.map((h) => startAgent(cluster, h.name, args.agent, report)));
   await startController(cluster, args.controller, report);

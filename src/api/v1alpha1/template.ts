@@ -1,7 +1,14 @@
 // The container template that both Container.spec and Workload.spec.template.spec use: image
 // reference, command, environment, ports, resources (with the quantity schema) and health check.
 import { z } from 'zod';
-import { IMAGE_REFERENCE_PATTERN } from './imageref.js';
+import {
+  IMAGE_REFERENCE_FORMAT,
+  IMAGE_REFERENCE_FORMS,
+  IMAGE_REFERENCE_PATTERN,
+  IMAGE_REFERENCE_PROBLEMS,
+  imageReferenceProblem,
+  isImageReference,
+} from './imageref.js';
 import { LocalObjectReferenceSchema } from './meta.js';
 import { compareQuantities, isQuantity, QUANTITY_PATTERN } from './quantity.js';
 import { int32, int64, listMap, withRules, type Rule } from './rules.js';
@@ -155,14 +162,29 @@ export const HealthCheckSchema = withRules(HealthCheckBase, {
   'How the agent checks the container is healthy, like Docker HEALTHCHECK; exactly one probe kind.',
 );
 
-export const ImageReferenceSchema = z
-  .string()
-  .min(1)
-  .max(512)
-  .regex(
-    new RegExp(IMAGE_REFERENCE_PATTERN),
-    'must be an image reference: [registry[:port]/]path[:tag][@sha256:<64 hex>], path in lower case',
-  );
+/** A message of imageref.ts as a CEL string expression, `{ref}` being `self`. */
+function celMessage(message: string): string {
+  if (/['\\]/.test(message)) throw new Error(`a CEL message cannot hold quotes or backslashes: ${message}`);
+  return message
+    .split('{ref}')
+    .map((part) => `'${part}'`)
+    .join(' + self + ');
+}
+
+/**
+ * A CEL rule rather than an OpenAPI pattern, so a refusal says what is wrong in Docker's words
+ * (an apiserver refusing a pattern prints the whole regular expression); both accept the same.
+ */
+export const ImageReferenceSchema = withRules(z.string().min(1).max(512), {
+  rule: `self.matches(r'${IMAGE_REFERENCE_PATTERN}')`,
+  message: `invalid reference format: an image reference is ${IMAGE_REFERENCE_FORMS}`,
+  messageExpression: IMAGE_REFERENCE_PROBLEMS.reduceRight(
+    (otherwise, p) => `${p.cel} ? ${celMessage(p.message)} : ${otherwise}`,
+    celMessage(IMAGE_REFERENCE_FORMAT),
+  ),
+  check: isImageReference,
+  messageOf: (ref) => imageReferenceProblem(ref) ?? '',
+});
 
 function stringList(maxItems: number) {
   return z.array(z.string().max(4096)).max(maxItems);
