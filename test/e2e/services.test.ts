@@ -113,7 +113,7 @@ let clusterIP = '';
 /** One request through the Service's ClusterIP (kube-proxy's rules): the name of the replica that answered. */
 async function call(): Promise<string> {
   const res = await fetch(`http://${clusterIP}/`, { signal: AbortSignal.timeout(5_000) });
-  assert.equal(res.status, 200);
+  assert.equal(res.status, 200, `${clusterIP} answered ${res.status} (server: ${res.headers.get('server')})`);
   return (await res.text()).trim();
 }
 
@@ -248,6 +248,7 @@ describe('Services (e2e)', { timeout: 600_000 }, () => {
   });
 
   it('deletes its slices when the Service stops selecting Containers', async () => {
+    assert.ok(endpoints(record.current()).size > 0, 'the Service has slices of Gantry to begin with');
     await kubectlOk(['label', 'service', '-n', ns, 'web', 'gantry.dev/select-containers-']);
     await eventually('the slices of Gantry to go', () => endpoints(record.current()).size === 0);
   });
