@@ -217,7 +217,8 @@ export const containerTemplateFields = {
     .optional()
     .describe('Environment variables, added to those of the image; names are unique.'),
   ports: PortsSchema.optional().describe(
-    'Ports the container listens on, unique by containerPort and protocol.',
+    'Ports the container listens on, unique by containerPort and protocol; a Service reaches them by ' +
+      'number or by name (targetPort).',
   ),
   resources: ResourcesSchema.optional(),
   restartPolicy: z
