@@ -43,10 +43,10 @@ export function concreteTemplate(
 }
 
 /**
- * The Hosts a rollout of `image`'s digest waits for: Ready Hosts that both the Image warms (its
- * node selector) and the Workload may use (its placement's), pulling the digest or yet to. A Host
- * whose pull failed is not waited for: the Image's status says why, and a Container there would
- * report the same error.
+ * The Hosts a rollout of `image`'s digest waits for: Ready, uncordoned Hosts that both the Image
+ * warms (its node selector) and the Workload may use (its placement's), pulling the digest or yet
+ * to. A Host whose pull failed is not waited for: the Image's status says why, and a Container
+ * there would report the same error.
  */
 export function hostsPulling(
   image: Image,
@@ -66,7 +66,16 @@ export function hostsPulling(
     resolvedImage: image.status?.resolvedImage,
   };
   return hosts
-    .filter((h) => ['Pulling', 'Waiting'].includes(hostState(target, h).state))
+    .filter((h) => !cordoned(h) && ['Pulling', 'Waiting'].includes(hostState(target, h).state))
     .map((h) => h.metadata.name!)
     .sort();
+}
+
+/** A cordoned or draining Host gets no new replicas (as the scheduler sees it): nothing to wait for. */
+function cordoned(host: Host): boolean {
+  return (
+    !!host.spec?.unschedulable ||
+    !!host.spec?.drain ||
+    host.status?.conditions?.some((c) => c.type === 'Schedulable' && c.status === 'False') === true
+  );
 }

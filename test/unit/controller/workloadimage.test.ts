@@ -43,14 +43,14 @@ function image(digest?: string, nodeSelector?: Record<string, string>): Image {
   };
 }
 
-type HostHas = { holds?: string; pull?: 'Pulling' | 'Failed'; ready?: boolean };
+type HostHas = { holds?: string; pull?: 'Pulling' | 'Failed'; ready?: boolean; spec?: Partial<Host['spec']> };
 function host(name: string, has: HostHas, labels: Record<string, string> = {}): Host {
   const notReady: Condition = { ...hostReady, status: 'False', reason: 'HeartbeatLost' };
   return {
     apiVersion: 'gantry.dev/v1alpha1',
     kind: 'Host',
     metadata: { name, labels },
-    spec: {},
+    spec: has.spec ?? {},
     status: {
       conditions: [has.ready === false ? notReady : hostReady],
       images: has.holds ? [{ digest: has.holds, names: [`registry.example/web@${has.holds}`] }] : [],
@@ -99,7 +99,7 @@ describe('concreteTemplate', () => {
 });
 
 describe('hostsPulling', () => {
-  it('lists the Ready Hosts both may use that do not hold the digest yet and have not failed', () => {
+  it('lists the Ready, uncordoned Hosts both may use that do not hold the digest yet and have not failed', () => {
     const hosts = [
       host('holds', { holds: digestA }, { zone: 'a' }),
       host('pulling', { pull: 'Pulling' }, { zone: 'a' }),
@@ -107,6 +107,8 @@ describe('hostsPulling', () => {
       host('failed', { pull: 'Failed' }, { zone: 'a' }),
       host('down', { ready: false }, { zone: 'a' }),
       host('other-zone', { pull: 'Pulling' }, { zone: 'b' }),
+      host('cordoned', { spec: { unschedulable: true } }, { zone: 'a' }),
+      host('draining', { pull: 'Pulling', spec: { drain: true } }, { zone: 'a' }),
     ];
     assert.deepEqual(hostsPulling(image(digestA), { zone: 'a' }, hosts, 'ns/web'), [
       'not-started',
