@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadAllYaml } from '@kubernetes/client-node';
 import {
   commandDifferences,
   commandFile,
@@ -62,6 +63,49 @@ export async function installCrds(cluster: LocalCluster): Promise<void> {
     '-l',
     'app.kubernetes.io/part-of=gantry',
   ]);
+}
+
+/**
+ * The cluster-wide rules the chart ships for people, taken from manifests/gantry.yaml for runs of
+ * Gantry as processes: the aggregated view and edit rights (so a user bound to `edit` works with
+ * Gantry objects) and the policy reserving gantry.dev/ annotations to the controller (the processes
+ * here run as the cluster admin, which it lets through). Named gantry-local-*, so a later
+ * `helm install gantry` owns its own copies.
+ */
+export async function installClusterPolicies(cluster: LocalCluster): Promise<void> {
+  const wanted = new Set(['gantry-view', 'gantry-edit', 'gantry-reserved-annotations']);
+  const manifests = loadAllYaml(fs.readFileSync(path.join(repoRoot, 'manifests', 'gantry.yaml'), 'utf8'));
+  const local = (name: string) => name.replace(/^gantry-/, 'gantry-local-');
+  const objects = (manifests as KubeObject[])
+    .filter((o) => o && wanted.has(o.metadata.name))
+    .map((o) => {
+      const aggregation = Object.entries(o.metadata.labels ?? {}).filter(([k]) =>
+        k.startsWith('rbac.authorization.k8s.io/'),
+      );
+      const labels = { 'app.kubernetes.io/part-of': 'gantry', ...Object.fromEntries(aggregation) };
+      const spec = o.spec?.policyName ? { ...o.spec, policyName: local(o.spec.policyName) } : o.spec;
+      return { ...o, metadata: { name: local(o.metadata.name), labels }, ...(spec ? { spec } : {}) };
+    });
+  if (objects.length !== wanted.size + 1) {
+    throw new Error(`manifests/gantry.yaml lacks some of ${[...wanted].join(', ')}: npm run gen:manifests`);
+  }
+  const file = path.join(localDir, 'gantry-local-policies.json');
+  fs.writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+  await run(path.join(cluster.binDir, 'kubectl'), [
+    '--kubeconfig',
+    cluster.kubeconfig,
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '--field-manager=gantry-install',
+    '-f',
+    file,
+  ]);
+}
+
+interface KubeObject {
+  metadata: { name: string; labels?: Record<string, string> };
+  spec?: { policyName?: string };
 }
 
 function tsEntry(name: string): string[] {
@@ -305,10 +349,10 @@ export interface GantryArgs {
 }
 
 /**
- * CRDs, an agent on every host, then the controller, each with the flags asked for: a process
- * already running with exactly those is reused (a second `npm start` changes nothing), one
- * running with others (other flags, another checkout) is restarted, and `report` says what
- * differed. Agents first: a controller that waits longer than its --host-lost-grace for their
+ * CRDs and the chart's rules for people, an agent on every host, then the controller, each with
+ * the flags asked for: a process already running with exactly those is reused (a second
+ * `npm start` changes nothing), one running with others (other flags, another checkout) is
+ * restarted, and `report` says what differed. Agents first: a controller that waits longer than its --host-lost-grace for their
  * first heartbeats marks the Hosts lost, and their Ready condition flaps while they come back.
  * Refused while Gantry runs installed in the cluster (the chart `npm start` installs on kubelet
  * nodes), saying how to remove it.
@@ -320,6 +364,7 @@ export async function startGantry(
 ): Promise<void> {
   await refuseBesideInstalledGantry(cluster);
   await installCrds(cluster);
+  await installClusterPolicies(cluster);
   await Promise.all(cluster.hosts.map((h) => startAgent(cluster, h.name, args.agent, report)));
   await startController(cluster, args.controller, report);
 }
