@@ -107,7 +107,9 @@ export class MigrationSupport implements CheckpointSource {
     const restoring = c.metadata.annotations?.[restoreFromAnnotation];
     if (restoring) {
       const migration = this.deps.migrations.get(`${namespace}/${restoring}`);
-      const held = migration && targetHold(migration, c, this.opts.host);
+      // Once the Migration has ended nothing is restored any more: a target restored before the
+      // controller recorded UIDs (an upgrade) runs on as the Container it is.
+      const held = migration && !migrationEnded(migration) && targetHold(migration, c, this.opts.host);
       return { kind: 'target', name: restoring, migration, ...(held ? { held } : {}) };
     }
     // A restart needs nothing of the source's agent (the controller deletes the source): it runs

@@ -72,6 +72,17 @@ describe('MigrationSupport.roleOf', () => {
     assert.deepEqual(support().roleOf(target), { kind: 'target', name: 'move', migration: undefined });
     assert.equal(support(migration('Checkpoint', 'Transferring')).roleOf(target)?.kind, 'target');
   });
+
+  it('holds no target of an ended Migration, even one that recorded no target UID (an upgrade)', () => {
+    const target = app({ [restoreFromAnnotation]: 'move' });
+    const held = (phase: string) => {
+      const role = support(migration('Checkpoint', phase)).roleOf(target);
+      assert.equal(role?.kind, 'target');
+      return role?.kind === 'target' ? role.held?.reason : undefined;
+    };
+    assert.equal(held('Transferring'), 'WaitingForCheckpoint');
+    assert.equal(held('Succeeded'), undefined);
+  });
 });
 
 describe('targetHold', () => {
