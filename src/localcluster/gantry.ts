@@ -4,6 +4,7 @@
 // A process already running is reused only if it was started with exactly the command line asked
 // for (same checkout, same flags); otherwise it is restarted with that one, and the reason printed.
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -27,16 +28,23 @@ const logs = path.join(localDir, 'logs');
  * Where each process serves /metrics, the probes and (agents) checkpoints for migrations: fixed,
  * so tests and users can find them, and apart, since every host's agent runs on this machine.
  */
-export function agentPorts(host: string): { metrics: number; probes: number; transfer: number } {
+export function agentPorts(host: string): {
+  metrics: number;
+  probes: number;
+  transfer: number;
+  streams: number;
+} {
   const n = Number(/(\d+)$/.exec(host)?.[1] ?? 0);
-  return { metrics: 9100 + n, probes: 9200 + n, transfer: 9300 + n };
+  return { metrics: 9100 + n, probes: 9200 + n, transfer: 9300 + n, streams: 9400 + n };
 }
 export const controllerPorts = { metrics: 8080, probes: 8081 };
+export const subresourcesPorts = { https: 9443, metrics: 8090, probes: 8091 };
 
 export function agentLog(host: string): string {
   return path.join(logs, `agent-${host}.log`);
 }
 export const controllerLog = path.join(logs, 'controller.log');
+export const subresourcesLog = path.join(logs, 'subresources.log');
 
 /** Applies crds/ (server-side, one field manager, so repeated installs never conflict). */
 export async function installCrds(cluster: LocalCluster): Promise<void> {
@@ -80,8 +88,10 @@ async function waitHealthy(what: string, port: number, pid: number, logFile: str
 /** Where start* report a process they replaced (one with another command line than asked). */
 export type Report = (line: string) => void;
 
+type Program = 'agent' | 'controller' | 'subresources';
+
 /** Is this the command line of a Gantry `name` process (of any checkout, from source or built)? */
-export function isGantryCommand(argv: readonly string[], name: 'agent' | 'controller'): boolean {
+export function isGantryCommand(argv: readonly string[], name: Program): boolean {
   return argv.some((a) => a.endsWith(`/src/cmd/${name}.ts`) || a.endsWith(`/cmd/${name}.js`));
 }
 
@@ -93,7 +103,7 @@ export function isGantryCommand(argv: readonly string[], name: 'agent' | 'contro
 export function decide(
   running: { pid: number; command?: string[] } | undefined,
   wanted: readonly string[],
-  name: 'agent' | 'controller',
+  name: Program,
 ): { action: 'start' } | { action: 'reuse' } | { action: 'restart'; differences: string[] } {
   if (!running) return { action: 'start' };
   if (!running.command) {
@@ -108,7 +118,7 @@ export function decide(
 
 async function ensureRunning(
   what: string,
-  name: 'agent' | 'controller',
+  name: Program,
   files: { pidFile: string; logFile: string },
   argv: string[],
   probesPort: number,
@@ -161,6 +171,7 @@ export async function startAgent(
     `--metrics-bind-address=127.0.0.1:${ports.metrics}`,
     `--health-probe-bind-address=127.0.0.1:${ports.probes}`,
     `--transfer-bind-address=127.0.0.1:${ports.transfer}`,
+    `--stream-bind-address=127.0.0.1:${ports.streams}`,
     '--advertise-address=127.0.0.1',
     `--lease-namespace=${systemNamespace}`,
     `--probe-image=${imageRef('counter')}`,
@@ -182,7 +193,7 @@ export async function startAgent(
  */
 async function stopGantryProcess(
   pidFile: string,
-  name: 'agent' | 'controller',
+  name: Program,
   signal: 'SIGTERM' | 'SIGKILL',
 ): Promise<void> {
   const running = runningDaemon(pidFile);
@@ -227,6 +238,169 @@ export async function startController(
 
 export async function stopController(): Promise<void> {
   await stopGantryProcess(path.join(pids, 'controller.pid'), 'controller', 'SIGTERM');
+}
+
+/** The APIService of Gantry's aggregated API, and the Service the apiserver reaches it through. */
+export const subresourcesRegistration = {
+  apiService: 'v1alpha1.subresources.gantry.dev',
+  service: 'gantry-subresources',
+};
+
+/**
+ * A non-loopback address of this machine for the server: the apiserver reaches an aggregated API
+ * through a Service's endpoints, which may not be loopback addresses.
+ */
+function machineAddress(): string {
+  const a = Object.values(os.networkInterfaces())
+    .flat()
+    .find((i) => i?.family === 'IPv4' && !i.internal);
+  if (!a) throw new Error('this machine has no non-loopback IPv4 address for the aggregated API server');
+  return a.address;
+}
+
+/** The APIService, and a Service without selector whose EndpointSlice names this machine. */
+function registration(address: string): object {
+  const { apiService, service } = subresourcesRegistration;
+  const meta = (name: string) => ({
+    name,
+    namespace: systemNamespace,
+    labels: { 'app.kubernetes.io/part-of': 'gantry' },
+  });
+  return {
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: meta(service),
+        spec: { ports: [{ name: 'https', port: 443, targetPort: subresourcesPorts.https }] },
+      },
+      {
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: {
+          ...meta(`${service}-local`),
+          labels: {
+            'kubernetes.io/service-name': service,
+            'endpointslice.kubernetes.io/managed-by': 'gantry-local-cluster',
+          },
+        },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: [address], conditions: { ready: true } }],
+        ports: [{ name: 'https', port: subresourcesPorts.https, protocol: 'TCP' }],
+      },
+      {
+        apiVersion: 'apiregistration.k8s.io/v1',
+        kind: 'APIService',
+        metadata: { name: apiService, labels: { 'app.kubernetes.io/part-of': 'gantry' } },
+        // caBundle: the server puts its CA there (src/subresources/pki.ts).
+        spec: {
+          group: 'subresources.gantry.dev',
+          version: 'v1alpha1',
+          service: { namespace: systemNamespace, name: service, port: 443 },
+          groupPriorityMinimum: 1000,
+          versionPriority: 15,
+        },
+      },
+    ],
+  };
+}
+
+const registrationFile = path.join(localDir, 'subresources-registration.json');
+
+/** Does the running apiserver pass users on to aggregated APIs (a front proxy, controlplane.ts)? */
+export async function apiserverHasFrontProxy(cluster: LocalCluster): Promise<boolean> {
+  const out = await run(path.join(cluster.binDir, 'kubectl'), [
+    '--kubeconfig',
+    cluster.kubeconfig,
+    '-n',
+    'kube-system',
+    'get',
+    'configmap',
+    'extension-apiserver-authentication',
+    '-o',
+    'jsonpath={.data.requestheader-client-ca-file}',
+  ]);
+  return out.trim() !== '';
+}
+
+/**
+ * Gantry's aggregated API server (Containers' logs), registered with the apiserver, and waits
+ * until the apiserver reports the APIService Available. Not part of startGantry: an APIService
+ * left registered without its server keeps every namespace of the shared cluster from finishing
+ * deletion, so whoever starts it stops it (stopSubresources). Refuses on an apiserver without a
+ * front proxy (one started before controlplane.ts gave it one), where it could never be Available.
+ */
+export async function startSubresources(
+  cluster: LocalCluster,
+  extraArgs: string[] = [],
+  report: Report = (l) => console.error(l),
+): Promise<void> {
+  const kubectl = [path.join(cluster.binDir, 'kubectl'), '--kubeconfig', cluster.kubeconfig] as const;
+  if (!(await apiserverHasFrontProxy(cluster))) {
+    throw new Error(
+      "kube-apiserver runs without a front proxy (started before controlplane.ts gave it one): Gantry's " +
+        'aggregated API could never be reached; restart it (stopApiserver, then startApiserver)',
+    );
+  }
+  const address = machineAddress();
+  fs.writeFileSync(registrationFile, JSON.stringify(registration(address), null, 2));
+  await run(kubectl[0], [
+    ...kubectl.slice(1),
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '--field-manager=gantry-local',
+    '-f',
+    registrationFile,
+  ]);
+  const argv = [
+    process.execPath,
+    ...tsEntry('subresources'),
+    `--kubeconfig=${cluster.kubeconfig}`,
+    `--bind-address=${address}:${subresourcesPorts.https}`,
+    `--metrics-bind-address=127.0.0.1:${subresourcesPorts.metrics}`,
+    `--health-probe-bind-address=127.0.0.1:${subresourcesPorts.probes}`,
+    `--namespace=${systemNamespace}`,
+    `--service-name=${subresourcesRegistration.service}`,
+    // Host-process agents read their Secrets where they keep their Leases.
+    `--agent-namespace=${systemNamespace}`,
+    ...extraArgs,
+  ];
+  await ensureRunning(
+    "Gantry's aggregated API server",
+    'subresources',
+    { pidFile: path.join(pids, 'subresources.pid'), logFile: subresourcesLog },
+    argv,
+    subresourcesPorts.probes,
+    report,
+  );
+  await run(kubectl[0], [
+    ...kubectl.slice(1),
+    'wait',
+    '--for=condition=Available',
+    '--timeout=60s',
+    `apiservice/${subresourcesRegistration.apiService}`,
+  ]);
+}
+
+/** Stops the server and unregisters it first, so no APIService is left without a server. */
+export async function stopSubresources(cluster: LocalCluster): Promise<void> {
+  if (fs.existsSync(registrationFile)) {
+    const kubectl = path.join(cluster.binDir, 'kubectl');
+    await run(kubectl, [
+      '--kubeconfig',
+      cluster.kubeconfig,
+      'delete',
+      '--ignore-not-found',
+      '--wait=false',
+      '-f',
+      registrationFile,
+    ]);
+    fs.rmSync(registrationFile);
+  }
+  await stopGantryProcess(path.join(pids, 'subresources.pid'), 'subresources', 'SIGTERM');
 }
 
 export interface GantryArgs {
