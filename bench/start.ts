@@ -1,16 +1,25 @@
 // npm run bench:start — how long from `create Container` to Running, through Gantry, next to the
 // floor: the same image started by raw CRI calls (pull, sandbox, create, start) on the same hosts.
-// Needs the local cluster (npm run cluster:up); starts and stops the agents itself.
+// Needs the local cluster (npm run cluster:up) with no Gantry agent running; starts and stops its
+// own, so it leaves the cluster as it found it (it refuses, saying how to stop them, otherwise).
 import crypto from 'node:crypto';
 import os from 'node:os';
+import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
 import type { Container } from '../src/api/v1alpha1/index.js';
 import { CriClient, type PodSandboxConfig } from '../src/cri/client.js';
 import { KubeClient, loadKubeConfig } from '../src/kube/client.js';
 import { resourceClient } from '../src/kube/resources.js';
 import { Informer, restListWatcher } from '../src/kube/informer.js';
-import { startAgent, stopAgent, installCrds } from '../src/localcluster/gantry.js';
-import { readLocalCluster } from '../src/localcluster/state.js';
+import {
+  installCrds,
+  isGantryCommand,
+  refuseBesideInstalledGantry,
+  startAgent,
+  stopAgent,
+} from '../src/localcluster/gantry.js';
+import { runningDaemon } from '../src/localcluster/proc.js';
+import { localDir, readLocalCluster } from '../src/localcluster/state.js';
 import { createLogger } from '../src/obs/logger.js';
 
 const count = Number(process.env.BENCH_CONTAINERS ?? 50);
@@ -118,7 +127,29 @@ async function rawCri(): Promise<number[]> {
   }
 }
 
+/**
+ * Agents already running (npm start -- --no-kubelet, the tests, or the chart) would be taken over
+ * and left stopped at the end, or compete with the benchmark's own: refuse, saying how to stop them.
+ */
+async function refuseWhileAgentsRun(): Promise<void> {
+  const running = hosts.flatMap((h) => {
+    const daemon = runningDaemon(path.join(localDir, 'pids', `agent-${h.name}.pid`));
+    return daemon?.command && isGantryCommand(daemon.command, 'agent')
+      ? [{ host: h.name, pid: daemon.pid }]
+      : [];
+  });
+  if (running.length > 0) {
+    throw new Error(
+      `Gantry's agents run here as processes (${running.map((a) => `${a.host}: pid ${a.pid}`).join(', ')}), ` +
+        'started by the tests or by npm start -- --no-kubelet. bench:start runs its own and stops them ' +
+        `at the end, which would leave the hosts without agents. Stop these first: kill ${running.map((a) => a.pid).join(' ')}`,
+    );
+  }
+  await refuseBesideInstalledGantry(cluster!);
+}
+
 async function main(): Promise<void> {
+  await refuseWhileAgentsRun();
   await installCrds(cluster!);
   // Warm: both paths find the image on the hosts, so the comparison is of the start path.
   for (const h of hosts) {

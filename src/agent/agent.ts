@@ -246,10 +246,7 @@ export function setUpAgent(
   });
   enqueueImage = (key) => imageController.enqueue(key);
   hosts.addEventHandler({ onUpdate: () => reporter.poke() });
-  nodes.addEventHandler({
-    onAdd: () => reporter.poke(),
-    onUpdate: () => void reporter.register().then(() => reporter.poke()),
-  });
+  nodes.addEventHandler({ onAdd: () => reporter.relabel(), onUpdate: () => reporter.relabel() });
 
   manager.add({ name: 'host-reporter', needLeaderElection: false, start: (signal) => reporter.run(signal) });
   manager.add({ name: 'fence', needLeaderElection: false, start: (signal) => fence.run(signal) });

@@ -62,6 +62,8 @@ export class HostReporter {
   private checkpoint: CheckpointProbeResult | undefined;
   private lastWrite = 0;
   private dirty = true;
+  /** The Node's labels changed: the Host's follow with the next report. */
+  private relabelDue = false;
   private wake: (() => void) | undefined;
 
   constructor(
@@ -75,8 +77,14 @@ export class HostReporter {
     this.wake?.();
   }
 
+  /** The Node changed: its labels go to the Host with the next report (errors retried there). */
+  relabel(): void {
+    this.relabelDue = true;
+    this.poke();
+  }
+
   /** Creates the Host if it does not exist and keeps its labels in step with the Node's. */
-  async register(): Promise<void> {
+  private async register(): Promise<void> {
     const node = this.deps.nodeCache.get(this.opts.host);
     const labels = {
       ...(node?.metadata?.labels ?? {}),
@@ -93,11 +101,16 @@ export class HostReporter {
     void probeCheckpoint(this.deps.cri, {
       image: this.opts.probeImage,
       workDir: path.join(this.opts.stateDir, 'checkpoint-probe'),
-    }).then((result) => {
-      this.checkpoint = result;
-      this.deps.log.info('Checkpoint probe finished', { works: result.works, detail: result.detail });
-      this.poke();
-    });
+    })
+      .catch((e: unknown): CheckpointProbeResult => ({
+        works: false,
+        detail: `the probe failed: ${String(e)}`,
+      }))
+      .then((result) => {
+        this.checkpoint = result;
+        this.deps.log.info('Checkpoint probe finished', { works: result.works, detail: result.detail });
+        this.poke();
+      });
   }
 
   /** Heartbeat and status loops, until `signal` aborts. */
@@ -253,6 +266,13 @@ export class HostReporter {
   }
 
   private async report(): Promise<void> {
+    if (this.relabelDue) {
+      this.relabelDue = false;
+      await this.register().catch((e: unknown) => {
+        this.relabelDue = true;
+        throw e;
+      });
+    }
     const status = await this.observe();
     const live = this.deps.hostCache.get(this.opts.host);
     const due = Date.now() - this.lastWrite >= this.opts.reportIntervalMs;

@@ -1,6 +1,7 @@
 // The node agent's own metrics (gantry_ prefix, base units), on the process registry next to the
 // machinery's controller-runtime metrics.
 import { Counter, Gauge, Histogram } from 'prom-client';
+import { ContainerPhaseSchema } from '../api/v1alpha1/index.js';
 import type { CriCallEvent } from '../cri/client.js';
 import { registry } from '../obs/metrics.js';
 
@@ -57,7 +58,6 @@ export function observeCriCall(e: CriCallEvent): void {
   criCallDuration.observe({ method: e.method, result: e.codeName }, e.seconds);
 }
 
-const phases = ['Pending', 'Creating', 'Running', 'Restarting', 'Succeeded', 'Failed', 'Unknown'] as const;
 let phasesNow: () => (string | undefined)[] = () => [];
 
 new Gauge({
@@ -67,7 +67,7 @@ new Gauge({
   registers,
   collect() {
     this.reset();
-    for (const phase of phases) this.set({ phase }, 0);
+    for (const phase of ContainerPhaseSchema.options) this.set({ phase }, 0);
     for (const phase of phasesNow()) this.inc({ phase: phase ?? 'Pending' });
   },
 });

@@ -86,7 +86,8 @@ checkpoint/restore: ${cluster.checkpoint.works ? 'works' : `does not work here (
   kubectl get gantry                                   # everything Gantry, at a glance
   kubectl get ctr -o wide                              # containers: host, phase, IP, health
   curl http://$(kubectl get ctr -l app=web -o jsonpath='{.items[0].status.ip}'):8080/
-  kubectl scale workload/web --replicas=5 && kubectl get wl -w
+  kubectl scale workload/web --replicas=5 && kubectl get wl -w   # web autoscales: back to 2 soon
+  kubectl events --for workload/web                    # ...and why (ManualScaleOverridden)
   npm run logs -- default/counter --tail 5            # a container's output
   kubectl apply -f examples/migration.yaml && kubectl get mig -w   # move the counter to the other host
   kubectl get mig counter-move-1 -o jsonpath='{.status.targetContainer}'   # its new name

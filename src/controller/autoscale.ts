@@ -8,7 +8,9 @@
 //    scale-down (so a missing report never drives a change);
 //  - stabilizes it as the HPA's behavior does: up to the lowest recommendation of the scale-up
 //    window, down to the highest of the scale-down window; then clamps to min/max;
-//  - writes spec.replicas through the /scale subresource, with an event and a metric per change.
+//  - writes spec.replicas through the /scale subresource, with an event and a metric per change,
+//    and a Warning event when that undoes a scale made by hand (kubectl scale, an edit, a GitOps
+//    sync): the user learns why their count did not hold.
 // spec.replicas 0 pauses it, as it pauses an HPA. With GitOps, leave spec.replicas out of Git
 // while autoscale is on, or every sync undoes the autoscaler (as with an HPA).
 import { CustomObjectsApi, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
@@ -35,6 +37,9 @@ import { amounts } from './scheduler.js';
 
 /** The HPA's default tolerance (--horizontal-pod-autoscaler-tolerance). */
 export const tolerance = 0.1;
+
+/** The field manager of the autoscaler's writes to /scale. */
+export const autoscalerFieldManager = 'gantry-autoscaler';
 
 const decisions = new Counter({
   name: 'gantry_autoscale_decisions_total',
@@ -152,6 +157,24 @@ export function workloadUsage(
   return usage;
 }
 
+/**
+ * Who scaled the Workload by hand: the field manager other than the autoscaler that set
+ * spec.replicas after the Workload was created (its managedFields say who owns the field, and
+ * since when), if any. The count it was created with is not a scale. A write through /scale
+ * (kubectl scale) has an entry without a time: a scale, since /scale cannot create.
+ */
+export function manualScaler(wl: Workload): string | undefined {
+  const created = Date.parse(String(wl.metadata.creationTimestamp ?? ''));
+  return wl.metadata.managedFields?.find((m) => {
+    const spec = (m.fieldsV1 as Record<string, Record<string, unknown> | undefined> | undefined)?.['f:spec'];
+    return (
+      m.manager !== autoscalerFieldManager &&
+      spec?.['f:replicas'] !== undefined &&
+      (m.subresource === 'scale' || Date.parse(String(m.time ?? '')) > created)
+    );
+  })?.manager;
+}
+
 export function setupAutoscaleController(ctx: ControllerContext): void {
   const caches = sharedCaches(ctx, realClock);
   const api = ctx.client.api(CustomObjectsApi);
@@ -173,7 +196,7 @@ export function setupAutoscaleController(ctx: ControllerContext): void {
             namespace: name.namespace!,
             name: name.name,
             body: { spec: { replicas } },
-            fieldManager: 'gantry-autoscaler',
+            fieldManager: autoscalerFieldManager,
           },
           setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
         );
@@ -238,6 +261,19 @@ export class AutoscaleReconciler implements Reconciler {
         'Autoscale',
         `New size: ${decision.replicas}; reason: ${decision.why}`,
       );
+      const scaler = manualScaler(wl);
+      if (scaler) {
+        const { minReplicas, maxReplicas } = parsed.value.autoscale;
+        this.deps.recorder.event(
+          wl,
+          'Warning',
+          'ManualScaleOverridden',
+          'Autoscale',
+          `spec.replicas ${current}, set by ${scaler}, overridden to ${decision.replicas}: spec.autoscale ` +
+            `sets replicas between ${minReplicas} and ${maxReplicas} (${decision.why}); ` +
+            'to scale by hand, remove spec.autoscale',
+        );
+      }
     }
     return { requeueAfter: this.deps.syncPeriodMs };
   }
@@ -263,7 +299,10 @@ export class AutoscaleReconciler implements Reconciler {
     });
     if (rec.replicas === undefined) return undefined;
     utilization.set({ namespace: name.namespace!, workload: name.name }, rec.utilization);
-    const stable = stabilize(this.history.get(key) ?? [], rec.replicas, current, now, {
+    // As the HPA's first look does: today's count is a recommendation, so a Workload just created
+    // (or a controller just started) waits out the scale-down window before going below it.
+    const history = this.history.get(key) ?? [{ at: now, replicas: current }];
+    const stable = stabilize(history, rec.replicas, current, now, {
       upSeconds: auto.scaleUpStabilizationSeconds,
       downSeconds: auto.scaleDownStabilizationSeconds,
     });

@@ -4,6 +4,7 @@ import { setupAutoscaleController } from './autoscale.js';
 import { setupSchedulingController } from './binding.js';
 import type { ControllerSetup } from './context.js';
 import { setupDrainController } from './drain.js';
+import { setupEndpointSliceController } from './endpointslice.js';
 import { setupHostLifecycleController } from './hostlifecycle.js';
 import { setupImageController } from './image.js';
 import { setupMigrationController } from './migration/index.js';
@@ -19,4 +20,5 @@ export const controllers: readonly ControllerSetup[] = [
   setupAutoscaleController,
   setupMigrationController,
   setupDrainController,
+  setupEndpointSliceController,
 ];

@@ -3,9 +3,13 @@
 // Docker's: anonymous first, then what the 401 challenge asks for (Basic, or a Bearer token
 // from the registry's token service). Plain HTTP is used only for registries listed as
 // insecure. Every failure is a RegistryError whose CamelCase reason a condition can carry.
+// Requests go through registryhttp.ts (limits, redirects, where a registry may send us).
 import type { Credentials } from '../kube/dockerconfig.js';
 import { createHash } from 'node:crypto';
 import { formatImageReference, type ImageReference } from '../api/v1alpha1/index.js';
+import { fetchWithin, RegistryError, type Fetched } from './registryhttp.js';
+
+export { RegistryError, type RegistryErrorReason } from './registryhttp.js';
 
 export const mediaTypes = {
   ociIndex: 'application/vnd.oci.image.index.v1+json',
@@ -16,33 +20,8 @@ export const mediaTypes = {
 
 const acceptManifests = Object.values(mediaTypes).join(', ');
 const indexTypes: string[] = [mediaTypes.ociIndex, mediaTypes.dockerManifestList];
-/** containerd refuses larger manifests too. */
-const maxManifestBytes = 4 * 1024 * 1024;
 /** The distribution spec's default when a token response gives no lifetime. */
 const defaultTokenSeconds = 60;
-
-export type RegistryErrorReason =
-  | 'RegistryUnreachable'
-  | 'RegistryTimeout'
-  | 'Unauthorized'
-  | 'AccessDenied'
-  | 'RepositoryUnknown'
-  | 'ManifestUnknown'
-  | 'TooManyRequests'
-  | 'InvalidManifest'
-  | 'RegistryError';
-
-export class RegistryError extends Error {
-  override readonly name = 'RegistryError';
-
-  constructor(
-    readonly reason: RegistryErrorReason,
-    message: string,
-    options?: { cause?: unknown },
-  ) {
-    super(message, options);
-  }
-}
 
 export interface RegistryClientOptions {
   /** Registries (host[:port]) reached over plain HTTP; every other one over HTTPS. */
@@ -73,12 +52,6 @@ interface ManifestDocument {
   config?: Descriptor;
   layers?: Descriptor[];
   manifests?: Descriptor[];
-}
-
-interface Fetched {
-  status: number;
-  headers: Headers;
-  body: Buffer;
 }
 
 interface Challenge {
@@ -207,10 +180,10 @@ export class RegistryClient {
     const url = `${this.baseURL(ref.registry)}/v2/${ref.path}/manifests/${digestOrTag}`;
     const cacheKey = [ref.registry, ref.path, creds?.username ?? ''].join('\n');
     const send = (authorization?: string): Promise<Fetched> =>
-      this.fetch(
+      fetchWithin(
         url,
         { method, headers: { accept: acceptManifests, ...(authorization && { authorization }) } },
-        signal,
+        { timeoutMs: this.timeoutMs, signal },
       );
     const cached = this.authorizations.get(cacheKey);
     let res = await send(cached && cached.expiresAt > Date.now() ? cached.header : undefined);
@@ -259,10 +232,10 @@ export class RegistryClient {
     }
     if (challenge.params.service) realm.searchParams.set('service', challenge.params.service);
     realm.searchParams.set('scope', challenge.params.scope ?? `repository:${ref.path}:pull`);
-    const res = await this.fetch(
+    const res = await fetchWithin(
       realm.href,
       { method: 'GET', headers: creds ? { authorization: basic(creds) } : {} },
-      signal,
+      { timeoutMs: this.timeoutMs, signal, chosenBy: ref.registry },
     );
     if (res.status === 401 || res.status === 403) {
       throw new RegistryError(
@@ -291,47 +264,6 @@ export class RegistryClient {
     if (this.insecure.has(registry)) return `http://${registry}`;
     // docker.io is a name; the registry itself answers at registry-1.docker.io.
     return `https://${registry === 'docker.io' ? 'registry-1.docker.io' : registry}`;
-  }
-
-  /** A request and its whole body, within the timeout; network failures become RegistryErrors. */
-  private async fetch(url: string, init: RequestInit, signal: AbortSignal | undefined): Promise<Fetched> {
-    const timeout = AbortSignal.timeout(this.timeoutMs);
-    const combined = signal ? AbortSignal.any([signal, timeout]) : timeout;
-    const origin = new URL(url).origin;
-    try {
-      const res = await fetch(url, { ...init, signal: combined });
-      const length = Number(res.headers.get('content-length') ?? 0);
-      if (length > maxManifestBytes) {
-        await res.body?.cancel();
-        throw new RegistryError(
-          'InvalidManifest',
-          `${url} answered ${length} bytes, more than a manifest may have`,
-        );
-      }
-      const body = Buffer.from(await res.arrayBuffer());
-      if (body.length > maxManifestBytes) {
-        throw new RegistryError('InvalidManifest', `${url} answered more bytes than a manifest may have`);
-      }
-      return { status: res.status, headers: res.headers, body };
-    } catch (err) {
-      if (err instanceof RegistryError || signal?.aborted) throw err;
-      if (timeout.aborted) {
-        throw new RegistryError(
-          'RegistryTimeout',
-          `${origin} did not answer within ${this.timeoutMs / 1000}s`,
-          {
-            cause: err,
-          },
-        );
-      }
-      const cause = (err as { cause?: { message?: string; code?: string } }).cause;
-      const why = cause?.message ?? (err as Error).message;
-      const hint =
-        url.startsWith('https:') && /SSL|TLS|EPROTO|wrong version/i.test(why)
-          ? ' (a registry that serves plain HTTP must be listed in --insecure-registries)'
-          : '';
-      throw new RegistryError('RegistryUnreachable', `cannot reach ${origin}: ${why}${hint}`, { cause: err });
-    }
   }
 }
 

@@ -93,9 +93,9 @@ export class Controller {
     this.log.info('All workers finished');
   }
 
-  /** Asks in-flight reconciles to give up (their ctx.signal aborts): the grace period is over. */
-  abort(): void {
-    this.cancel.abort(new Error('shutdown grace period exceeded'));
+  /** Asks in-flight reconciles to give up (their ctx.signal aborts), saying why. */
+  abort(why: string): void {
+    this.cancel.abort(new Error(why));
   }
 
   private async work(): Promise<void> {

@@ -216,6 +216,7 @@ export class Manager {
     const servers: RunningServer[] = [];
     const election = new AbortController();
     let leading: Promise<void> = Promise.resolve();
+    let leadershipLost = false;
     try {
       await this.startServers(servers);
       for (const informer of this.informers.values()) informer.start();
@@ -225,7 +226,9 @@ export class Manager {
         this.startRunnables(false);
         if (this.opts.leaderElection) {
           this.elector = this.newElector(this.opts.leaderElection, () => {
-            if (!stop.signal.aborted) fail(new Error('leader election lost'));
+            if (stop.signal.aborted) return;
+            leadershipLost = true;
+            fail(new Error('leader election lost'));
           });
           leading = this.elector.run(election.signal).catch(fail);
         } else {
@@ -239,7 +242,7 @@ export class Manager {
     } catch (err) {
       fail(err);
     } finally {
-      await this.shutdown(election, leading);
+      await this.shutdown(election, leading, leadershipLost);
       await Promise.all(servers.map((s) => s.close()));
       removeSignalHandlers();
     }
@@ -298,14 +301,27 @@ export class Manager {
     }
   }
 
-  private async shutdown(election: AbortController, leading: Promise<void>): Promise<void> {
+  /**
+   * Stops the controllers, letting in-flight reconciles finish within the grace period, unless
+   * leadership was lost: another replica may be leading already, so they are aborted at once (as
+   * controller-runtime exits), and nothing more is written on a lease's behalf that is gone.
+   */
+  private async shutdown(
+    election: AbortController,
+    leading: Promise<void>,
+    leadershipLost: boolean,
+  ): Promise<void> {
     const graceMs = this.opts.gracefulShutdownMs ?? 30_000;
     const deadline = this.clock.now() + graceMs;
+    if (leadershipLost) {
+      this.log.warn('Leadership lost: aborting in-flight reconciles');
+      for (const c of this.controllers) c.abort('leadership lost');
+    }
     this.log.info('Shutting down: finishing in-flight reconciles', { gracefulShutdownMs: graceMs });
     const drained = await this.within(Promise.all(this.controllers.map((c) => c.stop())), graceMs);
     if (!drained) {
       this.log.warn('Grace period over with reconciles still running; aborting them');
-      for (const c of this.controllers) c.abort();
+      for (const c of this.controllers) c.abort('shutdown grace period exceeded');
     }
     this.stopRunnables.abort();
     if (!(await this.within(Promise.all(this.running), deadline - this.clock.now()))) {

@@ -73,6 +73,13 @@ const podBridges = 'kubebr+';
 export async function up(opts: UpOptions): Promise<LocalCluster> {
   const out = opts.out ?? ((l: string) => console.log(l));
   const kubelet = opts.kubelet ?? true;
+  requireRoot();
+  if (fs.existsSync(localDir) && !pidFiles().some((f) => livePid(f))) {
+    // What a cluster that never stopped left behind (a machine restart, a killed run): its etcd
+    // still holds objects from then, so it is removed rather than resumed.
+    out(`${localDir} holds a local cluster that is no longer running: removing it first`);
+    await down(out);
+  }
   const running = readLocalCluster();
   if (running && running.kubelet !== kubelet) {
     throw new Error(
@@ -80,7 +87,6 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
     );
   }
   const steps = new Steps(kubelet ? 9 : 8, out);
-  requireRoot();
   fs.mkdirSync(layout.pids, { recursive: true });
   fs.mkdirSync(layout.logs, { recursive: true });
 
@@ -313,7 +319,8 @@ async function createNamespace(name: string): Promise<void> {
 
 /**
  * The registry's in-cluster address belongs to a Service of its own, so the apiserver never gives
- * it to another; network.ts answers for it (the registry listens on loopback only).
+ * it to another; network.ts answers for it (the registry listens on loopback only). The address is
+ * in the range's static band, which dynamic allocation leaves alone while it has other addresses.
  */
 async function reserveRegistryService(): Promise<void> {
   await createNamespace('gantry-local');

@@ -3,10 +3,12 @@
 // go with the cluster's, so `cluster:down` stops them too; logs are in the cluster's log folder.
 // A process already running is reused only if it was started with exactly the command line asked
 // for (same checkout, same flags); otherwise it is restarted with that one, and the reason printed.
+// None starts while Gantry runs installed in the cluster (Helm, the manifests): they would compete.
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadAllYaml } from '@kubernetes/client-node';
 import {
   commandDifferences,
   commandFile,
@@ -17,6 +19,7 @@ import {
   stopPidFile,
   waitFor,
 } from './proc.js';
+import { PrerequisiteError } from './prerequisites.js';
 import { imageRef, registryAddress } from './registry.js';
 import { type LocalCluster, localDir, systemNamespace } from './state.js';
 
@@ -68,6 +71,49 @@ export async function installCrds(cluster: LocalCluster): Promise<void> {
     '-l',
     'app.kubernetes.io/part-of=gantry',
   ]);
+}
+
+/**
+ * The cluster-wide rules the chart ships for people, taken from manifests/gantry.yaml for runs of
+ * Gantry as processes: the aggregated view and edit rights (so a user bound to `edit` works with
+ * Gantry objects) and the policy reserving gantry.dev/ annotations to the controller (the processes
+ * here run as the cluster admin, which it lets through). Named gantry-local-*, so a later
+ * `helm install gantry` owns its own copies.
+ */
+export async function installClusterPolicies(cluster: LocalCluster): Promise<void> {
+  const wanted = new Set(['gantry-view', 'gantry-edit', 'gantry-reserved-annotations']);
+  const manifests = loadAllYaml(fs.readFileSync(path.join(repoRoot, 'manifests', 'gantry.yaml'), 'utf8'));
+  const local = (name: string) => name.replace(/^gantry-/, 'gantry-local-');
+  const objects = (manifests as KubeObject[])
+    .filter((o) => o && wanted.has(o.metadata.name))
+    .map((o) => {
+      const aggregation = Object.entries(o.metadata.labels ?? {}).filter(([k]) =>
+        k.startsWith('rbac.authorization.k8s.io/'),
+      );
+      const labels = { 'app.kubernetes.io/part-of': 'gantry', ...Object.fromEntries(aggregation) };
+      const spec = o.spec?.policyName ? { ...o.spec, policyName: local(o.spec.policyName) } : o.spec;
+      return { ...o, metadata: { name: local(o.metadata.name), labels }, ...(spec ? { spec } : {}) };
+    });
+  if (objects.length !== wanted.size + 1) {
+    throw new Error(`manifests/gantry.yaml lacks some of ${[...wanted].join(', ')}: npm run gen:manifests`);
+  }
+  const file = path.join(localDir, 'gantry-local-policies.json');
+  fs.writeFileSync(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items: objects }));
+  await run(path.join(cluster.binDir, 'kubectl'), [
+    '--kubeconfig',
+    cluster.kubeconfig,
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '--field-manager=gantry-install',
+    '-f',
+    file,
+  ]);
+}
+
+interface KubeObject {
+  metadata: { name: string; labels?: Record<string, string> };
+  spec?: { policyName?: string };
 }
 
 function tsEntry(name: string): string[] {
@@ -141,15 +187,78 @@ async function ensureRunning(
   await waitHealthy(what, probesPort, pid, files.logFile);
 }
 
+/** An agent DaemonSet of Gantry installed in the cluster, and who installed it. */
+export interface AgentDaemonSet {
+  namespace: string;
+  name: string;
+  /** Helm's release name and namespace (its meta.helm.sh annotations), when Helm installed it. */
+  release?: { name: string; namespace: string };
+}
+
 /**
- * The agent of `host` with `extraArgs` (later flags win over the defaults): reused when it already
- * runs with exactly this command line, restarted when it runs with another.
+ * Why no Gantry process may start here while Gantry runs installed in the cluster (the chart, as
+ * `npm start` installs it on kubelet nodes, or the plain manifests): its agents serve the hosts
+ * and its controller holds the leader Lease, so processes beside them would fight over every
+ * Container, or wait forever. Says what is installed and how to remove it; undefined if nothing is.
  */
+export function installedGantryConflict(agents: readonly AgentDaemonSet[]): string | undefined {
+  const [first] = agents;
+  if (!first) return undefined;
+  const where = `DaemonSet ${first.name} in ${first.namespace}`;
+  const remove = first.release
+    ? `helm uninstall ${first.release.name} --namespace ${first.release.namespace} (npm start installs it again)`
+    : `delete DaemonSet ${first.name} in ${first.namespace} and the controller's Deployment`;
+  return (
+    `Gantry is installed in the local cluster (${where}${first.release ? `, Helm release ${first.release.name}` : ''}): ` +
+    `its agents serve the hosts and its controller leads, so Gantry processes started here would compete with them. ` +
+    `Remove it first: ${remove}`
+  );
+}
+
+/** Refuses, with installedGantryConflict's reason, when Gantry runs installed in the cluster. */
+export async function refuseBesideInstalledGantry(cluster: LocalCluster): Promise<void> {
+  const out = await run(path.join(cluster.binDir, 'kubectl'), [
+    '--kubeconfig',
+    cluster.kubeconfig,
+    'get',
+    'daemonsets',
+    '--all-namespaces',
+    '--selector=app.kubernetes.io/part-of=gantry,app.kubernetes.io/component=agent',
+    '--output=json',
+  ]);
+  type DaemonSet = {
+    metadata: {
+      namespace: string;
+      name: string;
+      deletionTimestamp?: string;
+      annotations?: Record<string, string>;
+    };
+  };
+  const agents = (JSON.parse(out) as { items: DaemonSet[] }).items
+    .filter((d) => !d.metadata.deletionTimestamp)
+    .map(({ metadata: m }) => {
+      const name = m.annotations?.['meta.helm.sh/release-name'];
+      const namespace = m.annotations?.['meta.helm.sh/release-namespace'];
+      return {
+        namespace: m.namespace,
+        name: m.name,
+        ...(name && namespace ? { release: { name, namespace } } : {}),
+      };
+    });
+  const conflict = installedGantryConflict(agents);
+  if (conflict) throw new PrerequisiteError(conflict);
+}
+
 /** A host's agent state (container logs, checkpoints); a kubelet node mounts it at /var/lib/gantry/agent. */
 export function agentStateDir(host: string): string {
   return path.join(localDir, 'hosts', host, 'agent');
 }
 
+/**
+ * The agent of `host` with `extraArgs` (later flags win over the defaults): reused when it already
+ * runs with exactly this command line, restarted when it runs with another; refused while Gantry
+ * runs installed in the cluster.
+ */
 export async function startAgent(
   cluster: LocalCluster,
   host: string,
@@ -158,6 +267,7 @@ export async function startAgent(
 ): Promise<void> {
   const h = cluster.hosts.find((x) => x.name === host);
   if (!h) throw new Error(`no host ${host} in the local cluster`);
+  await refuseBesideInstalledGantry(cluster);
   const ports = agentPorts(host);
   const stateDir = agentStateDir(host);
   fs.mkdirSync(stateDir, { recursive: true });
@@ -210,12 +320,16 @@ export async function stopAgent(host: string, signal: 'SIGTERM' | 'SIGKILL' = 'S
   await stopGantryProcess(path.join(pids, `agent-${host}.pid`), 'agent', signal);
 }
 
-/** The controller with `extraArgs`: reused when it already runs with exactly this command line, restarted otherwise. */
+/**
+ * The controller with `extraArgs`: reused when it already runs with exactly this command line,
+ * restarted otherwise; refused while Gantry runs installed in the cluster.
+ */
 export async function startController(
   cluster: LocalCluster,
   extraArgs: string[] = [],
   report: Report = (l) => console.error(l),
 ): Promise<void> {
+  await refuseBesideInstalledGantry(cluster);
   const argv = [
     process.execPath,
     ...tsEntry('controller'),
@@ -329,14 +443,16 @@ export async function apiserverHasFrontProxy(cluster: LocalCluster): Promise<boo
  * Gantry's aggregated API server (Containers' logs), registered with the apiserver, and waits
  * until the apiserver reports the APIService Available. Not part of startGantry: an APIService
  * left registered without its server keeps every namespace of the shared cluster from finishing
- * deletion, so whoever starts it stops it (stopSubresources). Refuses on an apiserver without a
- * front proxy (one started before controlplane.ts gave it one), where it could never be Available.
+ * deletion, so whoever starts it stops it (stopSubresources). Refuses while Gantry runs installed
+ * in the cluster, and on an apiserver without a front proxy (one started before controlplane.ts
+ * gave it one), where it could never be Available.
  */
 export async function startSubresources(
   cluster: LocalCluster,
   extraArgs: string[] = [],
   report: Report = (l) => console.error(l),
 ): Promise<void> {
+  await refuseBesideInstalledGantry(cluster);
   const kubectl = [path.join(cluster.binDir, 'kubectl'), '--kubeconfig', cluster.kubeconfig] as const;
   if (!(await apiserverHasFrontProxy(cluster))) {
     throw new Error(
@@ -409,18 +525,22 @@ export interface GantryArgs {
 }
 
 /**
- * CRDs, an agent on every host, then the controller, each with the flags asked for: a process
- * already running with exactly those is reused (a second `npm start` changes nothing), one
- * running with others (other flags, another checkout) is restarted, and `report` says what
- * differed. Agents first: a controller that waits longer than its --host-lost-grace for their
+ * CRDs and the chart's rules for people, an agent on every host, then the controller, each with
+ * the flags asked for: a process already running with exactly those is reused (a second
+ * `npm start` changes nothing), one running with others (other flags, another checkout) is
+ * restarted, and `report` says what differed. Agents first: a controller that waits longer than its --host-lost-grace for their
  * first heartbeats marks the Hosts lost, and their Ready condition flaps while they come back.
+ * Refused while Gantry runs installed in the cluster (the chart `npm start` installs on kubelet
+ * nodes), saying how to remove it.
  */
 export async function startGantry(
   cluster: LocalCluster,
   args: GantryArgs = {},
   report: Report = (l) => console.error(l),
 ): Promise<void> {
+  await refuseBesideInstalledGantry(cluster);
   await installCrds(cluster);
+  await installClusterPolicies(cluster);
   await Promise.all(cluster.hosts.map((h) => startAgent(cluster, h.name, args.agent, report)));
   await startController(cluster, args.controller, report);
 }

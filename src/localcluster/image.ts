@@ -9,7 +9,7 @@
 // Each base is an OCI layout in the cache named by a hash of what it is made from; the Gantry
 // image is one too, named by a hash of the build's inputs (the Dockerfile, .dockerignore, what
 // the Dockerfile copies from the context, the bases), so an unchanged tree builds nothing.
-import crypto from 'node:crypto';
+// The bases are made in imagebases.ts, the Dockerfile and its context are read in dockerfile.ts.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,405 +22,37 @@ import {
   linkSharedBlobs,
   storageRef,
 } from './buildah.js';
+import { argDefault, gantryKey } from './dockerfile.js';
+import {
+  type BuiltBase,
+  buildBase,
+  busybox,
+  caBundle,
+  caCertificates,
+  ensureBase,
+  hostNode,
+  runBase,
+} from './imagebases.js';
+import { imageBuildLog } from './imagecache.js';
 import { PrerequisiteError } from './prerequisites.js';
 import { run, succeeds } from './proc.js';
 import { registryAddress } from './registry.js';
 import { type Progress, Steps } from './steps.js';
 import { cacheDir } from './versions.js';
 
+export { contextSources, dockerignoreMatcher } from './dockerfile.js';
+export { imageBuildLog };
+
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
 /** Where `npm run image:build` pushes: 127.0.0.1:5000/gantry:<version>-<input hash>. */
 export const gantryRepository = `${registryAddress}/gantry`;
 
-/** buildah's and skopeo's output; a failure names it. */
-export const imageBuildLog = path.join(cacheDir, 'logs', 'image-build.log');
-
-/** Changes every key: bump it when a recipe changes in a way its inputs do not show. */
-const recipeVersion = 1;
-
-const busybox = '/bin/busybox';
-/** Debian's Mozilla CA certificates (ca-certificates), the set distroless ships. */
-const mozillaCerts = '/usr/share/ca-certificates/mozilla';
 /** This machine's trust store; it may hold a local CA that the way to the npm registry needs. */
 const hostCaBundle = '/etc/ssl/certs/ca-certificates.crt';
-const caBundle = '/etc/ssl/certs/ca-certificates.crt';
-const defaultPath = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
-
-// ---------------------------------------------------------------------------------------------
-// The bases: a list of files, each from this machine or written here, and the image config.
-
-type Entry =
-  | { kind: 'file'; from: string; mode?: number }
-  | { kind: 'text'; text: string; mode?: number }
-  | { kind: 'link'; target: string }
-  | { kind: 'dir'; mode: number; owner?: number }
-  /** A directory copied whole (symlinks kept as they are). */
-  | { kind: 'tree'; from: string };
-
-interface Base {
-  /** build-base or run-base: the layout's name and the image's in buildah's storage. */
-  name: string;
-  /** The Dockerfile's build argument it is passed as, and the public image it stands in for. */
-  arg: 'BUILD_IMAGE' | 'RUN_IMAGE';
-  standsFor: string;
-  /** Absolute path in the image -> what is there. */
-  files: Record<string, Entry>;
-  /** Containerfile instructions after the root filesystem (ENV, USER, ENTRYPOINT...). */
-  config: string[];
-}
-
-interface HostNode {
-  /** The node binary running this code, and its version. */
-  node: string;
-  version: string;
-  /** npm's package directory next to it. */
-  npm: string;
-  /** The shared libraries node loads, where ldd finds them. */
-  libraries: string[];
-}
-
-async function hostNode(): Promise<HostNode> {
-  const node = fs.realpathSync(process.execPath);
-  const npm = path.resolve(path.dirname(process.execPath), '..', 'lib', 'node_modules', 'npm');
-  if (!fs.existsSync(path.join(npm, 'bin', 'npm-cli.js'))) {
-    throw new PrerequisiteError(`no npm next to ${process.execPath} (looked in ${npm})`);
-  }
-  const libraries = [...(await run('ldd', [node])).matchAll(/(?:=>\s*|^\s*)(\/\S+)\s+\(0x/gm)].map(
-    (m) => m[1]!,
-  );
-  if (!libraries.some((l) => /\/ld-linux/.test(l))) {
-    throw new PrerequisiteError(`${node} is not a dynamically linked Linux program ldd understands`);
-  }
-  return { node, version: process.versions.node, npm, libraries };
-}
-
-function caCertificates(): string {
-  if (!fs.existsSync(mozillaCerts)) {
-    throw new PrerequisiteError(`no ${mozillaCerts}: apt-get install -y ca-certificates`);
-  }
-  return fs
-    .readdirSync(mozillaCerts)
-    .filter((f) => f.endsWith('.crt'))
-    .sort()
-    .map((f) => fs.readFileSync(path.join(mozillaCerts, f), 'utf8').trimEnd() + '\n')
-    .join('');
-}
-
-function libraryFiles(h: HostNode): Record<string, Entry> {
-  return Object.fromEntries(h.libraries.map((l) => [l, { kind: 'file', from: fs.realpathSync(l) }]));
-}
-
-const common = (h: HostNode, ca: string): Record<string, Entry> => ({
-  ...libraryFiles(h),
-  '/etc/nsswitch.conf': { kind: 'text', text: 'passwd: files\ngroup: files\nhosts: files dns\n' },
-  [caBundle]: { kind: 'text', text: ca },
-  '/root': { kind: 'dir', mode: 0o700 },
-  '/tmp': { kind: 'dir', mode: 0o1777 },
-});
-
-/** Like node:20-bookworm-slim: node and npm in /usr/local, a shell and coreutils (busybox's). */
-async function buildBase(h: HostNode, ca: string, standsFor: string): Promise<Base> {
-  const applets = (await run(busybox, ['--list'])).split('\n').filter((a) => a && a !== 'busybox');
-  return {
-    name: 'build-base',
-    arg: 'BUILD_IMAGE',
-    standsFor,
-    files: {
-      ...common(h, ca),
-      '/bin/busybox': { kind: 'file', from: busybox, mode: 0o755 },
-      ...Object.fromEntries(applets.map((a) => [`/bin/${a}`, { kind: 'link', target: 'busybox' }])),
-      // npm's and the dependencies' programs start with #!/usr/bin/env node.
-      '/usr/bin/env': { kind: 'link', target: '/bin/busybox' },
-      '/usr/local/bin/node': { kind: 'file', from: h.node, mode: 0o755 },
-      '/usr/local/lib/node_modules/npm': { kind: 'tree', from: h.npm },
-      '/usr/local/bin/npm': { kind: 'link', target: '../lib/node_modules/npm/bin/npm-cli.js' },
-      '/usr/local/bin/npx': { kind: 'link', target: '../lib/node_modules/npm/bin/npx-cli.js' },
-      '/etc/passwd': {
-        kind: 'text',
-        text: 'root:x:0:0:root:/root:/bin/sh\nnode:x:1000:1000::/home/node:/bin/sh\n',
-      },
-      '/etc/group': { kind: 'text', text: 'root:x:0:\nnode:x:1000:\n' },
-      '/home/node': { kind: 'dir', mode: 0o755, owner: 1000 },
-    },
-    config: [
-      // node reads its CA certificates from this file too, not only its own copy of Mozilla's.
-      `ENV NODE_VERSION=${h.version} PATH=${defaultPath} NODE_EXTRA_CA_CERTS=${caBundle}`,
-      'CMD ["node"]',
-    ],
-  };
-}
-
-/** Like gcr.io/distroless/nodejs20-debian12:nonroot: node, its libraries, users; no shell. */
-function runBase(h: HostNode, ca: string, standsFor: string): Base {
-  return {
-    name: 'run-base',
-    arg: 'RUN_IMAGE',
-    standsFor,
-    files: {
-      ...common(h, ca),
-      '/nodejs/bin/node': { kind: 'file', from: h.node, mode: 0o755 },
-      '/etc/passwd': {
-        kind: 'text',
-        text: [
-          'root:x:0:0:root:/root:/sbin/nologin',
-          'nobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin',
-          'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin',
-          '',
-        ].join('\n'),
-      },
-      '/etc/group': {
-        kind: 'text',
-        text: 'root:x:0:\nnobody:x:65534:\ntty:x:5:\nstaff:x:50:\nnonroot:x:65532:\n',
-      },
-      '/home/nonroot': { kind: 'dir', mode: 0o700, owner: 65532 },
-    },
-    config: [
-      `ENV PATH=${defaultPath} SSL_CERT_FILE=${caBundle}`,
-      'USER 65532',
-      'WORKDIR /home/nonroot',
-      'ENTRYPOINT ["/nodejs/bin/node"]',
-    ],
-  };
-}
-
-// ---------------------------------------------------------------------------------------------
-// Content keys
-
-function sha256(data: string | Buffer): string {
-  return crypto.createHash('sha256').update(data).digest('hex');
-}
-
-function fileDigest(file: string): string {
-  return sha256(fs.readFileSync(file));
-}
-
-/** Every path under dir with its type, mode and content (or link target), in a stable order. */
-function treeDigest(dir: string): string {
-  const h = crypto.createHash('sha256');
-  const walk = (rel: string) => {
-    const full = path.join(dir, rel);
-    for (const name of fs.readdirSync(full).sort()) {
-      const p = path.join(rel, name);
-      const st = fs.lstatSync(path.join(dir, p));
-      if (st.isSymbolicLink()) h.update(`L ${p} ${fs.readlinkSync(path.join(dir, p))}\n`);
-      else if (st.isDirectory()) {
-        h.update(`D ${p} ${(st.mode & 0o7777).toString(8)}\n`);
-        walk(p);
-      } else h.update(`F ${p} ${(st.mode & 0o7777).toString(8)} ${fileDigest(path.join(dir, p))}\n`);
-    }
-  };
-  walk('');
-  return h.digest('hex');
-}
-
-function baseKey(b: Base): string {
-  const files = Object.entries(b.files)
-    .sort(([x], [y]) => (x < y ? -1 : 1))
-    .map(([p, e]) => {
-      switch (e.kind) {
-        case 'file':
-          return [p, e.kind, e.mode ?? fs.statSync(e.from).mode & 0o7777, fileDigest(e.from)];
-        case 'text':
-          return [p, e.kind, e.mode ?? 0o644, sha256(e.text)];
-        case 'link':
-          return [p, e.kind, e.target];
-        case 'dir':
-          return [p, e.kind, e.mode, e.owner ?? 0];
-        case 'tree':
-          return [p, e.kind, treeDigest(e.from)];
-      }
-    });
-  return sha256(JSON.stringify({ recipeVersion, name: b.name, config: b.config, files }));
-}
-
-/** .dockerignore's rule (moby's patternmatcher): the last pattern matching a path or a parent wins. */
-export function dockerignoreMatcher(text: string): (relative: string) => boolean {
-  const rules = text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#'))
-    .map((l) => {
-      const exclude = l.startsWith('!');
-      const pattern = path.posix
-        .normalize((exclude ? l.slice(1) : l).trim().replace(/^\/+/, ''))
-        .replace(/\/+$/, '');
-      const body = pattern
-        .split('/')
-        .map((part) =>
-          part === '**'
-            ? '.*'
-            : part
-                .replace(/[.+^${}()|[\]\\]/g, '\\$&')
-                .replace(/\*/g, '[^/]*')
-                .replace(/\?/g, '[^/]'),
-        )
-        .join('/');
-      return { exclude, regex: new RegExp(`^${body}(/.*)?$`) };
-    });
-  return (relative) => {
-    let ignored = false;
-    for (const r of rules) if (r.regex.test(relative)) ignored = !r.exclude;
-    return ignored;
-  };
-}
-
-/** What COPY and ADD take from the build context (not --from another stage), as written. */
-export function contextSources(dockerfile: string): string[] {
-  const lines = dockerfile
-    .split('\n')
-    .filter((l) => !/^\s*#/.test(l))
-    .join('\n')
-    .replace(/\\\n/g, ' ')
-    .split('\n');
-  const sources: string[] = [];
-  for (const line of lines) {
-    const m = /^\s*(COPY|ADD)\s+(.*)$/i.exec(line);
-    if (!m) continue;
-    const rest = m[2]!.trim();
-    const words = rest.split(/\s+/);
-    const flags = words.filter((w) => w.startsWith('--'));
-    if (flags.some((f) => f.startsWith('--from'))) continue;
-    const operands = rest.includes('[')
-      ? (JSON.parse(rest.slice(rest.indexOf('['))) as string[])
-      : words.filter((w) => !w.startsWith('--'));
-    sources.push(...operands.slice(0, -1));
-  }
-  return sources;
-}
-
-/** The files of the build context the Dockerfile copies, relative to the context, .dockerignore applied. */
-function copiedFiles(context: string, dockerfile: string, ignored: (relative: string) => boolean): string[] {
-  const files: string[] = [];
-  const visit = (rel: string) => {
-    if (ignored(rel)) return;
-    const st = fs.lstatSync(path.join(context, rel));
-    if (st.isDirectory()) for (const name of fs.readdirSync(path.join(context, rel))) visit(`${rel}/${name}`);
-    else files.push(rel);
-  };
-  for (const source of contextSources(dockerfile)) {
-    if (/[*?[]/.test(source)) {
-      throw new Error(`the Dockerfile copies ${source}: image.ts hashes plain paths only, not patterns`);
-    }
-    visit(path.posix.normalize(source).replace(/^(\.\/)+|\/+$/g, '') || '.');
-  }
-  return [...new Set(files)].sort();
-}
-
-function gantryKey(
-  context: string,
-  dockerfile: string,
-  dockerignore: string,
-  bases: Record<string, string>,
-): string {
-  const h = crypto.createHash('sha256');
-  h.update(JSON.stringify({ recipeVersion, bases }));
-  h.update(`Dockerfile\n${dockerfile}\n.dockerignore\n${dockerignore}\n`);
-  for (const rel of copiedFiles(context, dockerfile, dockerignoreMatcher(dockerignore))) {
-    const full = path.join(context, rel);
-    const st = fs.lstatSync(full);
-    h.update(
-      st.isSymbolicLink()
-        ? `L ${rel} ${fs.readlinkSync(full)}\n`
-        : `F ${rel} ${(st.mode & 0o111) !== 0 ? 'x' : '-'} ${fileDigest(full)}\n`,
-    );
-  }
-  return h.digest('hex');
-}
-
-/** The Dockerfile's default for a global build argument (ARG NAME=value before the first FROM). */
-function argDefault(dockerfile: string, name: string): string {
-  const value = new RegExp(`^ARG\\s+${name}=(\\S+)`, 'm').exec(dockerfile)?.[1];
-  if (!value) throw new Error(`the Dockerfile takes no ${name} build argument with a default`);
-  return value;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Building
-
-/** Lays out a base's files in a fresh root filesystem, as a tar that keeps owners and modes. */
-async function writeRootfsTar(b: Base, ctx: string): Promise<void> {
-  const root = path.join(ctx, 'rootfs');
-  fs.mkdirSync(root, { mode: 0o755 });
-  fs.chmodSync(root, 0o755);
-  const dirs = (p: string) => fs.mkdirSync(p, { recursive: true, mode: 0o755 });
-  for (const [p, e] of Object.entries(b.files).sort(([x], [y]) => (x < y ? -1 : 1))) {
-    const dest = path.join(root, p);
-    dirs(path.dirname(dest));
-    switch (e.kind) {
-      case 'file':
-        fs.copyFileSync(e.from, dest);
-        fs.chmodSync(dest, e.mode ?? fs.statSync(e.from).mode & 0o7777);
-        break;
-      case 'text':
-        fs.writeFileSync(dest, e.text);
-        fs.chmodSync(dest, e.mode ?? 0o644);
-        break;
-      case 'link':
-        fs.symlinkSync(e.target, dest);
-        break;
-      case 'dir':
-        dirs(dest);
-        fs.chmodSync(dest, e.mode);
-        fs.chownSync(dest, e.owner ?? 0, e.owner ?? 0);
-        break;
-      case 'tree':
-        fs.cpSync(e.from, dest, { recursive: true, verbatimSymlinks: true });
-        break;
-    }
-  }
-  // Same bytes for the same files: names sorted, one timestamp, numeric owners.
-  await run('tar', [
-    '--sort=name',
-    '--mtime=@0',
-    '--numeric-owner',
-    '-C',
-    root,
-    '-cf',
-    path.join(ctx, 'rootfs.tar'),
-    '.',
-  ]);
-  fs.rmSync(root, { recursive: true, force: true });
-}
-
-interface BuiltBase {
-  base: Base;
-  key: string;
-  layout: string;
-  /** Its name in buildah's storage while the Gantry image is built. */
-  local: string;
-}
-
-async function ensureBase(b: Base, note: Progress): Promise<BuiltBase> {
-  const key = baseKey(b);
-  const layout = path.join(imagesDir, `gantry-${b.name}-${key.slice(0, 16)}`);
-  const built: BuiltBase = { base: b, key, layout, local: `localhost/gantry/${b.name}:${key.slice(0, 16)}` };
-  if (layoutExists(layout)) {
-    note(`cached: ${layout}`);
-    return built;
-  }
-  fs.mkdirSync(imagesDir, { recursive: true });
-  const ctx = fs.mkdtempSync(path.join(imagesDir, 'ctx-'));
-  try {
-    await writeRootfsTar(b, ctx);
-    fs.writeFileSync(
-      path.join(ctx, 'Containerfile'),
-      ['FROM scratch', 'ADD rootfs.tar /', ...b.config, ''].join('\n'),
-    );
-    await budToLayout({
-      context: ctx,
-      file: 'Containerfile',
-      layout,
-      name: built.local,
-      logFile: imageBuildLog,
-      note,
-    });
-  } finally {
-    fs.rmSync(ctx, { recursive: true, force: true });
-  }
-  note(`built: ${layout}`);
-  return built;
-}
 
 async function buildGantry(
   context: string,

@@ -3,7 +3,7 @@
 // reach. So their in-cluster addresses are DNATed to loopback, for packets from the pod bridges
 // (route_localnet on those bridges lets them in; nodes.ts sets it) and from this machine itself:
 //   10.0.0.1:443   the `kubernetes` Service (the apiserver's serving certificate names it)
-//   10.0.0.50:5000 the local registry, as every part of the cluster names it, pods included
+//   10.0.0.5:5000 the local registry, as every part of the cluster names it, pods included
 //                  (the Service `registry` in gantry-local reserves the address; it has no
 //                  endpoints: these rules answer for it). Bare hosts get the rules too.
 //   <node IP>:<kubelet port>  each kubelet (the node's address is its pod bridge's: a Node may
@@ -16,7 +16,7 @@ import { run } from './proc.js';
 const chain = 'GANTRY-LOCAL-LOOPBACK';
 
 export const inClusterApiserver = { ip: '10.0.0.1', port: 443 };
-export const inClusterRegistry = { ip: '10.0.0.50', port: 5000 };
+export const inClusterRegistry = { ip: '10.0.0.5', port: 5000 };
 
 /** What the rules map: destination and port(s) -> the loopback port (unchanged when omitted). */
 const loopbackServices: { dst: string; dport: string; to?: number }[] = [

@@ -1,7 +1,8 @@
 // Workloads as a user drives them, with kubectl, on the local cluster's two hosts: image-aware
-// placement, spread, kubectl scale, a rolling update watched event by event, rollback by
-// re-applying, the /scale contract an HPA needs, built-in autoscaling, a host lost and back, and
-// every host quiet at once (nothing evicted).
+// placement, spread, kubectl scale, Containers shown Terminating while they stop, a rolling update
+// watched event by event, rollback by re-applying, the /scale contract an HPA needs, built-in
+// autoscaling (and its word when it undoes a manual scale), a host lost and back, and every host
+// quiet at once (nothing evicted).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { V1Lease } from '@kubernetes/client-node';
@@ -219,6 +220,56 @@ describe('Workloads (e2e)', { timeout: 600_000 }, () => {
     assert.deepEqual(perHost(await converged('web', 4)), { [host1]: 2, [host2]: 2 });
   });
 
+  it('shows the Containers of a scale-down Terminating until their processes are gone', async () => {
+    const grace = 5;
+    await apply('stubborn', {
+      replicas: 2,
+      template: {
+        // Ignores SIGTERM: each stop takes the whole grace period, then SIGKILL.
+        command: ['/bin/sh', '-c', 'trap "" TERM; while :; do sleep 1; done'],
+        terminationGracePeriodSeconds: grace,
+        healthCheck: undefined,
+        ports: undefined,
+      },
+    });
+    await converged('stubborn', 2);
+    const recorder = await WatchRecorder.start<Container>(
+      `/apis/gantry.dev/v1alpha1/namespaces/${ns}/containers`,
+      { labelSelector: 'app=stubborn' },
+    );
+    try {
+      await kubectlOk(['scale', '-n', ns, 'workload.gantry.dev/stubborn', '--replicas=0']);
+      await converged('stubborn', 0);
+    } catch (e) {
+      await recorder.stop().catch(() => undefined);
+      throw e;
+    }
+    await recorder.stop();
+    const names = recorder.initial.map((c) => c.metadata.name!);
+    assert.equal(names.length, 2);
+    for (const name of names) {
+      const events = recorder.events.filter((e) => e.object.metadata.name === name);
+      const seen = events.map((e) => `${e.type} ${e.object.status?.phase}`).join(', ');
+      const first = events.findIndex((e) => e.object.status?.phase === 'Terminating');
+      const gone = events.findIndex((e) => e.type === 'DELETED');
+      assert.ok(first >= 0 && gone > first, `${name} showed Terminating before it went: ${seen}`);
+      const terminating = events[first]!.object;
+      assert.ok(terminating.metadata.deletionTimestamp, `${name}: Terminating once deleted`);
+      const conditions = Object.fromEntries((terminating.status?.conditions ?? []).map((c) => [c.type, c]));
+      assert.equal(conditions.Ready?.status, 'False');
+      assert.equal(conditions.Reconciling?.status, 'True', 'kstatus: in progress, not stalled');
+      assert.equal(conditions.Stalled, undefined);
+      assert.ok(
+        events.slice(first, gone).every((e) => e.object.status?.phase === 'Terminating'),
+        `${name}: nothing else was said while it stopped: ${seen}`,
+      );
+      // Shown for the grace period the process took, not for a moment.
+      const shownMs = events[gone]!.receivedAt - events[first]!.receivedAt;
+      assert.ok(shownMs >= (grace - 1) * 1000, `${name}: Terminating for ${shownMs} ms only`);
+    }
+    await kubectlOk(['delete', 'workload.gantry.dev', '-n', ns, 'stubborn', '--wait=true']);
+  });
+
   it('rolls out a new image with never more than maxUnavailable replicas unavailable', async () => {
     const before = (await getWorkload('web'))!.status!.currentRevision;
     // Every change of every Container of the Workload, in the apiserver's order, from before the
@@ -315,6 +366,45 @@ describe('Workloads (e2e)', { timeout: 600_000 }, () => {
     ]);
     assert.ok(events.trim().length > 0, 'each decision is an event');
     await kubectlOk(['delete', 'workload.gantry.dev', '-n', ns, 'busy', '--wait=true']);
+  });
+
+  it('says with a Warning event when the autoscaler undoes a scale made by hand', async () => {
+    await apply('floor', {
+      replicas: 2,
+      template: {
+        command: ['/bin/sh', '-c', 'trap "exit 0" TERM; while :; do sleep 1; done'],
+        resources: { requests: { cpu: '100m' } },
+        healthCheck: undefined,
+        ports: undefined,
+      },
+      extra: { autoscale: { minReplicas: 2, maxReplicas: 3 } },
+    });
+    await converged('floor', 2);
+    await kubectlOk(['scale', '-n', ns, 'workload.gantry.dev/floor', '--replicas=1']);
+    const overridden = await eventually(
+      'a ManualScaleOverridden event about floor',
+      async () => {
+        const list = JSON.parse(
+          await kubectlOk([
+            'get',
+            'events',
+            '-n',
+            ns,
+            '--field-selector',
+            'reason=ManualScaleOverridden,involvedObject.name=floor',
+            '-o',
+            'json',
+          ]),
+        ) as { items: { type: string; message: string }[] };
+        return list.items[0];
+      },
+      { timeoutMs: 60_000, intervalMs: 1_000 },
+    );
+    assert.equal(overridden.type, 'Warning');
+    assert.match(overridden.message, /^spec\.replicas 1, set by kubectl\S*, overridden to 2: /);
+    assert.match(overridden.message, /between 2 and 3 \(replicas below minReplicas\)/);
+    assert.equal((await getWorkload('floor'))?.spec.replicas, 2);
+    await kubectlOk(['delete', 'workload.gantry.dev', '-n', ns, 'floor', '--wait=true']);
   });
 
   it('replaces the Containers of a lost host on the other one, and cleans up when it returns', async () => {

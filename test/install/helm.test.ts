@@ -5,7 +5,7 @@
 // restarts, and collects images: Gantry's containers live on, in a containerd of their own.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { V1Lease, V1Pod } from '@kubernetes/client-node';
+import type { CoreV1Event, V1Lease, V1Pod } from '@kubernetes/client-node';
 import type { Container, Host, Migration, Workload } from '../../src/api/v1alpha1/index.js';
 import { CriClient } from '../../src/cri/client.js';
 import { labels as runtimeLabels } from '../../src/agent/runtimespec.js';
@@ -59,14 +59,29 @@ async function getContainer(name: string): Promise<Container | undefined> {
 }
 
 async function running(name: string, timeoutMs = 180_000): Promise<Container> {
-  return eventually(
-    `Container ${name} Running`,
-    async () => {
-      const c = await getContainer(name);
-      return c?.status?.phase === 'Running' && c.status.containerID ? c : undefined;
-    },
-    { timeoutMs, intervalMs: 500 },
+  return explained(
+    [name],
+    eventually(
+      `Container ${name} Running`,
+      async () => {
+        const c = await getContainer(name);
+        return c?.status?.phase === 'Running' && c.status.containerID ? c : undefined;
+      },
+      { timeoutMs, intervalMs: 500 },
+    ),
   );
+}
+
+/** A failed wait says where these Containers stand: their status and Events. */
+async function explained<T>(names: string[], wait: Promise<T>): Promise<T> {
+  try {
+    return await wait;
+  } catch (e) {
+    const states = await Promise.all(
+      names.map(async (n) => `${n}: ${JSON.stringify((await getContainer(n))?.status ?? 'absent')}`),
+    );
+    throw new Error(`${(e as Error).message}\n${states.join('\n')}\n${await eventsOf(names)}`);
+  }
 }
 
 /** The counter's value, read inside its container through its host's runtime. */
@@ -108,6 +123,18 @@ function appRuns(runs: RuntimeRun[]): RuntimeRun[] {
   return runs.filter((r) => r.labels[runtimeLabels.namespace] === app);
 }
 
+/** The app's Events about these Containers, one line each, to say why a check failed. */
+async function eventsOf(names: string[]): Promise<string> {
+  const list = await getObject<{ items: CoreV1Event[] }>(['events', '-n', app]);
+  return (list?.items ?? [])
+    .filter((e) => names.includes(e.involvedObject.name ?? ''))
+    .map(
+      (e) =>
+        `${e.lastTimestamp ?? e.eventTime} ${e.involvedObject.name} ${e.reason} (${e.source?.component ?? e.reportingComponent}/${e.source?.host ?? e.reportingInstance}): ${e.message}`,
+    )
+    .join('\n');
+}
+
 /** Nothing of the app's containers was created, started or stopped while `work` ran. */
 async function untouched(what: string, work: () => Promise<void>): Promise<void> {
   const recorder = await RuntimeRecorder.start(cri);
@@ -125,7 +152,9 @@ async function untouched(what: string, work: () => Promise<void>): Promise<void>
       (r) => `${r.host}/${r.labels[runtimeLabels.name]}: ${r.events.map((e) => e.type).join(', ')}`,
     ),
     [],
-    `${what}: app containers were restarted, started or stopped`,
+    `${what}: app containers were restarted, started or stopped; their Events:\n${await eventsOf(
+      changed.map((r) => r.labels[runtimeLabels.name]!),
+    )}`,
   );
   assert.ok(
     runs.some((r) => r.finishedAt === undefined),
@@ -406,9 +435,26 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
     assert.match(own, /^200/, `writing its own Host's status: ${own}`);
   });
 
-  it('runs a Container that answers on its address', async () => {
-    await apply(container('answers', { image: cluster.images.web, ports: [{ containerPort: 8080 }] }));
+  it('runs a Container that answers on its address, and that its agent (in a pod) finds healthy', async () => {
+    await apply(
+      container('answers', {
+        image: cluster.images.web,
+        ports: [{ containerPort: 8080 }],
+        // Checked from the agent's pod, across the node's routes to Gantry's bridge.
+        healthCheck: { httpGet: { port: 8080 }, intervalSeconds: 2, timeoutSeconds: 2 },
+      }),
+    );
     const c = await running('answers');
+    await explained(
+      ['answers'],
+      eventually('answers Ready (healthy)', async () => {
+        const x = await getContainer('answers');
+        return (
+          x?.status?.health === 'Healthy' &&
+          x.status.conditions?.some((k) => k.type === 'Ready' && k.status === 'True')
+        );
+      }),
+    );
     const body = await eventually('an answer over HTTP', async () => {
       const r = await fetch(`http://${c.status!.ip}:8080/`).catch(() => undefined);
       return r?.ok ? r.text() : undefined;

@@ -35,6 +35,19 @@ function digestOf(imageRef: string): string {
   return at >= 0 ? imageRef.slice(at + 1) : imageRef;
 }
 
+/**
+ * The attempt to start for a Container of which the runtime holds no container: 0 for the first
+ * start; after that, one more than the last attempt the agent reported in status, whatever removed
+ * it (a kubelet sharing the runtime, a host reboot, the fence), so every start after the first is
+ * a restart. A reported attempt without a containerID (still pulling or creating) was never
+ * created: it is still the one to start.
+ */
+export function nextAttempt(status: ContainerStatus | undefined): number {
+  const reported = status?.restartCount;
+  if (reported === undefined) return 0;
+  return status?.containerID ? reported + 1 : reported;
+}
+
 function timeOf(ns: bigint): string | undefined {
   const d = nanosToDate(ns);
   return d ? metaTime(d) : undefined;
@@ -67,8 +80,9 @@ export class ContainerLifecycle {
       return this.deps.enqueue(key);
     }
     if (latest && state.sandbox) return this.handleExited(key, c, spec, state, latest, log);
-    // Nothing runs for this Container yet (or its sandbox died with the host's network).
-    return this.startAttempt(key, c, spec, state, latest ? (latest.metadata?.attempt ?? 0) + 1 : 0, 0, log);
+    // The runtime holds nothing for this Container: not started yet, or its sandbox went (with the
+    // host's network, or removed behind the agent's back).
+    return this.startAttempt(key, c, spec, state, nextAttempt(c.status), 0, log);
   }
 
   private async handleExited(
@@ -130,7 +144,6 @@ export class ContainerLifecycle {
       });
       return { requeueAfter: waitMs };
     }
-    containerRestarts.inc({ namespace: c.metadata.namespace, name: c.metadata.name });
     return this.startAttempt(key, c, spec, state, attempt + 1, decision.backoffStep, log);
   }
 
@@ -162,6 +175,7 @@ export class ContainerLifecycle {
         phase: 'Creating',
         reason: 'ContainerCreating',
         message: 'Creating the sandbox',
+        restartCount: attempt,
       });
     }
     const containerId = await this.deps.runtime.createAndStart(
@@ -173,6 +187,9 @@ export class ContainerLifecycle {
       backoffStep,
     );
     if (containerId === undefined) return this.deps.enqueue(key);
+    // Counted once made, however many reconciles the restart took (a pull, a lost sandbox).
+    if (attempt > 0 && !replacing)
+      containerRestarts.inc({ namespace: c.metadata.namespace, name: c.metadata.name });
     this.deps.recorder.event(c, 'Normal', 'Started', 'Start', `Started container from ${spec.image}`);
     log.info('Started container', { containerID: containerId, attempt });
     if (attempt === 0 && c.metadata.creationTimestamp) {

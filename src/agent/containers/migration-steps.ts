@@ -8,7 +8,7 @@ import type { Container, ContainerSpec, Migration } from '../../api/v1alpha1/ind
 import type { ReconcileResult } from '../../kube/controller.js';
 import type { EventRecorder } from '../../kube/events.js';
 import { type Container as RuntimeContainer, type CriClient, CriError } from '../../cri/client.js';
-import { stepConditions, type MigrationRole, type MigrationSupport } from './migration.js';
+import { notTargetReason, stepConditions, type MigrationRole, type MigrationSupport } from './migration.js';
 import type { RuntimeObjects, RuntimeState } from './runtime.js';
 import type { StatusWriter } from './status.js';
 
@@ -141,6 +141,13 @@ export class MigrationSteps {
       return latest
         ? 'continue'
         : this.hold(c, 'MigrationNotFound', latest, `Migration ${role.name} does not exist`);
+    if (role.held) {
+      const { reason, message } = role.held;
+      if (reason === notTargetReason && c.status?.reason !== notTargetReason) {
+        recorder.event(c, 'Warning', reason, 'Restore', message);
+      }
+      return this.hold(c, reason, latest, message);
+    }
     if (phase === 'Succeeded') return 'continue';
     if (phase === 'Transferring') {
       if (migrations.reported(m, 'Transferred')?.status === 'True')

@@ -26,7 +26,46 @@ const sourcePhases = new Set(['Checkpointing', 'Transferring', 'Restoring', 'Rol
 
 export type MigrationRole =
   | { kind: 'source'; migration: Migration }
-  | { kind: 'target'; migration: Migration | undefined; name: string };
+  | { kind: 'target'; migration: Migration | undefined; name: string; held?: TargetHold };
+
+/** A Container's status reason (and Event) when it claims to restore a Migration it is not the target of. */
+export const notTargetReason = 'NotMigrationTarget';
+
+/** Why a Container annotated to restore a Migration must not act as its target (yet, or ever). */
+export interface TargetHold {
+  reason: 'WaitingForCheckpoint' | typeof notTargetReason;
+  message: string;
+}
+
+/**
+ * Is `c` the Container the controller made for `m` on `host`? Anyone who may edit a namespace can
+ * annotate a Container to restore a Migration, so the annotation only says "hold, do not start
+ * from the image"; the checkpoint (the process's memory) goes only into the Container whose name
+ * and UID the controller recorded in the Migration's status, on the Host it recorded.
+ */
+export function targetHold(m: Migration, c: Container, host: string): TargetHold | undefined {
+  const s = m.status ?? {};
+  const migration = `Migration ${m.metadata.name}`;
+  if (!s.targetContainer || !s.targetContainerUID || !s.targetHost) {
+    return { reason: 'WaitingForCheckpoint', message: `${migration} has not recorded its target yet` };
+  }
+  const refuse = (why: string): TargetHold => ({
+    reason: notTargetReason,
+    message: `not restoring the checkpoint of ${migration}: ${why}`,
+  });
+  if (s.targetContainer !== c.metadata.name) {
+    return refuse(`its target is Container ${s.targetContainer}, not ${c.metadata.name}`);
+  }
+  if (s.targetContainerUID !== c.metadata.uid) {
+    return refuse(
+      `its target is the Container ${s.targetContainer} with UID ${s.targetContainerUID}, not this one (UID ${c.metadata.uid})`,
+    );
+  }
+  if (s.targetHost !== host || c.spec.nodeName !== host) {
+    return refuse(`its target Host is ${s.targetHost}, not ${c.spec.nodeName ?? 'unbound'}`);
+  }
+  return undefined;
+}
 
 /** The steps an agent takes in a migration, and the condition each one reports on the Migration. */
 export const stepConditions = {
@@ -67,11 +106,11 @@ export class MigrationSupport implements CheckpointSource {
     const namespace = c.metadata.namespace ?? 'default';
     const restoring = c.metadata.annotations?.[restoreFromAnnotation];
     if (restoring) {
-      return {
-        kind: 'target',
-        name: restoring,
-        migration: this.deps.migrations.get(`${namespace}/${restoring}`),
-      };
+      const migration = this.deps.migrations.get(`${namespace}/${restoring}`);
+      // Once the Migration has ended nothing is restored any more: a target restored before the
+      // controller recorded UIDs (an upgrade) runs on as the Container it is.
+      const held = migration && !migrationEnded(migration) && targetHold(migration, c, this.opts.host);
+      return { kind: 'target', name: restoring, migration, ...(held ? { held } : {}) };
     }
     // A restart needs nothing of the source's agent (the controller deletes the source): it runs
     // and serves as usual until then.

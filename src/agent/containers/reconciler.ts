@@ -54,7 +54,7 @@ export class ContainerReconciler implements Reconciler {
   ) {
     this.runtime = new RuntimeObjects(opts, deps);
     this.status = new StatusWriter(opts.fieldManager, deps.containers);
-    this.teardown = new Teardown(opts, deps);
+    this.teardown = new Teardown(opts, { ...deps, status: this.status });
     const shared = { ...deps, runtime: this.runtime, status: this.status };
     this.lifecycle = new ContainerLifecycle(opts.backoff, shared);
     this.migrationSteps = new MigrationSteps(shared);

@@ -1,8 +1,9 @@
 // Removing what the runtime holds for a Container: behind the agent's finalizer when the Container
-// is deleted (a graceful stop, then the sandbox and its logs), and in the orphan sweep for runtime
-// objects whose Container is gone (deleted while the agent was away, or before the finalizer).
+// is deleted (phase Terminating while a graceful stop runs, then the sandbox and its logs go), and
+// in the orphan sweep for runtime objects whose Container is gone (deleted while the agent was
+// away, or before the finalizer).
 import fs from 'node:fs';
-import { runtimeCleanupFinalizer, type Container } from '../../api/v1alpha1/index.js';
+import { runtimeCleanupFinalizer, type Container, type ContainerStatus } from '../../api/v1alpha1/index.js';
 import type { CustomResourceClient } from '../../kube/customresource.js';
 import { isConflict, isNotFound } from '../../kube/errors.js';
 import type { EventRecorder } from '../../kube/events.js';
@@ -12,6 +13,7 @@ import type { CriClient } from '../../cri/client.js';
 import type { HealthMonitor } from '../health.js';
 import { labels, logDirectory, managedByValue } from '../runtimespec.js';
 import { ignoreNotFound, removeSandbox } from './runtime.js';
+import type { StatusWriter } from './status.js';
 
 export interface TeardownOptions {
   fieldManager: string;
@@ -25,6 +27,25 @@ export interface TeardownDeps {
   containers: Pick<CustomResourceClient<Container>, 'apply'>;
   health: HealthMonitor;
   recorder: EventRecorder;
+  status: Pick<StatusWriter, 'write'>;
+}
+
+/**
+ * The status of a deleted Container while its process stops: Terminating, as kubectl shows a Pod,
+ * for as long as the grace period lets the process run; what ran keeps its IDs, IP and restarts.
+ */
+function terminatingStatus(s: ContainerStatus | undefined, graceSeconds: number): Partial<ContainerStatus> {
+  return {
+    phase: 'Terminating',
+    reason: 'Deleted',
+    message: `The Container was deleted: its process gets SIGTERM, and SIGKILL if it still runs after ${graceSeconds}s`,
+    containerID: s?.containerID,
+    sandboxID: s?.sandboxID,
+    ip: s?.ip,
+    imageDigest: s?.imageDigest,
+    startedAt: s?.startedAt,
+    restartCount: s?.restartCount,
+  };
 }
 
 export class Teardown {
@@ -81,6 +102,7 @@ export class Teardown {
     if (!c.metadata.finalizers?.includes(runtimeCleanupFinalizer)) return;
     const grace = c.spec?.terminationGracePeriodSeconds ?? 30;
     this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', `Stopping container (grace period ${grace}s)`);
+    await this.deps.status.write(c, terminatingStatus(c.status, grace));
     await this.removeAll(c.metadata.uid ?? '', grace, log);
     await this.setFinalizer(c, false);
   }

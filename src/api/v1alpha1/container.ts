@@ -35,6 +35,7 @@ export const ContainerPhaseSchema = z.enum([
   'Running',
   'Restarting',
   'Migrating',
+  'Terminating',
   'Succeeded',
   'Failed',
   'Unknown',
@@ -48,8 +49,9 @@ export const ContainerStatusSchema = z
     phase: ContainerPhaseSchema.optional().describe(
       'Pending (not on a host yet), Creating (pulling, creating the sandbox), Running, Restarting (exited, ' +
         'waiting out the restart back-off), Migrating (frozen for a checkpoint migration, or waiting for its ' +
-        'checkpoint on the target), Succeeded or Failed (exited, not restarted), Unknown (the host stopped ' +
-        'reporting).',
+        'checkpoint on the target), Terminating (deleted: the process was sent SIGTERM and is killed once ' +
+        'terminationGracePeriodSeconds pass), Succeeded or Failed (exited, not restarted), Unknown (the host ' +
+        'stopped reporting).',
     ),
     containerID: runtimeId('Runtime container ID (CRI), once created.'),
     sandboxID: runtimeId('Runtime pod sandbox ID (CRI), once created.'),

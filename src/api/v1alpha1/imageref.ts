@@ -14,6 +14,57 @@ export const IMAGE_REFERENCE_PATTERN = `^(?:${domain}/)?${pathComponent}(?:/${pa
 const IMAGE_REFERENCE_RE = new RegExp(IMAGE_REFERENCE_PATTERN);
 
 export const DIGEST_PATTERN = `^${digest}$`;
+const DIGEST_SUFFIX_RE = new RegExp(`@${digest}$`);
+
+/** A reference that does not parse, in Docker's words; `{ref}` stands for the reference. */
+export interface ImageReferenceProblem {
+  /** The test in CEL, where `self` is the reference (for the CRD's rule, in template.ts). */
+  cel: string;
+  /** The same test in TypeScript. */
+  test: (ref: string) => boolean;
+  message: string;
+}
+
+/** ASCII letters only, as CEL's lowerAscii(). */
+function lowerAscii(s: string): string {
+  return s.replace(/[A-Z]/g, (c) => c.toLowerCase());
+}
+
+/** What can be wrong with an invalid reference, the first that applies told (the apiserver says the same). */
+export const IMAGE_REFERENCE_PROBLEMS: ImageReferenceProblem[] = [
+  {
+    cel: "self.contains(' ')",
+    test: (ref) => ref.includes(' '),
+    message: 'invalid reference format: "{ref}" contains a space (a tag follows a colon, as in nginx:1.27)',
+  },
+  {
+    // Only the repository's case is wrong: a registry or a tag may have capitals, a path not.
+    cel: `self.lowerAscii().matches(r'${IMAGE_REFERENCE_PATTERN}')`,
+    test: (ref) => IMAGE_REFERENCE_RE.test(lowerAscii(ref)),
+    message: 'invalid reference format: repository name must be lowercase: "{ref}"',
+  },
+  {
+    cel: `self.contains('@') && !self.matches(r'@${digest}$')`,
+    test: (ref) => ref.includes('@') && !DIGEST_SUFFIX_RE.test(ref),
+    message:
+      'invalid reference format: "{ref}" has a malformed digest (@sha256: and 64 lower-case hex digits)',
+  },
+];
+
+/** The grammar in words. */
+export const IMAGE_REFERENCE_FORMS =
+  '[registry[:port]/]name[:tag][@sha256:<64 hex digits>], as in nginx:1.27 or ghcr.io/org/app:v2 ' +
+  '(name in lower case, a tag of at most 128 characters)';
+
+/** What is said of an invalid reference none of IMAGE_REFERENCE_PROBLEMS applies to. */
+export const IMAGE_REFERENCE_FORMAT = `invalid reference format: "{ref}" is not ${IMAGE_REFERENCE_FORMS}`;
+
+/** Why `ref` is not an image reference, as Docker would put it; undefined when it is one. */
+export function imageReferenceProblem(ref: string): string | undefined {
+  if (IMAGE_REFERENCE_RE.test(ref)) return undefined;
+  const message = IMAGE_REFERENCE_PROBLEMS.find((p) => p.test(ref))?.message ?? IMAGE_REFERENCE_FORMAT;
+  return message.split('{ref}').join(ref);
+}
 
 export const DEFAULT_REGISTRY = 'docker.io';
 const LEGACY_DEFAULT_REGISTRY = 'index.docker.io';
@@ -40,7 +91,8 @@ export function isImageReference(ref: string): boolean {
  * neither tag nor digest gets `latest`. Throws on a malformed reference.
  */
 export function parseImageReference(ref: string): ImageReference {
-  if (!IMAGE_REFERENCE_RE.test(ref)) throw new Error(`invalid image reference "${ref}"`);
+  const problem = imageReferenceProblem(ref);
+  if (problem) throw new Error(problem);
   let rest = ref;
   let digestPart: string | undefined;
   const at = rest.indexOf('@');

@@ -8,6 +8,14 @@ export const workloadLabel = 'gantry.dev/workload';
 /** On a Workload's Containers: the hash of the template they were made from. */
 export const templateHashLabel = 'gantry.dev/template-hash';
 
+/**
+ * On a Service: "true" makes its spec.selector select Gantry Containers too (by their labels, in the
+ * Service's namespace), and Gantry writes EndpointSlices for them.
+ */
+export const selectContainersLabel = 'gantry.dev/select-containers';
+/** endpointslice.kubernetes.io/managed-by on the EndpointSlices Gantry writes (kube-proxy merges them with others). */
+export const endpointSliceManager = 'gantry.dev';
+
 /** On a migration's target Container: the Migration creating it. Its Workload does not count it yet. */
 export const migrationLabel = 'gantry.dev/migration';
 /** On a migration's target Container: the name of the Migration whose checkpoint it restores. */

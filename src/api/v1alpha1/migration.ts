@@ -74,6 +74,13 @@ export const MigrationStatusSchema = z
     sourceHost: objectName().optional().describe('Host the Container ran on.'),
     targetHost: objectName().optional().describe('Host chosen for it.'),
     targetContainer: objectName().optional().describe('Name of the Container created on the target Host.'),
+    targetContainerUID: z
+      .string()
+      .max(128)
+      .optional()
+      .describe(
+        'UID of that Container: the target agent restores the checkpoint only into this very object.',
+      ),
     startedAt: dateTime().optional().describe('When the controller started the migration.'),
     frozenAt: dateTime()
       .optional()

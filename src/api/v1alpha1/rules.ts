@@ -11,7 +11,10 @@ export type CelReason = 'FieldValueInvalid' | 'FieldValueForbidden' | 'FieldValu
 export interface CelRule {
   /** CEL expression; `self` is the value the rule sits on (and `oldSelf` its previous value on update). */
   rule: string;
+  /** Said when the rule fails, unless messageExpression gives a message. */
   message: string;
+  /** CEL giving the message from `self`; its Rule has the same in TypeScript (messageOf). */
+  messageExpression?: string;
   reason?: CelReason;
   /** Where the apiserver reports a failure, relative to the value, e.g. `.limits.cpu`. */
   fieldPath?: string;
@@ -20,6 +23,8 @@ export interface CelRule {
 /** A CEL rule together with the same predicate in TypeScript (true = valid). */
 export interface Rule<T> extends CelRule {
   check(self: T): boolean;
+  /** The messageExpression in TypeScript. */
+  messageOf?(self: T): string;
 }
 
 /** A transition rule (uses oldSelf); zod cannot see the old object, so callers run `check` on update. */
@@ -33,8 +38,20 @@ function celRules(schema: z.ZodType): CelRule[] {
   return (schema.meta()?.[VALIDATIONS] as CelRule[] | undefined) ?? [];
 }
 
-function celEntry({ rule, message, reason, fieldPath }: CelRule): CelRule {
-  return { rule, message, ...(reason ? { reason } : {}), ...(fieldPath ? { fieldPath } : {}) };
+function celEntry({ rule, message, messageExpression, reason, fieldPath }: CelRule): CelRule {
+  return {
+    rule,
+    message,
+    ...(messageExpression ? { messageExpression } : {}),
+    ...(reason ? { reason } : {}),
+    ...(fieldPath ? { fieldPath } : {}),
+  };
+}
+
+/** The apiserver's choice: messageExpression's result, unless it is blank or spans lines; then message. */
+function failureMessage<T>(r: Rule<T>, value: T): string {
+  const m = r.messageOf?.(value);
+  return m !== undefined && m.trim() !== '' && !/[\r\n]/.test(m) ? m : r.message;
 }
 
 /** `.limits.cpu` -> ['limits', 'cpu'] (only the dotted form is used in this package). */
@@ -56,7 +73,12 @@ export function withRules<S extends z.ZodType>(schema: S, ...rules: Rule<z.outpu
   const refined = schema.superRefine((value, ctx) => {
     for (const r of rules) {
       if (!r.check(value))
-        ctx.addIssue({ code: 'custom', message: r.message, path: issuePath(r.fieldPath), input: value });
+        ctx.addIssue({
+          code: 'custom',
+          message: failureMessage(r, value),
+          path: issuePath(r.fieldPath),
+          input: value,
+        });
     }
   });
   return addCel(schema, refined, rules);

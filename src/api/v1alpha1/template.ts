@@ -1,8 +1,15 @@
 // The container template that both Container.spec and Workload.spec.template.spec use: image
 // reference, command, environment, ports, resources (with the quantity schema) and health check.
 import { z } from 'zod';
-import { IMAGE_REFERENCE_PATTERN } from './imageref.js';
-import { LocalObjectReferenceSchema } from './meta.js';
+import {
+  IMAGE_REFERENCE_FORMAT,
+  IMAGE_REFERENCE_FORMS,
+  IMAGE_REFERENCE_PATTERN,
+  IMAGE_REFERENCE_PROBLEMS,
+  imageReferenceProblem,
+  isImageReference,
+} from './imageref.js';
+import { LocalObjectReferenceSchema, objectName } from './meta.js';
 import { compareQuantities, isQuantity, QUANTITY_PATTERN } from './quantity.js';
 import { int32, int64, listMap, withRules, type Rule } from './rules.js';
 
@@ -155,14 +162,29 @@ export const HealthCheckSchema = withRules(HealthCheckBase, {
   'How the agent checks the container is healthy, like Docker HEALTHCHECK; exactly one probe kind.',
 );
 
-export const ImageReferenceSchema = z
-  .string()
-  .min(1)
-  .max(512)
-  .regex(
-    new RegExp(IMAGE_REFERENCE_PATTERN),
-    'must be an image reference: [registry[:port]/]path[:tag][@sha256:<64 hex>], path in lower case',
-  );
+/** A message of imageref.ts as a CEL string expression, `{ref}` being `self`. */
+function celMessage(message: string): string {
+  if (/['\\]/.test(message)) throw new Error(`a CEL message cannot hold quotes or backslashes: ${message}`);
+  return message
+    .split('{ref}')
+    .map((part) => `'${part}'`)
+    .join(' + self + ');
+}
+
+/**
+ * A CEL rule rather than an OpenAPI pattern, so a refusal says what is wrong in Docker's words
+ * (an apiserver refusing a pattern prints the whole regular expression); both accept the same.
+ */
+export const ImageReferenceSchema = withRules(z.string().min(1).max(512), {
+  rule: `self.matches(r'${IMAGE_REFERENCE_PATTERN}')`,
+  message: `invalid reference format: an image reference is ${IMAGE_REFERENCE_FORMS}`,
+  messageExpression: IMAGE_REFERENCE_PROBLEMS.reduceRight(
+    (otherwise, p) => `${p.cel} ? ${celMessage(p.message)} : ${otherwise}`,
+    celMessage(IMAGE_REFERENCE_FORMAT),
+  ),
+  check: isImageReference,
+  messageOf: (ref) => imageReferenceProblem(ref) ?? '',
+});
 
 function stringList(maxItems: number) {
   return z.array(z.string().max(4096)).max(maxItems);
@@ -195,7 +217,8 @@ export const containerTemplateFields = {
     .optional()
     .describe('Environment variables, added to those of the image; names are unique.'),
   ports: PortsSchema.optional().describe(
-    'Ports the container listens on, unique by containerPort and protocol.',
+    'Ports the container listens on, unique by containerPort and protocol; a Service reaches them by ' +
+      'number or by name (targetPort).',
   ),
   resources: ResourcesSchema.optional(),
   restartPolicy: z
@@ -210,9 +233,27 @@ export const containerTemplateFields = {
     .describe('Seconds between SIGTERM and SIGKILL when the container is stopped.'),
 };
 
-export const ContainerTemplateSpecSchema = z
-  .object(containerTemplateFields)
-  .describe('What to run: image, command, environment, ports, resources, restarts and health check.');
+export const ImageFromSchema = z
+  .object({ name: objectName().describe('Name of the Image, in the same namespace.') })
+  .describe(
+    'An Image object whose digest to run (the one its tag resolves to): each new digest rolls out, once pulled onto the Hosts.',
+  );
+
+/** A Workload's container: an image reference, or an Image object to follow by digest. */
+export const ContainerTemplateSpecSchema = withRules(
+  z.object({
+    ...containerTemplateFields,
+    image: containerTemplateFields.image.optional(),
+    imageFrom: ImageFromSchema.optional(),
+  }),
+  {
+    rule: 'has(self.image) != has(self.imageFrom)',
+    message: 'exactly one of image or imageFrom must be set',
+    check: (t) => (t.image === undefined) !== (t.imageFrom === undefined),
+  },
+).describe(
+  'What to run: image (or imageFrom), command, environment, ports, resources, restarts and health check.',
+);
 
 export type Quantity = z.output<typeof QuantitySchema>;
 export type Resources = z.output<typeof ResourcesSchema>;

@@ -27,6 +27,7 @@ import {
   agentCondition,
   pollMs,
   targetName,
+  targetNameTaken,
   type MigrationReconcilerDeps,
   type MigrationSteps,
 } from './steps.js';
@@ -125,8 +126,10 @@ export class CheckpointFlow {
       [restoreFromAnnotation]: m.metadata.name!,
       [needsCheckpointAnnotation]: 'true',
     });
+    if (!target) return this.status.finish(m, 'Failed', 'TargetNameTaken', targetNameTaken(name));
     const unschedulable = getCondition(target.status?.conditions, 'Scheduled');
-    if (!target.spec.nodeName) {
+    // Bound, and known by its UID: the only Container the target agent restores into.
+    if (!target.spec.nodeName || !target.metadata.uid) {
       if (unschedulable?.status === 'False' && unprobed.length === 0) {
         await this.steps.deleteContainer(m, name);
         return this.beforeFreezeFailure(m, `no Host can take it: ${unschedulable.message}`);
@@ -140,6 +143,7 @@ export class CheckpointFlow {
         sourceHost,
         targetHost: target.spec.nodeName,
         targetContainer: name,
+        targetContainerUID: target.metadata.uid,
         startedAt: metaTime(new Date(this.clock.now())),
         message: `Checkpointing on ${sourceHost} for ${target.spec.nodeName}`,
       },

@@ -9,7 +9,13 @@ import type { ReconcileResult } from '../../kube/controller.js';
 import type { Logger } from '../../obs/logger.js';
 import { controllingWorkload } from '../caches.js';
 import type { MigrationStatusWriter } from './status.js';
-import { pollMs, targetName, type MigrationReconcilerDeps, type MigrationSteps } from './steps.js';
+import {
+  pollMs,
+  targetName,
+  targetNameTaken,
+  type MigrationReconcilerDeps,
+  type MigrationSteps,
+} from './steps.js';
 
 export class RestartFlow {
   constructor(
@@ -71,13 +77,20 @@ export class RestartFlow {
     // A bare Container stops before its copy starts: the copy waits behind a scheduling gate,
     // and is also the record of what to start once the source is gone.
     const bare = !controllingWorkload(source);
-    await this.steps.ensureTarget(m, source, name, bare ? { [schedulingGateAnnotation]: 'migration' } : {});
+    const target = await this.steps.ensureTarget(
+      m,
+      source,
+      name,
+      bare ? { [schedulingGateAnnotation]: 'migration' } : {},
+    );
+    if (!target) return this.status.finish(m, 'Failed', 'TargetNameTaken', targetNameTaken(name));
     await this.status.write(
       m,
       {
         phase: 'Restoring',
         sourceHost,
         targetContainer: name,
+        targetContainerUID: target.metadata.uid,
         startedAt: m.status?.startedAt ?? metaTime(new Date(now)),
         message: bare ? 'Stopping the source, then starting it on another Host' : 'Starting the replacement',
       },

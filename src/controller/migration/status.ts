@@ -129,6 +129,7 @@ export class MigrationStatusWriter {
       'sourceHost',
       'targetHost',
       'targetContainer',
+      'targetContainerUID',
       'startedAt',
       'completedAt',
       'downtimeSeconds',

@@ -42,6 +42,9 @@ export function targetName(m: Migration, flavour: 'checkpoint' | 'restart'): str
   return `${m.spec.container.slice(0, 240)}-${flavour === 'checkpoint' ? 'm' : 'r'}${hash}`;
 }
 
+export const targetNameTaken = (name: string) =>
+  `a Container named ${name} exists already and is not this Migration's: it was not created for it`;
+
 /** A condition an agent reported on the Migration (Checkpointed, Transferred, Restored, Resumed). */
 export const agentCondition = (m: Migration, type: string) => getCondition(m.status?.conditions, type);
 
@@ -75,16 +78,21 @@ export class MigrationSteps {
     return { source };
   }
 
-  /** Creates the target Container (copy of the source's spec, labels and owners) unless it exists. */
+  /**
+   * Creates the target Container (copy of the source's spec, labels and owners) unless it exists.
+   * Undefined when a Container of that name exists that this Migration did not create: its name
+   * can be foreseen, but only Gantry's controller may set gantry.dev/ annotations (admission policy).
+   */
   async ensureTarget(
     m: Migration,
     source: Container,
     name: string,
     annotations: Record<string, string>,
-  ): Promise<Container> {
+  ): Promise<Container | undefined> {
     const ns = m.metadata.namespace;
     const existing = this.deps.containers.get(`${ns}/${name}`);
-    if (existing) return existing;
+    const ours = (c: Container) => c.metadata.annotations?.[migratedFromAnnotation] === source.metadata.name;
+    if (existing) return ours(existing) ? existing : undefined;
     const { nodeName: _bound, ...spec } = source.spec;
     const body = {
       apiVersion: 'gantry.dev/v1alpha1',
@@ -106,7 +114,9 @@ export class MigrationSteps {
       return await this.deps.containersApi.create(body);
     } catch (e) {
       if (!isConflict(e)) throw e;
-      return this.deps.containers.get(`${ns}/${name}`) ?? body;
+      // Created by an earlier try and not in the cache yet (it has no UID here then), or by someone else.
+      const raced = this.deps.containers.get(`${ns}/${name}`);
+      return raced && !ours(raced) ? undefined : (raced ?? body);
     }
   }
 

@@ -1,5 +1,6 @@
 // The node agent against real containerd hosts and the real apiserver: Containers pinned to a
-// host (spec.nodeName) run, answer, restart by their policy, report health and errors, survive an
+// host (spec.nodeName) run, answer, restart by their policy (every restart counted, even when the
+// sandbox was removed behind the agent's back), report health and errors, survive an
 // agent crash without duplicates (by the runtime's record of every container it created), and
 // leave nothing behind when deleted. No controller runs here.
 import assert from 'node:assert/strict';
@@ -212,6 +213,48 @@ describe('health checks and restart policies', () => {
     assert.equal(c.status?.exitCode, 7);
     assert.equal(c.status?.restartCount, 0);
     assert.match(c.status?.message ?? '', /exit code 7/);
+  });
+});
+
+describe('restarts are counted whatever removed the container', () => {
+  test("a sandbox removed behind the agent's back: the next start counts, by the runtime's record", async () => {
+    // What a kubelet sharing the runtime did: killed the containers (exit 137) and removed the
+    // sandbox, the runtime's own record of the attempt with it.
+    const recorder = await RuntimeRecorder.start({ [host1]: cri[host1]! });
+    let last: Container;
+    try {
+      await apply('outside', { image: cluster.images.counter, nodeName: host1 });
+      const first = await waitStatus('outside', 'Running', running);
+      assert.equal(first.status?.restartCount, 0);
+      const removeSandbox = async (c: Container) => {
+        await cri[host1]!.stopPodSandbox({ podSandboxId: c.status!.sandboxID! });
+        await cri[host1]!.removePodSandbox({ podSandboxId: c.status!.sandboxID! });
+      };
+      await removeSandbox(first);
+      const second = await waitStatus(
+        'outside',
+        'Running in a new sandbox',
+        (s) => running(s) && s.sandboxID !== first.status!.sandboxID,
+      );
+      assert.equal(second.status?.restartCount, 1, 'the start after the first is a restart');
+      // Killed, then its sandbox removed while the agent handles the exit.
+      await cri[host1]!.stopContainer({ containerId: second.status!.containerID!, timeout: 0 });
+      await removeSandbox(second);
+      last = await waitStatus(
+        'outside',
+        'Running in a third sandbox',
+        (s) => running(s) && s.sandboxID !== second.status!.sandboxID,
+      );
+    } catch (e) {
+      await recorder.stop().catch(() => undefined);
+      throw e;
+    }
+    const runs = (await recorder.stop()).filter((r) => r.labels[labels.uid] === last.metadata.uid);
+    const started = runs.filter((r) => r.startedAt !== undefined);
+    assert.ok(started.length >= 3, `${started.length} starts recorded`);
+    assert.equal(last.status?.restartCount, started.length - 1, 'every start after the first is counted');
+    const { status } = await cri[host1]!.containerStatus({ containerId: last.status!.containerID! });
+    assert.equal(status?.metadata?.attempt, last.status?.restartCount, "the runtime's attempt says the same");
   });
 });
 

@@ -127,8 +127,9 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
       'CONTAINERS',
       'AGE',
     ]);
+    // The quickstart's web autoscales: no replicas of its own, so the default until its autoscaler acts.
     const workload = await kubectlOk(['get', 'workload', 'web', '-n', ns, '--no-headers']);
-    assert.match(workload, /^web\s+3\s/);
+    assert.match(workload, /^web\s+1\s/);
   });
 
   it('kubectl explain describes workload.spec.placement', async () => {
@@ -272,6 +273,21 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
     ]);
     const columns = await kubectlOk(['get', 'container', 'counter', '-n', ns, '--no-headers', '-o', 'wide']);
     assert.match(columns, /Running/);
+    // What the agent writes while a deleted Container's process stops, as kubectl shows it.
+    await kubectlOk([
+      'patch',
+      'container',
+      'counter',
+      '-n',
+      ns,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { phase: 'Terminating' } }),
+    ]);
+    // Read under the PHASE header: HOST is blank for a Container not bound to a host.
+    const [header, row] = (await kubectlOk(['get', 'container', 'counter', '-n', ns])).split('\n');
+    assert.match(row!.slice(header!.indexOf('PHASE')), /^Terminating\s/);
     const bad = { status: { conditions: [{ ...condition, status: 'Yes' }] } };
     const r = await kubectl([
       'patch',

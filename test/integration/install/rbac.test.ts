@@ -1,6 +1,6 @@
-// Least privilege, for real: the chart is installed with helm into the local cluster (its
-// Deployment and DaemonSet never run: there is no kubelet), then the controller and one agent
-// run as processes with exactly the chart's arguments and the tokens of the chart's
+// Least privilege, for real: the chart is installed with helm into the local cluster (its pods
+// never start: the chart's default image is in no registry here), then the controller and one
+// agent run as processes with exactly the chart's arguments and the tokens of the chart's
 // ServiceAccounts - the agent's bound to its Node, as the kubelet binds a pod's token, and with
 // every capability dropped, as its securityContext says. They go through a scenario and nothing
 // may be forbidden; then kubectl with the agent's token proves what the RBAC rules and the
@@ -259,6 +259,7 @@ function step(name: string, fn: (t: TestContext) => Promise<unknown>): void {
 const slow = { timeoutMs: 120_000, intervalMs: 1000 };
 
 const denied = /ValidatingAdmissionPolicy '[^']+' with binding '[^']+' denied request/;
+const controllerFields = /nor other status fields the controller or the (source|target) agent writes/;
 
 describe('RBAC and admission policy of the chart, with the real controller and agent', () => {
   before(async () => {
@@ -657,6 +658,14 @@ describe('RBAC and admission policy of the chart, with the real controller and a
       { kubeconfig: kc.agent },
     );
     assert.match(cordon.stderr, /may not change the spec of its Host/);
+    const drained = await applyStatus(
+      kc.agent,
+      { kind: 'Host', name: host },
+      { drain: { phase: 'Drained' } },
+      true,
+    );
+    assert.equal(drained.ok, false);
+    assert.match(drained.message, /may not change the drain status of its Host/);
     // The controller is not bound by the policy.
     const ctl = await applyStatus(kc.controller, { kind: 'Host', name: elsewhere }, { containers: 7 }, true);
     assert.equal(ctl.ok, true, ctl.message);
@@ -780,7 +789,79 @@ describe('RBAC and admission policy of the chart, with the real controller and a
     );
     assert.equal(phase.ok, false);
     assert.match(phase.message, /may not change the hosts or the phase of Migration/);
-    await kubectlOk(['delete', 'migration', 'from-here', 'elsewhere-only', '-n', appNs, '--wait=false']);
+    // Only its side's part: the source's times and conditions, never the controller's fields (the
+    // target to restore into above all) nor the target agent's.
+    const ownTimes = await applyStatus(
+      kc.agent,
+      { kind: 'Migration', name: 'from-here', namespace: appNs },
+      { ...checkpointed, frozenAt: checkpointed.conditions[0]!.lastTransitionTime, checkpointSizeBytes: 5 },
+      true,
+    );
+    assert.equal(ownTimes.ok, true, ownTimes.message);
+    const condition = (type: string) => ({ conditions: [{ ...checkpointed.conditions[0]!, type }] });
+    for (const [what, status, refusal] of [
+      ['the target to restore into', { targetContainerUID: 'forged' }, controllerFields],
+      ['the message', { message: 'all is well' }, controllerFields],
+      ['the start time', { startedAt: checkpointed.conditions[0]!.lastTransitionTime }, controllerFields],
+      [
+        "the target's restore time",
+        { restoredAt: checkpointed.conditions[0]!.lastTransitionTime },
+        controllerFields,
+      ],
+      [
+        "the target's condition",
+        condition('Restored'),
+        /may report only the conditions Checkpointed, Resumed on/,
+      ],
+      [
+        "the controller's condition",
+        condition('Ready'),
+        /may report only the conditions Checkpointed, Resumed on/,
+      ],
+    ] as const) {
+      const r = await applyStatus(
+        kc.agent,
+        { kind: 'Migration', name: 'from-here', namespace: appNs },
+        status,
+        true,
+      );
+      assert.equal(r.ok, false, `the source agent changed ${what}`);
+      assert.match(r.message, denied);
+      assert.match(r.message, refusal, what);
+    }
+    // And the other way round on a Migration to its host.
+    await migration('to-here', elsewhere, host);
+    const transferred = await applyStatus(
+      kc.agent,
+      { kind: 'Migration', name: 'to-here', namespace: appNs },
+      condition('Transferred'),
+      true,
+    );
+    assert.equal(transferred.ok, true, transferred.message);
+    const sourceSide = await applyStatus(
+      kc.agent,
+      { kind: 'Migration', name: 'to-here', namespace: appNs },
+      { frozenAt: checkpointed.conditions[0]!.lastTransitionTime },
+      true,
+    );
+    assert.match(sourceSide.message, controllerFields);
+    const theirs = await applyStatus(
+      kc.agent,
+      { kind: 'Migration', name: 'to-here', namespace: appNs },
+      checkpointed,
+      true,
+    );
+    assert.match(theirs.message, /may report only the conditions Transferred, Restored on/);
+    await kubectlOk([
+      'delete',
+      'migration',
+      'from-here',
+      'to-here',
+      'elsewhere-only',
+      '-n',
+      appNs,
+      '--wait=false',
+    ]);
   });
 
   step("refuses an agent's writes to other Leases and Events in another agent's name", async () => {

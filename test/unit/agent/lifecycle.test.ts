@@ -1,9 +1,11 @@
 // A Container's life on its host, against the simulated runtime: started in a sandbox of its own,
 // reported Running, restarted after an exit with a back-off that doubles per quick crash (or left
-// exited, as its restartPolicy says), replaced when its spec changes.
+// exited, as its restartPolicy says), every restart counted even when its sandbox was removed
+// behind the agent's back, replaced when its spec changes.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { runtimeCleanupFinalizer } from '../../../src/api/v1alpha1/index.js';
+import { nextAttempt } from '../../../src/agent/containers/lifecycle.js';
 import { labels } from '../../../src/agent/runtimespec.js';
 import { agent, container, ns } from './fakes.js';
 
@@ -70,6 +72,45 @@ describe('Container lifecycle', () => {
       longer && longer.requeueAfter! > 19_000 && longer.requeueAfter! <= 20_000,
       JSON.stringify(longer),
     );
+  });
+
+  it('counts a restart when something outside Gantry removed the sandbox: the status is the record', async () => {
+    const a = agent({ backoff: { initialMs: 10_000, maxMs: 300_000, resetAfterMs: 600_000 } });
+    const first = await a.run(container('app'));
+    // Killed behind the agent's back (exit 137), the agent backs off...
+    await a.runtime.processExited(first.id, 137);
+    await a.reconcile('app');
+    assert.equal(a.api.status('app')?.phase, 'Restarting');
+    assert.equal(a.api.status('app')?.restartCount, 0);
+    // ...and meanwhile the sandbox goes, with the runtime's record of the attempt.
+    const [sandbox] = (await a.runtime.held('app-uid')).sandboxes;
+    await a.runtime.stopPodSandbox({ podSandboxId: sandbox!.id });
+    await a.runtime.removePodSandbox({ podSandboxId: sandbox!.id });
+
+    await a.reconcile('app');
+    assert.equal(a.api.status('app')?.restartCount, 1, 'said while creating the new sandbox');
+    const [second] = (await a.runtime.held('app-uid')).containers;
+    assert.equal(second!.metadata?.attempt, 1);
+    assert.ok(a.recorder.events.includes('Normal Created: Created container (attempt 1)'));
+    await a.reconcile('app');
+    assert.equal(a.api.status('app')?.phase, 'Running');
+    assert.equal(a.api.status('app')?.restartCount, 1);
+
+    // Removed while running, too: the next start counts again.
+    const [running] = (await a.runtime.held('app-uid')).sandboxes;
+    await a.runtime.removePodSandbox({ podSandboxId: running!.id });
+    await a.reconcile('app');
+    await a.reconcile('app');
+    assert.equal((await a.runtime.held('app-uid')).containers[0]!.metadata?.attempt, 2);
+    assert.equal(a.api.status('app')?.restartCount, 2);
+  });
+
+  it('nextAttempt: the first start is 0; a reported attempt that was created is followed by the next', () => {
+    assert.equal(nextAttempt(undefined), 0);
+    assert.equal(nextAttempt({ phase: 'Creating', restartCount: 0 }), 0, 'pulling for the first start');
+    assert.equal(nextAttempt({ phase: 'Running', restartCount: 0, containerID: 'c0' }), 1);
+    assert.equal(nextAttempt({ phase: 'Restarting', restartCount: 3, containerID: 'c3' }), 4);
+    assert.equal(nextAttempt({ phase: 'Creating', restartCount: 4 }), 4, 'attempt 4 was never created');
   });
 
   it('leaves an exited process exited under restartPolicy Never: Failed on an error, Succeeded on 0', async () => {

@@ -17,7 +17,14 @@ function migration(phase: string, sourceHost: string, targetHost: string): Migra
     kind: 'Migration',
     metadata: { name: 'move', namespace: ns, uid: 'm-uid', generation: 1 },
     spec: { container: 'app', mode: 'Checkpoint', fallback: 'None', timeoutSeconds: 120 },
-    status: { phase, sourceHost, targetHost, targetContainer: 'app-moved', conditions: [] },
+    status: {
+      phase,
+      sourceHost,
+      targetHost,
+      targetContainer: 'app-moved',
+      targetContainerUID: 'app-moved-uid',
+      conditions: [],
+    },
   } as unknown as Migration;
 }
 
@@ -194,6 +201,65 @@ describe('migration target', () => {
       [],
       'the controller decides what next',
     );
+  });
+
+  // Anyone who may edit the namespace can annotate a Container to restore a Migration; only the
+  // Container the controller recorded gets the checkpoint. Each impostor asks for it at the moment
+  // the real target would fetch (Transferring) and restore (Restoring).
+  for (const [what, impostor, on] of [
+    [
+      'another Container',
+      () => container('thief', {}, { annotations: { [restoreFromAnnotation]: 'move' } }),
+      /its target is Container app-moved, not thief/,
+    ],
+    [
+      'a Container of the same name with another UID (deleted and created again)',
+      () =>
+        container('app-moved', {}, { uid: 'other-uid', annotations: { [restoreFromAnnotation]: 'move' } }),
+      /its target is the Container app-moved with UID app-moved-uid, not this one \(UID other-uid\)/,
+    ],
+  ] as const) {
+    it(`never fetches nor restores the checkpoint into ${what}`, async () => {
+      const a = agent({ transferEndpoints: { h0: endpoint }, transferToken: 'secret' });
+      const c = impostor();
+      a.cache.set(c);
+      const fetched = fetches;
+      for (const phase of ['Transferring', 'Restoring']) {
+        a.migrations.set(migration(phase, 'h0', host));
+        await a.reconcile(c.metadata.name!);
+        assert.equal(a.api.status(c.metadata.name!)?.phase, 'Migrating', phase);
+        assert.equal(a.api.status(c.metadata.name!)?.reason, 'NotMigrationTarget', phase);
+        assert.match(a.api.status(c.metadata.name!)?.message ?? '', on);
+      }
+      assert.equal(fetches, fetched, 'no transfer token was asked for');
+      assert.deepEqual(await a.runtime.held(c.metadata.uid!), { sandboxes: [], containers: [] });
+      assert.deepEqual(a.migrationsApi.reports, [], 'nothing reported on the Migration');
+      assert.deepEqual(a.recorder.reasons(), ['Warning NotMigrationTarget'], 'one Event says why');
+    });
+  }
+
+  it('never acts as the target on another Host than the one recorded', async () => {
+    const a = agent({ transferEndpoints: { h0: endpoint }, transferToken: 'secret' });
+    a.migrations.set(migration('Transferring', 'h0', 'h2'));
+    a.cache.set(target());
+    await a.reconcile('app-moved');
+    assert.equal(a.api.status('app-moved')?.reason, 'NotMigrationTarget');
+    assert.match(a.api.status('app-moved')?.message ?? '', /its target Host is h2, not h1/);
+    assert.deepEqual(a.migrationsApi.reports, []);
+  });
+
+  it('waits, fetching nothing, while the Migration has not recorded its target', async () => {
+    const a = agent({ transferEndpoints: { h0: endpoint }, transferToken: 'secret' });
+    const m = migration('Transferring', 'h0', host);
+    a.migrations.set({ ...m, status: { ...m.status!, targetContainerUID: undefined } });
+    a.cache.set(target());
+    const fetched = fetches;
+    await a.reconcile('app-moved');
+    assert.equal(a.api.status('app-moved')?.reason, 'WaitingForCheckpoint');
+    assert.match(a.api.status('app-moved')?.message ?? '', /has not recorded its target yet/);
+    assert.equal(fetches, fetched);
+    assert.deepEqual(a.migrationsApi.reports, []);
+    assert.deepEqual(a.recorder.reasons(), []);
   });
 
   it('holds a Container whose Migration is not there', async () => {

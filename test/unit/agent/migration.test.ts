@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { restoreFromAnnotation, type Container, type Migration } from '../../../src/api/v1alpha1/index.js';
-import { MigrationSupport } from '../../../src/agent/containers/migration.js';
+import { MigrationSupport, targetHold } from '../../../src/agent/containers/migration.js';
 import type { KubeClient } from '../../../src/kube/client.js';
 import type { CustomResourceClient } from '../../../src/kube/customresource.js';
 import { Store } from '../../../src/kube/store.js';
@@ -71,5 +71,54 @@ describe('MigrationSupport.roleOf', () => {
     const target = app({ [restoreFromAnnotation]: 'move' });
     assert.deepEqual(support().roleOf(target), { kind: 'target', name: 'move', migration: undefined });
     assert.equal(support(migration('Checkpoint', 'Transferring')).roleOf(target)?.kind, 'target');
+  });
+
+  it('holds no target of an ended Migration, even one that recorded no target UID (an upgrade)', () => {
+    const target = app({ [restoreFromAnnotation]: 'move' });
+    const held = (phase: string) => {
+      const role = support(migration('Checkpoint', phase)).roleOf(target);
+      assert.equal(role?.kind, 'target');
+      return role?.kind === 'target' ? role.held?.reason : undefined;
+    };
+    assert.equal(held('Transferring'), 'WaitingForCheckpoint');
+    assert.equal(held('Succeeded'), undefined);
+  });
+});
+
+describe('targetHold', () => {
+  const recorded = (status: object) =>
+    ({
+      metadata: { name: 'move', namespace: ns },
+      status: {
+        phase: 'Transferring',
+        targetContainer: 'app-moved',
+        targetContainerUID: 'u-1',
+        targetHost: 'h1',
+        ...status,
+      },
+    }) as unknown as Migration;
+  const c = (name: string, uid: string, nodeName?: string) =>
+    ({ metadata: { name, namespace: ns, uid }, spec: { image: 'x', nodeName } }) as unknown as Container;
+
+  it('lets only the Container the controller recorded (name, UID, Host) restore', () => {
+    assert.equal(targetHold(recorded({}), c('app-moved', 'u-1', 'h1'), 'h1'), undefined);
+    for (const [m, container, why] of [
+      [recorded({}), c('thief', 'u-2', 'h1'), /its target is Container app-moved, not thief/],
+      [recorded({}), c('app-moved', 'u-2', 'h1'), /with UID u-1, not this one \(UID u-2\)/],
+      [recorded({ targetHost: 'h2' }), c('app-moved', 'u-1', 'h1'), /its target Host is h2, not h1/],
+      [recorded({}), c('app-moved', 'u-1', 'h2'), /its target Host is h1, not h2/],
+    ] as const) {
+      const hold = targetHold(m, container, 'h1');
+      assert.equal(hold?.reason, 'NotMigrationTarget');
+      assert.match(hold.message, why);
+      assert.match(hold.message, /^not restoring the checkpoint of Migration move: /);
+    }
+  });
+
+  it('waits while the controller has not recorded its target (name, UID and Host)', () => {
+    for (const missing of ['targetContainer', 'targetContainerUID', 'targetHost']) {
+      const hold = targetHold(recorded({ [missing]: undefined }), c('app-moved', 'u-1', 'h1'), 'h1');
+      assert.equal(hold?.reason, 'WaitingForCheckpoint', missing);
+    }
   });
 });

@@ -1,11 +1,11 @@
-// Removing what the runtime holds for a Container: on deletion, behind the agent's finalizer (a
-// graceful stop, then the sandbox and the logs, then the finalizer lifted), and in the orphan
-// sweep, for runtime objects whose Container is gone.
+// Removing what the runtime holds for a Container: on deletion, behind the agent's finalizer (phase
+// Terminating, a graceful stop, then the sandbox and the logs, then the finalizer lifted), and in
+// the orphan sweep, for runtime objects whose Container is gone.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { runtimeCleanupFinalizer } from '../../../src/api/v1alpha1/index.js';
+import { runtimeCleanupFinalizer, type ContainerStatus } from '../../../src/api/v1alpha1/index.js';
 import { labels } from '../../../src/agent/runtimespec.js';
 import { log } from '../controller/fakes.js';
 import { agent, container, ns } from './fakes.js';
@@ -33,6 +33,33 @@ describe('Container teardown', () => {
     assert.deepEqual(await a.runtime.held('app-uid'), { sandboxes: [], containers: [] });
     assert.equal(fs.existsSync(logs), false);
     assert.deepEqual(a.api.finalizers.at(-1), { name: 'app', finalizers: [] });
+  });
+
+  it('on deletion, shows phase Terminating before the stop begins, keeping what ran', async () => {
+    const a = agent();
+    const rc = await a.run(container('app', { terminationGracePeriodSeconds: 30 }));
+    const ran = a.api.status('app')!;
+    const live = a.cache.get(`${ns}/app`)!;
+    a.cache.set({ ...live, metadata: { ...live.metadata, deletionTimestamp: new Date() } });
+    let atStop: Partial<ContainerStatus> | undefined;
+    const stop = a.runtime.stopContainer.bind(a.runtime);
+    a.runtime.stopContainer = async (req) => {
+      atStop = a.api.status('app');
+      return stop(req);
+    };
+
+    await a.reconcile('app');
+    assert.equal(atStop?.phase, 'Terminating', 'written before StopContainer was called');
+    assert.equal(atStop?.reason, 'Deleted');
+    assert.match(atStop?.message ?? '', /SIGTERM, and SIGKILL if it still runs after 30s/);
+    assert.equal(atStop?.containerID, rc.id);
+    assert.equal(atStop?.ip, ran.ip);
+    assert.equal(atStop?.restartCount, 0);
+    const conditions = Object.fromEntries((atStop?.conditions ?? []).map((c) => [c.type, c]));
+    assert.equal(conditions.Ready?.status, 'False');
+    assert.equal(conditions.Ready?.reason, 'Deleted');
+    assert.equal(conditions.Reconciling?.status, 'True', 'kstatus: work in progress, not stalled');
+    assert.equal(conditions.Stalled, undefined);
   });
 
   it('leaves the runtime alone for a deleted Container that never got the finalizer', async () => {

@@ -4,6 +4,8 @@ import { describe, it } from 'node:test';
 import {
   defaultPullPolicy,
   familiarImageReference,
+  IMAGE_REFERENCE_FORMS,
+  imageReferenceProblem,
   isImageReference,
   normalizeImageReference,
   parseImageReference,
@@ -79,9 +81,45 @@ describe('parseImageReference', () => {
   for (const ref of invalid) {
     it(`refuses ${JSON.stringify(ref)}`, () => {
       assert.equal(isImageReference(ref), false);
-      assert.throws(() => parseImageReference(ref), /invalid image reference/);
+      assert.throws(() => parseImageReference(ref), /invalid reference format/);
     });
   }
+});
+
+describe('imageReferenceProblem', () => {
+  it('says nothing of a valid reference', () => {
+    assert.equal(imageReferenceProblem('nginx:1.27'), undefined);
+    assert.equal(
+      imageReferenceProblem('Registry.example:5000/app:V1'),
+      undefined,
+      'capitals in registry and tag',
+    );
+  });
+
+  it("says what is wrong in Docker's words, the reference quoted", () => {
+    const cases: [string, string][] = [
+      [
+        'nginx latest',
+        'invalid reference format: "nginx latest" contains a space (a tag follows a colon, as in nginx:1.27)',
+      ],
+      ['Nginx', 'invalid reference format: repository name must be lowercase: "Nginx"'],
+      [
+        '127.0.0.1:5000/Gantry/web:1',
+        'invalid reference format: repository name must be lowercase: "127.0.0.1:5000/Gantry/web:1"',
+      ],
+      [
+        'nginx@sha256:abc',
+        'invalid reference format: "nginx@sha256:abc" has a malformed digest (@sha256: and 64 lower-case hex digits)',
+      ],
+      [
+        'nginx:',
+        'invalid reference format: "nginx:" is not [registry[:port]/]name[:tag][@sha256:<64 hex digits>], ' +
+          'as in nginx:1.27 or ghcr.io/org/app:v2 (name in lower case, a tag of at most 128 characters)',
+      ],
+      ['$&', `invalid reference format: "$&" is not ${IMAGE_REFERENCE_FORMS}`],
+    ];
+    for (const [ref, message] of cases) assert.equal(imageReferenceProblem(ref), message, ref);
+  });
 });
 
 describe('helpers', () => {

@@ -1,9 +1,22 @@
 // Built-in autoscaling's decisions: the HPA's replica formula and tolerance, missing reports,
-// stabilization windows, and summing usage over Hosts.
+// stabilization windows (today's count counting as a first recommendation), summing usage over
+// Hosts, and a Warning when it undoes a scale made by hand.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Host } from '../../../src/api/v1alpha1/index.js';
-import { recommend, stabilize, workloadUsage, type Sample } from '../../../src/controller/autoscale.js';
+import type { V1ManagedFieldsEntry } from '@kubernetes/client-node';
+import { parseSpec, type Host, type Workload } from '../../../src/api/v1alpha1/index.js';
+import {
+  AutoscaleReconciler,
+  autoscalerFieldManager,
+  manualScaler,
+  recommend,
+  stabilize,
+  workloadUsage,
+  type Sample,
+} from '../../../src/controller/autoscale.js';
+import { FakeClock } from '../../../src/kube/clock.js';
+import { Store } from '../../../src/kube/store.js';
+import { ctx, quietRecorder } from './fakes.js';
 
 const base = { current: 4, live: 4, requestCores: 0.5, targetPercent: 50 };
 
@@ -121,5 +134,117 @@ describe('workloadUsage', () => {
       workloadUsage(hosts, (h) => h !== 'lost', { namespace: 'ns', name: 'web' }),
       { containers: 3, cpuCores: 0.75 },
     );
+  });
+});
+
+const created = '2026-01-01T00:00:00Z';
+const later = '2026-01-01T00:05:00Z';
+const ownsReplicas = { 'f:spec': { 'f:replicas': {} } };
+
+function workload(replicas: number, managedFields: V1ManagedFieldsEntry[] = []): Workload {
+  const spec = parseSpec('Workload', {
+    replicas,
+    selector: { matchLabels: { app: 'web' } },
+    template: {
+      metadata: { labels: { app: 'web' } },
+      spec: { image: 'nginx', resources: { requests: { cpu: '100m' } } },
+    },
+    autoscale: { minReplicas: 1, maxReplicas: 6, targetCPUUtilizationPercent: 50 },
+  });
+  assert.ok(spec.ok);
+  return {
+    apiVersion: 'gantry.dev/v1alpha1',
+    kind: 'Workload',
+    // Raw JSON from the informer: times are strings at run time.
+    metadata: { name: 'web', namespace: 'ns', creationTimestamp: created as never, managedFields },
+    spec: spec.value,
+  };
+}
+
+const entry = (manager: string, time: string, fieldsV1: object = ownsReplicas) =>
+  ({ manager, operation: 'Update', time: time as never, fieldsV1 }) as V1ManagedFieldsEntry;
+
+describe('manualScaler', () => {
+  it('names who set spec.replicas after the Workload was created, other than the autoscaler', () => {
+    assert.equal(manualScaler(workload(5, [entry('kubectl-edit', later)])), 'kubectl-edit');
+    // What the apiserver records for `kubectl scale`: an entry of the /scale subresource, no time.
+    const scaled = { manager: 'kubectl', operation: 'Update', subresource: 'scale', fieldsV1: ownsReplicas };
+    assert.equal(manualScaler(workload(1, [scaled])), 'kubectl');
+    assert.equal(
+      manualScaler(workload(5, [entry('kubectl', later, { 'f:spec': { 'f:template': {} } })])),
+      undefined,
+      'another field',
+    );
+    assert.equal(manualScaler(workload(5, [entry(autoscalerFieldManager, later)])), undefined);
+    assert.equal(
+      manualScaler(workload(3, [entry('kubectl-client-side-apply', created)])),
+      undefined,
+      'the count it was created with is not a scale',
+    );
+  });
+});
+
+describe('AutoscaleReconciler', () => {
+  /** A reconciler over one Workload and one Host reporting `cpuCores` for `containers` of it. */
+  function setup(wl: Workload, usage = { containers: 0, cpuCores: 0 }) {
+    const clock = new FakeClock(Date.parse(later) + 60_000);
+    const workloads = new Store<Workload>();
+    workloads.set(wl);
+    const hosts = new Store<Host>();
+    hosts.set({
+      apiVersion: 'gantry.dev/v1alpha1',
+      kind: 'Host',
+      metadata: { name: 'h1' },
+      spec: { unschedulable: false, drain: false, maxConcurrentMigrations: 2 },
+      status: { workloadUsage: [{ namespace: 'ns', workload: 'web', ...usage }] },
+    });
+    const scaled: number[] = [];
+    const events: string[] = [];
+    const recorder = quietRecorder(clock);
+    recorder.event = (_o, type, reason, _action, note) => void events.push(`${type} ${reason}: ${note}`);
+    const reconciler = new AutoscaleReconciler({
+      workloads,
+      hosts,
+      heartbeats: { fresh: () => true },
+      syncPeriodMs: 15_000,
+      recorder,
+      clock,
+      scale: async (_name, replicas) => {
+        scaled.push(replicas);
+        workloads.set({ ...workloads.get('ns/web')!, spec: { ...wl.spec, replicas } });
+      },
+    });
+    return { clock, scaled, events, reconcile: () => reconciler.reconcile('ns/web', ctx) };
+  }
+
+  it('says with a Warning when it undoes a scale made by hand, and by whom', async () => {
+    const scaled = { manager: 'kubectl', operation: 'Update', subresource: 'scale', fieldsV1: ownsReplicas };
+    const a = setup(workload(8, [scaled]));
+    await a.reconcile();
+    assert.deepEqual(a.scaled, [6]);
+    assert.deepEqual(a.events, [
+      'Normal SuccessfulRescale: New size: 6; reason: replicas above maxReplicas',
+      'Warning ManualScaleOverridden: spec.replicas 8, set by kubectl, overridden to 6: spec.autoscale ' +
+        'sets replicas between 1 and 6 (replicas above maxReplicas); to scale by hand, remove spec.autoscale',
+    ]);
+  });
+
+  it('says nothing more when it changes its own count', async () => {
+    const a = setup(workload(8, [entry(autoscalerFieldManager, later)]));
+    await a.reconcile();
+    assert.deepEqual(a.events, ['Normal SuccessfulRescale: New size: 6; reason: replicas above maxReplicas']);
+  });
+
+  it('counts the replicas it first finds as a recommendation: no scale-down before the window passes', async () => {
+    // 3 idle replicas: the recommendation is 1, but the count found holds for the 300 s down window.
+    const a = setup(workload(3), { containers: 3, cpuCores: 0 });
+    await a.reconcile();
+    assert.deepEqual(a.scaled, [], 'not at first sight');
+    a.clock.advance(290_000);
+    await a.reconcile();
+    assert.deepEqual(a.scaled, []);
+    a.clock.advance(15_000); // the next sync, 305 s after the first look
+    await a.reconcile();
+    assert.deepEqual(a.scaled, [1]);
   });
 });

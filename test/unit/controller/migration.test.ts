@@ -103,8 +103,9 @@ function setup(m: Migration, containers: Container[], hosts = [host('h1'), host(
     containersApi: {
       create: async (c) => {
         calls.push(`create ${c.metadata.name}`);
-        cache.set(c as Container);
-        return c as Container;
+        const created = { ...c, metadata: { ...c.metadata, uid: `${c.metadata.name}-uid` } } as Container;
+        cache.set(created);
+        return created;
       },
       delete: async ({ name }) => {
         calls.push(`delete ${name}`);
@@ -153,6 +154,24 @@ describe('MigrationReconciler, checkpoint mode', () => {
     await t.reconcile();
     assert.equal(t.status()?.phase, 'Checkpointing');
     assert.equal(t.status()?.targetHost, 'h2');
+    // The one Container the target agent may restore into: this name, this UID, on this Host.
+    assert.equal(t.status()?.targetContainer, target.metadata.name);
+    assert.equal(t.status()?.targetContainerUID, target.metadata.uid);
+  });
+
+  it('fails, freezing nothing, when a Container it did not create already has the target name', async () => {
+    const name = targetName(migration('Checkpoint'), 'checkpoint');
+    // The name follows from the Migration's UID, so anyone who can read it can create it first.
+    const squatter = container(name, 'h2');
+    const t = setup(migration('Checkpoint'), [container('app', 'h1'), squatter]);
+    await t.reconcile();
+    assert.equal(t.status()?.phase, 'Failed');
+    assert.match(t.status()?.message ?? '', new RegExp(`a Container named ${name} exists already`));
+    assert.equal(t.status()?.targetContainerUID, undefined);
+    assert.ok(
+      !t.calls.some((c) => c.startsWith('create') || c.startsWith('delete')),
+      'nothing created or deleted',
+    );
   });
 
   it('decides nothing on a cache that has not seen its own last write', async () => {

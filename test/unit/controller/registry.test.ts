@@ -13,6 +13,7 @@ import {
   RegistryClient,
   RegistryError,
 } from '../../../src/controller/registry.js';
+import { unsafeAddress } from '../../../src/controller/registryhttp.js';
 
 const sha256 = (body: string): string => `sha256:${createHash('sha256').update(body).digest('hex')}`;
 
@@ -66,8 +67,8 @@ class FakeRegistry {
   readonly users: Record<string, string> = { alice: 'secret' };
   sendDigestHeader = true;
   wrongDigestHeader = false;
-  /** Repositories answering with a fixed status, or stalling. */
-  readonly special: Record<string, number | 'stall'> = {};
+  /** Repositories answering with a fixed status, stalling, redirecting, or with a token realm of their own. */
+  readonly special: Record<string, number | 'stall' | { redirect: string } | { realm: string }> = {};
   readonly requests: { method: string; url: string; authorization?: string }[] = [];
   readonly tokenRequests: URL[] = [];
   private readonly repos = new Map<string, Map<string, Stored>>();
@@ -133,6 +134,12 @@ class FakeRegistry {
     const [, repo, ref] = match as unknown as [string, string, string];
     const special = this.special[repo];
     if (special === 'stall') return; // never answers
+    if (typeof special === 'object' && 'redirect' in special)
+      return void res.writeHead(307, { location: special.redirect }).end();
+    if (typeof special === 'object' && 'realm' in special) {
+      res.writeHead(401, { 'www-authenticate': `Bearer realm="${special.realm}",service="x"` });
+      return void res.end();
+    }
     if (special !== undefined)
       return void res.writeHead(special).end('{"errors":[{"code":"X","message":"nope"}]}');
     if (!this.authorized(authorization, repo, res)) return;
@@ -338,6 +345,23 @@ describe('RegistryClient', () => {
       );
     });
 
+    it('follows a redirect within the registry', async () => {
+      registry.special['team/moved'] = { redirect: `http://${registry.host}/v2/team/app/manifests/1` };
+      const info = await client().inspect(ref('team/moved:1'));
+      assert.equal(info.digest, sha256(plain));
+    });
+
+    it('refuses a token realm or a redirect that leads to a link-local (metadata) address', async () => {
+      registry.special['team/realm'] = { realm: 'http://169.254.169.254/latest/meta-data/' };
+      await rejectsWith(
+        client().inspect(ref('team/realm:1')),
+        'UnsafeAddress',
+        /169\.254\.169\.254.*link-local/,
+      );
+      registry.special['team/redirect'] = { redirect: 'http://[fe80::1]/token' };
+      await rejectsWith(client().inspect(ref('team/redirect:1')), 'UnsafeAddress', /link-local/);
+    });
+
     it('stops when the caller aborts, without calling it a registry failure', async () => {
       registry.special['x/slow'] = 'stall';
       const abort = new AbortController();
@@ -349,6 +373,25 @@ describe('RegistryClient', () => {
 });
 
 describe('parseChallenge', () => {
+  it('tells unsafe destinations: link-local, metadata, unspecified; loopback only from a registry on loopback', () => {
+    for (const ip of [
+      '169.254.169.254',
+      '169.254.0.1',
+      '100.100.100.200',
+      '0.0.0.0',
+      'fe80::1',
+      'fd00:ec2::254',
+      '::',
+      '::ffff:169.254.169.254',
+    ])
+      assert.ok(unsafeAddress(ip, true), ip);
+    for (const ip of ['10.0.0.5', '192.168.1.2', '8.8.8.8', '2001:db8::1'])
+      assert.equal(unsafeAddress(ip, false), undefined, ip);
+    assert.match(unsafeAddress('127.0.0.1', false) ?? '', /loopback/);
+    assert.match(unsafeAddress('::1', false) ?? '', /loopback/);
+    assert.equal(unsafeAddress('127.0.0.1', true), undefined);
+  });
+
   it('reads the scheme and quoted or bare parameters', () => {
     assert.deepEqual(
       parseChallenge(

@@ -245,7 +245,7 @@ describe('Controller', () => {
     controller.start();
     await settle();
     const stopping = controller.stop();
-    controller.abort();
+    controller.abort('shutdown grace period exceeded');
     await stopping;
     assert.equal(seen?.aborted, true);
   });

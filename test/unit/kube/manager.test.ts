@@ -484,6 +484,42 @@ describe('against a fake apiserver', () => {
       api.watchers.length = 0;
     });
 
+    it('aborts in-flight reconciles at once when leadership is lost, without waiting out the grace period', async () => {
+      api.things.clear();
+      api.leases.clear();
+      api.addThing('busy');
+      // A grace period far longer than the test may run: only an immediate abort passes.
+      const mgr = manager({ identity: 'deposed', graceMs: 10 * 60_000 });
+      const things = mgr.informer({ path: thingsPath });
+      let signal: AbortSignal | undefined;
+      mgr.controller({
+        name: 'manager-test-deposed',
+        kind: 'Thing',
+        watches: [watch(things)],
+        reconciler: {
+          reconcile: (_key, ctx) => {
+            signal = ctx.signal;
+            return new Promise((resolve) =>
+              ctx.signal.addEventListener('abort', () => resolve(), { once: true }),
+            );
+          },
+        },
+      });
+      const running = mgr.run(new AbortController().signal);
+      await waitFor(() => signal !== undefined, 'the reconcile to start');
+      const lease = api.leases.get('test-manager') as { spec: { holderIdentity: string }; metadata: object };
+      api.leases.set('test-manager', {
+        ...lease,
+        metadata: { ...lease.metadata, resourceVersion: '999999' },
+        spec: { ...lease.spec, holderIdentity: 'usurper' },
+      } as KubernetesObject);
+      await assert.rejects(running, /leader election lost/);
+      assert.equal(signal?.aborted, true);
+      assert.match(String((signal?.reason as Error).message), /leadership lost/);
+      assert.equal(api.leaseHolder('test-manager'), 'usurper', "the other holder's lease is left alone");
+      api.watchers.length = 0;
+    });
+
     it('stops every other task and rejects when a background task fails', async () => {
       api.things.clear();
       const mgr = manager({ election: false });

@@ -1,12 +1,13 @@
 // startGantry reuses a running controller or agent only if it was started with exactly the command
 // line asked for; one started with other flags, or from another checkout, is restarted, and what
-// differed is said. The comparison, the decision, and the record the decision reads.
+// differed is said. The comparison, the decision, and the record the decision reads. Beside Gantry
+// installed in the cluster (npm start's Helm release) it starts nothing, and says how to remove it.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
-import { decide, isGantryCommand } from '../../../src/localcluster/gantry.js';
+import { decide, installedGantryConflict, isGantryCommand } from '../../../src/localcluster/gantry.js';
 import {
   commandDifferences,
   commandFile,
@@ -132,5 +133,34 @@ describe('runningDaemon', () => {
     assert.equal(fs.existsSync(files.pidFile), false);
     assert.equal(fs.existsSync(commandFile(files.pidFile)), false);
     assert.equal(runningDaemon(files.pidFile), undefined);
+  });
+});
+
+describe('installedGantryConflict', () => {
+  it('has nothing to say when no agent DaemonSet of Gantry exists', () => {
+    assert.equal(installedGantryConflict([]), undefined);
+  });
+
+  it('names the Helm release and how to uninstall it', () => {
+    const why = installedGantryConflict([
+      {
+        namespace: 'gantry-system-agent',
+        name: 'gantry-agent',
+        release: { name: 'gantry', namespace: 'gantry-system' },
+      },
+    ]);
+    assert.match(why ?? '', /DaemonSet gantry-agent in gantry-system-agent, Helm release gantry/);
+    assert.match(
+      why ?? '',
+      /helm uninstall gantry --namespace gantry-system \(npm start installs it again\)$/,
+    );
+  });
+
+  it('names the DaemonSet of an install without Helm', () => {
+    const why = installedGantryConflict([{ namespace: 'ops', name: 'gantry-agent' }]);
+    assert.match(
+      why ?? '',
+      /Remove it first: delete DaemonSet gantry-agent in ops and the controller's Deployment$/,
+    );
   });
 });
