@@ -157,7 +157,8 @@ export async function startApiserver(l: Layout, bins: Binaries, pki: Pki, admin:
         // Nodes here have no resolvable names: reach kubelets at their addresses.
         '--kubelet-preferred-address-types=InternalIP',
         // Aggregated APIs: the front proxy's identity and the headers naming the user, and
-        // endpoints reached directly (Gantry's server may run as a process of this machine).
+        // endpoints reached directly, not through kube-proxy: Gantry's server, a process of this
+        // machine, is at the address network.ts routes to its loopback port.
         `--requestheader-client-ca-file=${frontProxy.ca}`,
         '--requestheader-allowed-names=front-proxy-client',
         '--requestheader-username-headers=X-Remote-User',

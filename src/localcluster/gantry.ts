@@ -4,8 +4,8 @@
 // A process already running is reused only if it was started with exactly the command line asked
 // for (same checkout, same flags); otherwise it is restarted with that one, and the reason printed.
 // None starts while Gantry runs installed in the cluster (Helm, the manifests): they would compete.
+// The aggregated API server is started the same way, in subresources.ts.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadAllYaml } from '@kubernetes/client-node';
@@ -24,8 +24,8 @@ import { imageRef, registryAddress } from './registry.js';
 import { type LocalCluster, localDir, systemNamespace } from './state.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const pids = path.join(localDir, 'pids');
-const logs = path.join(localDir, 'logs');
+export const pids = path.join(localDir, 'pids');
+export const logs = path.join(localDir, 'logs');
 
 /**
  * Where each process serves /metrics, the probes and (agents) checkpoints for migrations: fixed,
@@ -41,13 +41,11 @@ export function agentPorts(host: string): {
   return { metrics: 9100 + n, probes: 9200 + n, transfer: 9300 + n, streams: 9400 + n };
 }
 export const controllerPorts = { metrics: 8080, probes: 8081 };
-export const subresourcesPorts = { https: 9443, metrics: 8090, probes: 8091 };
 
 export function agentLog(host: string): string {
   return path.join(logs, `agent-${host}.log`);
 }
 export const controllerLog = path.join(logs, 'controller.log');
-export const subresourcesLog = path.join(logs, 'subresources.log');
 
 /** Applies crds/ (server-side, one field manager, so repeated installs never conflict). */
 export async function installCrds(cluster: LocalCluster): Promise<void> {
@@ -116,7 +114,7 @@ interface KubeObject {
   spec?: { policyName?: string };
 }
 
-function tsEntry(name: string): string[] {
+export function tsEntry(name: string): string[] {
   return ['--import', 'tsx', path.join(repoRoot, 'src', 'cmd', `${name}.ts`)];
 }
 
@@ -134,7 +132,7 @@ async function waitHealthy(what: string, port: number, pid: number, logFile: str
 /** Where start* report a process they replaced (one with another command line than asked). */
 export type Report = (line: string) => void;
 
-type Program = 'agent' | 'controller' | 'subresources';
+export type Program = 'agent' | 'controller' | 'subresources';
 
 /** Is this the command line of a Gantry `name` process (of any checkout, from source or built)? */
 export function isGantryCommand(argv: readonly string[], name: Program): boolean {
@@ -162,7 +160,7 @@ export function decide(
   return differences.length === 0 ? { action: 'reuse' } : { action: 'restart', differences };
 }
 
-async function ensureRunning(
+export async function ensureRunning(
   what: string,
   name: Program,
   files: { pidFile: string; logFile: string },
@@ -301,7 +299,7 @@ export async function startAgent(
  * Stops the Gantry process a PID file names. A PID that now names some other program (reused
  * since) is left alone: only the stale files go.
  */
-async function stopGantryProcess(
+export async function stopGantryProcess(
   pidFile: string,
   name: Program,
   signal: 'SIGTERM' | 'SIGKILL',
@@ -352,171 +350,6 @@ export async function startController(
 
 export async function stopController(): Promise<void> {
   await stopGantryProcess(path.join(pids, 'controller.pid'), 'controller', 'SIGTERM');
-}
-
-/** The APIService of Gantry's aggregated API, and the Service the apiserver reaches it through. */
-export const subresourcesRegistration = {
-  apiService: 'v1alpha1.subresources.gantry.dev',
-  service: 'gantry-subresources',
-};
-
-/**
- * A non-loopback address of this machine for the server: the apiserver reaches an aggregated API
- * through a Service's endpoints, which may not be loopback addresses.
- */
-function machineAddress(): string {
-  const a = Object.values(os.networkInterfaces())
-    .flat()
-    .find((i) => i?.family === 'IPv4' && !i.internal);
-  if (!a) throw new Error('this machine has no non-loopback IPv4 address for the aggregated API server');
-  return a.address;
-}
-
-/** The APIService, and a Service without selector whose EndpointSlice names this machine. */
-function registration(address: string): object {
-  const { apiService, service } = subresourcesRegistration;
-  const meta = (name: string) => ({
-    name,
-    namespace: systemNamespace,
-    labels: { 'app.kubernetes.io/part-of': 'gantry' },
-  });
-  return {
-    apiVersion: 'v1',
-    kind: 'List',
-    items: [
-      {
-        apiVersion: 'v1',
-        kind: 'Service',
-        metadata: meta(service),
-        spec: { ports: [{ name: 'https', port: 443, targetPort: subresourcesPorts.https }] },
-      },
-      {
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: {
-          ...meta(`${service}-local`),
-          labels: {
-            'kubernetes.io/service-name': service,
-            'endpointslice.kubernetes.io/managed-by': 'gantry-local-cluster',
-          },
-        },
-        addressType: 'IPv4',
-        endpoints: [{ addresses: [address], conditions: { ready: true } }],
-        ports: [{ name: 'https', port: subresourcesPorts.https, protocol: 'TCP' }],
-      },
-      {
-        apiVersion: 'apiregistration.k8s.io/v1',
-        kind: 'APIService',
-        metadata: { name: apiService, labels: { 'app.kubernetes.io/part-of': 'gantry' } },
-        // caBundle: the server puts its CA there (src/subresources/pki.ts).
-        spec: {
-          group: 'subresources.gantry.dev',
-          version: 'v1alpha1',
-          service: { namespace: systemNamespace, name: service, port: 443 },
-          groupPriorityMinimum: 1000,
-          versionPriority: 15,
-        },
-      },
-    ],
-  };
-}
-
-const registrationFile = path.join(localDir, 'subresources-registration.json');
-
-/** Does the running apiserver pass users on to aggregated APIs (a front proxy, controlplane.ts)? */
-export async function apiserverHasFrontProxy(cluster: LocalCluster): Promise<boolean> {
-  const out = await run(path.join(cluster.binDir, 'kubectl'), [
-    '--kubeconfig',
-    cluster.kubeconfig,
-    '-n',
-    'kube-system',
-    'get',
-    'configmap',
-    'extension-apiserver-authentication',
-    '-o',
-    'jsonpath={.data.requestheader-client-ca-file}',
-  ]);
-  return out.trim() !== '';
-}
-
-/**
- * Gantry's aggregated API server (Containers' logs), registered with the apiserver, and waits
- * until the apiserver reports the APIService Available. Not part of startGantry: an APIService
- * left registered without its server keeps every namespace of the shared cluster from finishing
- * deletion, so whoever starts it stops it (stopSubresources). Refuses while Gantry runs installed
- * in the cluster, and on an apiserver without a front proxy (one started before controlplane.ts
- * gave it one), where it could never be Available.
- */
-export async function startSubresources(
-  cluster: LocalCluster,
-  extraArgs: string[] = [],
-  report: Report = (l) => console.error(l),
-): Promise<void> {
-  await refuseBesideInstalledGantry(cluster);
-  const kubectl = [path.join(cluster.binDir, 'kubectl'), '--kubeconfig', cluster.kubeconfig] as const;
-  if (!(await apiserverHasFrontProxy(cluster))) {
-    throw new Error(
-      "kube-apiserver runs without a front proxy (started before controlplane.ts gave it one): Gantry's " +
-        'aggregated API could never be reached; restart it (stopApiserver, then startApiserver)',
-    );
-  }
-  const address = machineAddress();
-  fs.writeFileSync(registrationFile, JSON.stringify(registration(address), null, 2));
-  await run(kubectl[0], [
-    ...kubectl.slice(1),
-    'apply',
-    '--server-side',
-    '--force-conflicts',
-    '--field-manager=gantry-local',
-    '-f',
-    registrationFile,
-  ]);
-  const argv = [
-    process.execPath,
-    ...tsEntry('subresources'),
-    `--kubeconfig=${cluster.kubeconfig}`,
-    `--bind-address=${address}:${subresourcesPorts.https}`,
-    `--metrics-bind-address=127.0.0.1:${subresourcesPorts.metrics}`,
-    `--health-probe-bind-address=127.0.0.1:${subresourcesPorts.probes}`,
-    `--namespace=${systemNamespace}`,
-    `--service-name=${subresourcesRegistration.service}`,
-    // Host-process agents read their Secrets where they keep their Leases.
-    `--agent-namespace=${systemNamespace}`,
-    ...extraArgs,
-  ];
-  await ensureRunning(
-    "Gantry's aggregated API server",
-    'subresources',
-    { pidFile: path.join(pids, 'subresources.pid'), logFile: subresourcesLog },
-    argv,
-    subresourcesPorts.probes,
-    report,
-  );
-  await run(kubectl[0], [
-    ...kubectl.slice(1),
-    'wait',
-    '--for=condition=Available',
-    '--timeout=60s',
-    `apiservice/${subresourcesRegistration.apiService}`,
-  ]);
-}
-
-/** Stops the server and unregisters it first, so no APIService is left without a server. */
-export async function stopSubresources(cluster: LocalCluster): Promise<void> {
-  if (fs.existsSync(registrationFile)) {
-    const kubectl = path.join(cluster.binDir, 'kubectl');
-    await run(kubectl, [
-      '--kubeconfig',
-      cluster.kubeconfig,
-      'delete',
-      '--ignore-not-found',
-      '--wait=false',
-      '-f',
-      registrationFile,
-    ]);
-    fs.rmSync(registrationFile);
-  }
-  await stopGantryProcess(path.join(pids, 'subresources.pid'), 'subresources', 'SIGTERM');
 }
 
 export interface GantryArgs {

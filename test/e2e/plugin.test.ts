@@ -4,7 +4,7 @@
 // (which asks the apiserver whether the user may get containers/log) -> the agent of the
 // Container's Host, which reads the runtime's log files.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,13 +12,13 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { attemptLogFile, findContainerLogs, parseCriLog } from '../../src/agent/logs.js';
 import { startApiserver, stopApiserver } from '../../src/localcluster/cluster.js';
+import { agentStateDir, startGantry } from '../../src/localcluster/gantry.js';
 import {
-  agentStateDir,
   apiserverHasFrontProxy,
-  startGantry,
   startSubresources,
   stopSubresources,
-} from '../../src/localcluster/gantry.js';
+  subresourcesPorts,
+} from '../../src/localcluster/subresources.js';
 import { kubectl, kubectlOk, localCluster, type CmdResult } from '../support/cluster.js';
 import { eventually } from '../support/wait.js';
 
@@ -209,6 +209,17 @@ describe('kubectl gantry', { timeout: 600_000 }, () => {
     await kubectl(['delete', 'clusterrole', `${rbacName}-view`, `${rbacName}-access`, '--ignore-not-found']);
     await kubectl(['delete', 'clusterrolebinding', `${rbacName}-access`, '--ignore-not-found']);
     fs.rmSync(work, { recursive: true, force: true });
+  });
+
+  it('the aggregated API server listens on loopback only; the apiserver reaches it through the DNAT rule', () => {
+    // The APIService is Available (before), so the apiserver got through; here, where to.
+    for (const port of Object.values(subresourcesPorts)) {
+      const listening = execFileSync('ss', ['-Hltn', `sport = :${port}`], { encoding: 'utf8' })
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => l.trim().split(/\s+/)[3]);
+      assert.deepEqual(listening, [`127.0.0.1:${port}`], `sockets listening on port ${port}`);
+    }
   });
 
   it("ps lists the namespace's Containers for a user who may list them, as docker ps does", async () => {
