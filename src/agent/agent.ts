@@ -40,6 +40,7 @@ import { MigrationSupport } from './containers/migration.js';
 import { labels } from './runtimespec.js';
 import { serveTransfers } from './transfer.js';
 import { StatsCollector } from './stats.js';
+import { StreamServer } from './streams.js';
 
 export const agentVersion = '0.1.0';
 
@@ -259,6 +260,21 @@ export function setUpAgent(
       await server.close();
     },
   });
+  if (o.streamBindAddress) {
+    const streamBind = parseBindAddress(o.streamBindAddress);
+    const streams = new StreamServer(
+      {
+        host,
+        fieldManager: `${fieldManager}/streams`,
+        bind: streamBind,
+        endpoint: `https://${o.advertiseAddress ?? advertisedAddress()}:${streamBind.port}`,
+        tlsSecret: { namespace: o.transferSecretNamespace ?? o.leaseNamespace, name: o.streamTlsSecret },
+        logRoot: path.join(o.stateDir, 'logs'),
+      },
+      { containers: containers.cache, readSecret, hosts: hosts.cache, hostsApi, log },
+    );
+    manager.add({ name: 'streams', needLeaderElection: false, start: (signal) => streams.run(signal) });
+  }
   manager.add({
     name: 'container-stats',
     needLeaderElection: false,

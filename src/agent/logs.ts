@@ -54,15 +54,17 @@ export function findContainerLogs(
   });
   const newest = candidates.sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
   if (!newest) return undefined;
-  const files = fs.existsSync(path.join(newest, 'container'))
-    ? fs.readdirSync(path.join(newest, 'container'))
-    : [];
-  const attempts = files
+  return { dir: newest, attempts: logAttempts(newest) };
+}
+
+/** Attempt numbers with a log file in a Container's log directory, oldest first. */
+export function logAttempts(dir: string): number[] {
+  const files = fs.existsSync(path.join(dir, 'container')) ? fs.readdirSync(path.join(dir, 'container')) : [];
+  return files
     .map((f) => /^(\d+)\.log$/.exec(f)?.[1])
     .filter((a): a is string => a !== undefined)
     .map(Number)
     .sort((a, b) => a - b);
-  return { dir: newest, attempts };
 }
 
 export function attemptLogFile(logs: ContainerLogs, attempt: number): string {

@@ -25,6 +25,13 @@ export const AgentOptionsSchema = z
     transferBindAddress: z.string(),
     /** The address other agents reach this host at; the first non-loopback IPv4 when unset. */
     advertiseAddress: z.string().optional(),
+    /**
+     * Where Gantry's aggregated API server reaches this agent for Containers' logs (streams.ts);
+     * unset: no logs endpoint (the chart does not install the aggregated API yet).
+     */
+    streamBindAddress: z.string().optional(),
+    /** The Secret (in the agents' Secret namespace) holding this endpoint's TLS identity. */
+    streamTlsSecret: z.string().min(1),
     leaseNamespace: z.string().min(1),
     /** Where the controller keeps migrations' transfer tokens; unset: leaseNamespace. */
     transferSecretNamespace: z.string().min(1).optional(),
@@ -74,6 +81,8 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   healthProbeBindAddress: '127.0.0.1:9091',
   transferBindAddress: '0.0.0.0:9300',
   advertiseAddress: undefined,
+  streamBindAddress: undefined,
+  streamTlsSecret: 'gantry-agent-tls',
   leaseNamespace: 'gantry-system',
   transferSecretNamespace: undefined,
   leaseDurationSeconds: '40',

@@ -324,17 +324,21 @@ async function createNamespace(name: string): Promise<void> {
  */
 async function reserveRegistryService(): Promise<void> {
   await createNamespace('gantry-local');
-  await adminClient()
-    .createNamespacedService({
-      namespace: 'gantry-local',
-      body: {
-        metadata: { name: 'registry' },
-        spec: { clusterIP: inClusterRegistry.ip, ports: [{ port: inClusterRegistry.port, protocol: 'TCP' }] },
-      },
-    })
+  const api = adminClient();
+  // Looked for first: creating it again fails on its address (422, already allocated), not its name.
+  const existing = await api
+    .readNamespacedService({ namespace: 'gantry-local', name: 'registry' })
     .catch((e: { code?: number }) => {
-      if (e.code !== 409) throw e;
+      if (e.code !== 404) throw e;
     });
+  if (existing) return;
+  await api.createNamespacedService({
+    namespace: 'gantry-local',
+    body: {
+      metadata: { name: 'registry' },
+      spec: { clusterIP: inClusterRegistry.ip, ports: [{ port: inClusterRegistry.port, protocol: 'TCP' }] },
+    },
+  });
 }
 
 async function waitNodesReady(names: string[]): Promise<void> {

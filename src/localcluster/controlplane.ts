@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import type { Binaries } from './binaries.js';
-import { type ClientCert, type Pki, ensureClientCert, writeKubeconfig } from './pki.js';
+import { type ClientCert, type Pki, ensureClientCert, pkiPaths, writeKubeconfig } from './pki.js';
 import { livePid, run, startDaemon, waitFor } from './proc.js';
 
 export const ports = {
@@ -82,8 +82,45 @@ export async function startEtcd(l: Layout, bins: Binaries): Promise<void> {
   );
 }
 
+/**
+ * The front proxy's own CA and client certificate: the apiserver presents it to aggregated API
+ * servers (Gantry's subresources.gantry.dev), which believe its X-Remote-User headers only on a
+ * connection with it. A CA apart from the cluster's, so no ordinary client certificate can pass.
+ */
+async function ensureFrontProxy(pki: Pki): Promise<{ ca: string; client: ClientCert }> {
+  const fp = pkiPaths(path.join(pki.dir, 'front-proxy'));
+  if (!fs.existsSync(fp.caCert)) {
+    fs.mkdirSync(fp.dir, { recursive: true, mode: 0o700 });
+    await run('openssl', [
+      'genpkey',
+      '-algorithm',
+      'RSA',
+      '-pkeyopt',
+      'rsa_keygen_bits:2048',
+      '-out',
+      fp.caKey,
+    ]);
+    const subject = '/CN=gantry-local-front-proxy-ca';
+    await run('openssl', [
+      'req',
+      '-x509',
+      '-new',
+      '-key',
+      fp.caKey,
+      '-subj',
+      subject,
+      '-days',
+      '365',
+      '-out',
+      fp.caCert,
+    ]);
+  }
+  return { ca: fp.caCert, client: await ensureClientCert(fp, 'front-proxy-client', 'front-proxy-client') };
+}
+
 export async function startApiserver(l: Layout, bins: Binaries, pki: Pki, admin: ClientCert): Promise<void> {
   const f = files(l, 'kube-apiserver');
+  const frontProxy = await ensureFrontProxy(pki);
   const kubeletClient = await ensureClientCert(
     pki,
     'apiserver-kubelet-client',
@@ -119,6 +156,17 @@ export async function startApiserver(l: Layout, bins: Binaries, pki: Pki, admin:
         '--endpoint-reconciler-type=none',
         // Nodes here have no resolvable names: reach kubelets at their addresses.
         '--kubelet-preferred-address-types=InternalIP',
+        // Aggregated APIs: the front proxy's identity and the headers naming the user, and
+        // endpoints reached directly, not through kube-proxy: Gantry's server, a process of this
+        // machine, is at the address network.ts routes to its loopback port.
+        `--requestheader-client-ca-file=${frontProxy.ca}`,
+        '--requestheader-allowed-names=front-proxy-client',
+        '--requestheader-username-headers=X-Remote-User',
+        '--requestheader-group-headers=X-Remote-Group',
+        '--requestheader-extra-headers-prefix=X-Remote-Extra-',
+        `--proxy-client-cert-file=${frontProxy.client.cert}`,
+        `--proxy-client-key-file=${frontProxy.client.key}`,
+        '--enable-aggregator-routing=true',
         '--profiling=false',
         '--v=1',
       ],

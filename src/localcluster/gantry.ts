@@ -4,6 +4,7 @@
 // A process already running is reused only if it was started with exactly the command line asked
 // for (same checkout, same flags); otherwise it is restarted with that one, and the reason printed.
 // None starts while Gantry runs installed in the cluster (Helm, the manifests): they would compete.
+// The aggregated API server is started the same way, in subresources.ts.
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -23,16 +24,21 @@ import { imageRef, registryAddress } from './registry.js';
 import { type LocalCluster, localDir, systemNamespace } from './state.js';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
-const pids = path.join(localDir, 'pids');
-const logs = path.join(localDir, 'logs');
+export const pids = path.join(localDir, 'pids');
+export const logs = path.join(localDir, 'logs');
 
 /**
  * Where each process serves /metrics, the probes and (agents) checkpoints for migrations: fixed,
  * so tests and users can find them, and apart, since every host's agent runs on this machine.
  */
-export function agentPorts(host: string): { metrics: number; probes: number; transfer: number } {
+export function agentPorts(host: string): {
+  metrics: number;
+  probes: number;
+  transfer: number;
+  streams: number;
+} {
   const n = Number(/(\d+)$/.exec(host)?.[1] ?? 0);
-  return { metrics: 9100 + n, probes: 9200 + n, transfer: 9300 + n };
+  return { metrics: 9100 + n, probes: 9200 + n, transfer: 9300 + n, streams: 9400 + n };
 }
 export const controllerPorts = { metrics: 8080, probes: 8081 };
 
@@ -108,7 +114,7 @@ interface KubeObject {
   spec?: { policyName?: string };
 }
 
-function tsEntry(name: string): string[] {
+export function tsEntry(name: string): string[] {
   return ['--import', 'tsx', path.join(repoRoot, 'src', 'cmd', `${name}.ts`)];
 }
 
@@ -126,8 +132,10 @@ async function waitHealthy(what: string, port: number, pid: number, logFile: str
 /** Where start* report a process they replaced (one with another command line than asked). */
 export type Report = (line: string) => void;
 
+export type Program = 'agent' | 'controller' | 'subresources';
+
 /** Is this the command line of a Gantry `name` process (of any checkout, from source or built)? */
-export function isGantryCommand(argv: readonly string[], name: 'agent' | 'controller'): boolean {
+export function isGantryCommand(argv: readonly string[], name: Program): boolean {
   return argv.some((a) => a.endsWith(`/src/cmd/${name}.ts`) || a.endsWith(`/cmd/${name}.js`));
 }
 
@@ -139,7 +147,7 @@ export function isGantryCommand(argv: readonly string[], name: 'agent' | 'contro
 export function decide(
   running: { pid: number; command?: string[] } | undefined,
   wanted: readonly string[],
-  name: 'agent' | 'controller',
+  name: Program,
 ): { action: 'start' } | { action: 'reuse' } | { action: 'restart'; differences: string[] } {
   if (!running) return { action: 'start' };
   if (!running.command) {
@@ -152,9 +160,9 @@ export function decide(
   return differences.length === 0 ? { action: 'reuse' } : { action: 'restart', differences };
 }
 
-async function ensureRunning(
+export async function ensureRunning(
   what: string,
-  name: 'agent' | 'controller',
+  name: Program,
   files: { pidFile: string; logFile: string },
   argv: string[],
   probesPort: number,
@@ -271,6 +279,7 @@ export async function startAgent(
     `--metrics-bind-address=127.0.0.1:${ports.metrics}`,
     `--health-probe-bind-address=127.0.0.1:${ports.probes}`,
     `--transfer-bind-address=127.0.0.1:${ports.transfer}`,
+    `--stream-bind-address=127.0.0.1:${ports.streams}`,
     '--advertise-address=127.0.0.1',
     `--lease-namespace=${systemNamespace}`,
     `--probe-image=${imageRef('counter')}`,
@@ -290,9 +299,9 @@ export async function startAgent(
  * Stops the Gantry process a PID file names. A PID that now names some other program (reused
  * since) is left alone: only the stale files go.
  */
-async function stopGantryProcess(
+export async function stopGantryProcess(
   pidFile: string,
-  name: 'agent' | 'controller',
+  name: Program,
   signal: 'SIGTERM' | 'SIGKILL',
 ): Promise<void> {
   const running = runningDaemon(pidFile);

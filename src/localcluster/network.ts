@@ -8,6 +8,9 @@
 //                  endpoints: these rules answer for it). Bare hosts get the rules too.
 //   <node IP>:<kubelet port>  each kubelet (the node's address is its pod bridge's: a Node may
 //                  not have a loopback address), for the apiserver's logs and exec
+//   10.244.1.1:9443  Gantry's aggregated API server (subresources.ts), for the apiserver: an
+//                  APIService's endpoint may not be loopback either, so host-1's node address
+//                  stands for it (on this machine whatever the hosts' shape: OUTPUT DNATs it)
 // kube-proxy handles every other Service. Its own rules stay, and ours come first in a chain of
 // their own, removed again by `removeLoopbackServices`.
 import { kubeletPorts } from './nodes.js';
@@ -17,12 +20,20 @@ const chain = 'GANTRY-LOCAL-LOOPBACK';
 
 export const inClusterApiserver = { ip: '10.0.0.1', port: 443 };
 export const inClusterRegistry = { ip: '10.0.0.5', port: 5000 };
+export const inClusterSubresources = { ip: '10.244.1.1', port: 9443 };
+
+type LoopbackService = { dst: string; dport: string; to?: number };
+const subresources: LoopbackService = {
+  dst: `${inClusterSubresources.ip}/32`,
+  dport: String(inClusterSubresources.port),
+};
 
 /** What the rules map: destination and port(s) -> the loopback port (unchanged when omitted). */
-const loopbackServices: { dst: string; dport: string; to?: number }[] = [
+const loopbackServices: LoopbackService[] = [
   { dst: `${inClusterApiserver.ip}/32`, dport: String(inClusterApiserver.port), to: 6443 },
   { dst: `${inClusterRegistry.ip}/32`, dport: String(inClusterRegistry.port), to: 5000 },
   { dst: '10.244.0.0/16', dport: `${kubeletPorts.first}:${kubeletPorts.last}` },
+  subresources,
 ];
 
 async function iptables(args: string[]): Promise<boolean> {
@@ -32,27 +43,21 @@ async function iptables(args: string[]): Promise<boolean> {
   );
 }
 
+/** Is the aggregated API server's rule in place (a cluster brought up before it existed lacks it)? */
+export async function subresourcesRouted(): Promise<boolean> {
+  return iptables(['-C', chain, ...dnatRule(subresources)]);
+}
+
+function dnatRule({ dst, dport, to }: LoopbackService): string[] {
+  const target = `127.0.0.1${to === undefined ? '' : `:${to}`}`;
+  return ['-d', dst, '-p', 'tcp', '--dport', dport, '-j', 'DNAT', '--to-destination', target];
+}
+
 /** Installs the DNAT rules (idempotent). */
 export async function ensureLoopbackServices(podBridgePattern: string): Promise<void> {
   if (!(await iptables(['-L', chain, '-n']))) await iptables(['-N', chain]);
   await iptables(['-F', chain]);
-  for (const { dst, dport, to } of loopbackServices) {
-    const target = `127.0.0.1${to === undefined ? '' : `:${to}`}`;
-    await iptables([
-      '-A',
-      chain,
-      '-d',
-      dst,
-      '-p',
-      'tcp',
-      '--dport',
-      dport,
-      '-j',
-      'DNAT',
-      '--to-destination',
-      target,
-    ]);
-  }
+  for (const service of loopbackServices) await iptables(['-A', chain, ...dnatRule(service)]);
   const jumps: [string, string[]][] = [
     ['PREROUTING', ['-i', podBridgePattern, '-j', chain]],
     ['OUTPUT', ['-j', chain]],

@@ -50,3 +50,12 @@ export function hostLeaseName(host: string): string {
 export function transferSecretName(migrationUid: string): string {
   return `gantry-migration-${migrationUid}`;
 }
+
+/**
+ * On a Host, written by its agent: where Gantry's aggregated API server reaches that agent for its
+ * Containers' logs (https://<address>:<port>, mutual TLS: src/kube/streamtls.ts).
+ */
+export const streamEndpointAnnotation = 'gantry.dev/stream-endpoint';
+
+/** The aggregated API (an APIService) serving containers/log. */
+export const subresourcesGroup = 'subresources.gantry.dev';

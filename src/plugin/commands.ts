@@ -1,0 +1,113 @@
+// The commands of `kubectl gantry`: ps lists Containers as `docker ps` does, through the
+// apiserver (so `get`/`list` on containers decides who sees what); logs reads a Container's output
+// through Gantry's aggregated API (subresources.gantry.dev), where RBAC on containers/log decides.
+import type { Container } from '../api/v1alpha1/index.js';
+import { type Command, type Context, usageError } from './cli.js';
+import { CliError } from './client.js';
+import { age, printObjects, table } from './output.js';
+
+function status(c: Container): string {
+  const phase = c.status?.phase ?? 'Pending';
+  const s = c.status;
+  if ((phase === 'Succeeded' || phase === 'Failed') && s?.exitCode !== undefined)
+    return `Exited (${s.exitCode}) ${age(s.finishedAt)} ago`;
+  if (phase === 'Running' && s?.startedAt)
+    return `Up ${age(s.startedAt)}${s.health ? ` (${s.health.toLowerCase()})` : ''}`;
+  return s?.reason ? `${phase} (${s.reason})` : phase;
+}
+
+export const ps: Command = {
+  name: 'ps',
+  summary: 'List containers',
+  usage: '[-A] [-o json|yaml|name|wide]',
+  description: 'List the Containers of the namespace (or of every namespace with -A), as docker ps does.',
+  examples: ['kubectl gantry ps', 'kubectl gantry ps -A -o wide'],
+  async run(ctx: Context) {
+    if (ctx.positionals.length > 0) throw usageError(ps, `unexpected argument "${ctx.positionals[0]}"`);
+    const cluster = ctx.cluster();
+    const api = cluster.api('Container');
+    const list = ctx.flags.allNamespaces
+      ? await api.list()
+      : await api.list({ namespace: cluster.namespace });
+    const items = [...list].sort(
+      (a, b) =>
+        (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') ||
+        (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''),
+    );
+    if (ctx.format === 'json' || ctx.format === 'yaml' || ctx.format === 'name') {
+      ctx.out(printObjects(items, ctx.format, false));
+      return;
+    }
+    if (items.length === 0) {
+      process.stderr.write(
+        ctx.flags.allNamespaces
+          ? 'No resources found\n'
+          : `No resources found in ${cluster.namespace} namespace.\n`,
+      );
+      return;
+    }
+    const wide = ctx.format === 'wide';
+    const header = [
+      ...(ctx.flags.allNamespaces ? ['NAMESPACE'] : []),
+      'NAME',
+      'IMAGE',
+      'STATUS',
+      'RESTARTS',
+      'HOST',
+      'AGE',
+      ...(wide ? ['IP', 'CONTAINER ID'] : []),
+    ];
+    const rows = items.map((c) => [
+      ...(ctx.flags.allNamespaces ? [c.metadata.namespace ?? ''] : []),
+      c.metadata.name ?? '',
+      c.spec.image,
+      status(c),
+      String(c.status?.restartCount ?? 0),
+      c.spec.nodeName ?? '<none>',
+      age(c.metadata.creationTimestamp),
+      ...(wide ? [c.status?.ip ?? '<none>', c.status?.containerID?.slice(0, 12) ?? '<none>'] : []),
+    ]);
+    ctx.out(table(header, rows));
+  },
+};
+
+export const logs: Command = {
+  name: 'logs',
+  summary: "Print a container's output",
+  usage: 'NAME [-f] [--tail N] [--previous] [--timestamps]',
+  description:
+    "Print a Container's output (stdout and stderr), every run in order, through the Kubernetes API: " +
+    'whoever may get containers/log in the namespace may read it.',
+  examples: ['kubectl gantry logs web', 'kubectl gantry logs -f --tail 10 web'],
+  options: {
+    follow: { type: 'boolean', short: 'f' },
+    tail: { type: 'string' },
+    previous: { type: 'boolean', short: 'p' },
+    timestamps: { type: 'boolean' },
+  },
+  async run(ctx: Context) {
+    const [name, ...extra] = ctx.positionals;
+    if (!name) throw usageError(logs, 'a container name is required');
+    if (extra.length > 0) throw usageError(logs, `unexpected argument "${extra[0]}"`);
+    const tail = ctx.values.tail as string | undefined;
+    if (tail !== undefined && !/^\d+$/.test(tail))
+      throw usageError(logs, `--tail must be a whole number, not "${tail}"`);
+    const cluster = ctx.cluster();
+    const path = cluster.subresourcePath(
+      `namespaces/${encodeURIComponent(cluster.namespace)}/containers/${encodeURIComponent(name)}/log`,
+    );
+    const res = await cluster.client.request('GET', path, {
+      query: {
+        follow: ctx.values.follow === true || undefined,
+        tailLines: tail,
+        previous: ctx.values.previous === true || undefined,
+        timestamps: ctx.values.timestamps === true || undefined,
+      },
+      headers: { accept: 'text/plain, */*' },
+    });
+    for await (const chunk of res) ctx.out(String(chunk));
+    if (!res.complete) throw new CliError('the log stream was cut before its end');
+  },
+};
+
+export const commands: Command[] = [ps, logs];

@@ -1,0 +1,58 @@
+// Whether the user may: a SubjectAccessReview on the Container's subresource in Gantry's own API
+// group, asked of the apiserver for every request. So RBAC on gantry.dev decides, as it does for
+// pods/log: whoever may get containers/log in a namespace (the `view` role, once the chart
+// aggregates it there) reads its Containers' output. The apiserver lets every authenticated user
+// through to this API: this check is the one that counts.
+import { AuthorizationV1Api } from '@kubernetes/client-node';
+import { GROUP } from '../api/v1alpha1/index.js';
+import type { KubeClient } from '../kube/client.js';
+import { HttpError } from '../kube/streaming.js';
+import type { UserInfo } from './frontproxy.js';
+
+export interface Access {
+  verb: 'get';
+  subresource: 'log';
+  namespace: string;
+  name: string;
+}
+
+/** The refusal in the apiserver's own words, with what would grant it. */
+export function refusal(user: UserInfo, a: Access, reason?: string): string {
+  return (
+    `User "${user.username}" cannot ${a.verb} resource "containers/${a.subresource}" in API group "${GROUP}" ` +
+    `in the namespace "${a.namespace}"${reason ? `: ${reason}` : ''}`
+  );
+}
+
+export class Authorizer {
+  private readonly api: AuthorizationV1Api;
+
+  constructor(client: KubeClient) {
+    this.api = client.api(AuthorizationV1Api);
+  }
+
+  /** Resolves when allowed; HttpError 403 saying what is missing otherwise. */
+  async check(user: UserInfo, a: Access): Promise<void> {
+    const review = await this.api.createSubjectAccessReview({
+      body: {
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SubjectAccessReview',
+        spec: {
+          user: user.username,
+          uid: user.uid,
+          groups: user.groups,
+          extra: user.extra,
+          resourceAttributes: {
+            group: GROUP,
+            resource: 'containers',
+            subresource: a.subresource,
+            verb: a.verb,
+            namespace: a.namespace,
+            name: a.name,
+          },
+        },
+      },
+    });
+    if (!review.status?.allowed) throw new HttpError(403, refusal(user, a, review.status?.reason));
+  }
+}

@@ -1,0 +1,167 @@
+// The aggregated API subresources.gantry.dev/v1alpha1, served over HTTPS to the apiserver's front
+// proxy. Every request: who (frontproxy.ts), may they (authorize.ts), which Container and Host
+// (informer caches), then the Host's agent (agents.ts), whose answer goes back as it comes:
+//   GET  namespaces/{ns}/containers/{name}/log?follow&previous&tailLines&timestamps   pods/log's options
+// plus discovery, which the apiserver reads to list the API.
+import type http from 'node:http';
+import https from 'node:https';
+import { type Container, type Host, subresourcesGroup } from '../api/v1alpha1/index.js';
+import { joinKey } from '../kube/keys.js';
+import type { Cache } from '../kube/store.js';
+import { HttpError, sendStatus } from '../kube/streaming.js';
+import type { TlsIdentity } from '../kube/streamtls.js';
+import type { BindAddress } from '../obs/http.js';
+import type { Logger } from '../obs/logger.js';
+import { agentEndpoint, agentGet } from './agents.js';
+import type { Authorizer } from './authorize.js';
+import { authenticate, type RequestHeaderConfig, type UserInfo } from './frontproxy.js';
+import type { KeyPair } from './x509.js';
+
+export const version = 'v1alpha1';
+const base = `/apis/${subresourcesGroup}/${version}`;
+
+const groupVersion = { groupVersion: `${subresourcesGroup}/${version}`, version };
+/** Discovery, as the apiserver asks for it (and `kubectl api-resources` shows it). */
+const discovery: Record<string, object> = {
+  '/apis': {
+    kind: 'APIGroupList',
+    apiVersion: 'v1',
+    groups: [{ name: subresourcesGroup, versions: [groupVersion], preferredVersion: groupVersion }],
+  },
+  [`/apis/${subresourcesGroup}`]: {
+    kind: 'APIGroup',
+    apiVersion: 'v1',
+    name: subresourcesGroup,
+    versions: [groupVersion],
+    preferredVersion: groupVersion,
+  },
+  [base]: {
+    kind: 'APIResourceList',
+    apiVersion: 'v1',
+    groupVersion: groupVersion.groupVersion,
+    resources: [
+      { name: 'containers/log', singularName: '', namespaced: true, kind: 'Container', verbs: ['get'] },
+    ],
+  },
+};
+
+const logPath = new RegExp(`^${base}/namespaces/([^/]+)/containers/([^/]+)/log$`);
+
+/** The options of pods/log this API takes, checked; passed to the agent by their names there. */
+function logQuery(q: URLSearchParams, uid: string): URLSearchParams {
+  const out = new URLSearchParams({ uid });
+  for (const k of ['follow', 'previous', 'timestamps']) if (q.has(k)) out.set(k, q.get(k)!);
+  const tail = q.get('tailLines');
+  if (tail !== null) {
+    if (!/^\d+$/.test(tail)) throw new HttpError(400, `tailLines must be a whole number, not "${tail}"`);
+    out.set('tail', tail);
+  }
+  const unsupported = ['sinceSeconds', 'sinceTime', 'limitBytes', 'container'].filter((k) => q.has(k));
+  if (unsupported.length)
+    throw new HttpError(400, `not supported for Gantry Containers: ${unsupported.join(', ')}`);
+  return out;
+}
+
+export interface ServerDeps {
+  containers: Cache<Container>;
+  hosts: Cache<Host>;
+  authorizer: Pick<Authorizer, 'check'>;
+  log: Logger;
+}
+
+export class SubresourceServer {
+  private server: https.Server | undefined;
+  private frontProxy: RequestHeaderConfig | undefined;
+  private agentIdentity: TlsIdentity | undefined;
+
+  constructor(private readonly deps: ServerDeps) {}
+
+  get ready(): boolean {
+    return this.server !== undefined;
+  }
+
+  /** (Re)configures TLS: its serving certificate, and the front proxy's CA to check callers against. */
+  configure(serving: KeyPair, agentIdentity: TlsIdentity, frontProxy: RequestHeaderConfig): void {
+    this.frontProxy = frontProxy;
+    this.agentIdentity = agentIdentity;
+    // Not rejected in the handshake: discovery and refusals answer over TLS, and authenticate() says why.
+    const options = {
+      cert: serving.cert,
+      key: serving.key,
+      ca: frontProxy.ca,
+      requestCert: true,
+      rejectUnauthorized: false,
+    };
+    if (this.server) this.server.setSecureContext(options);
+    else {
+      this.server = https.createServer(options, (req, res) => void this.handle(req, res));
+    }
+  }
+
+  async listen(bind: BindAddress): Promise<void> {
+    const server = this.server!;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(bind.port, bind.host, () => resolve());
+    });
+  }
+
+  async close(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server?.closeAllConnections();
+  }
+
+  private user(req: http.IncomingMessage): UserInfo {
+    return authenticate(req, this.frontProxy!);
+  }
+
+  /** The Container a log request names, after checking the user may get its log. */
+  private async resolve(req: http.IncomingMessage, m: RegExpExecArray): Promise<Container> {
+    const [namespace, name] = [decodeURIComponent(m[1]!), decodeURIComponent(m[2]!)];
+    await this.deps.authorizer.check(this.user(req), { verb: 'get', subresource: 'log', namespace, name });
+    const c = this.deps.containers.get(joinKey({ namespace, name }));
+    if (!c) throw new HttpError(404, `containers.gantry.dev "${name}" not found in namespace "${namespace}"`);
+    return c;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    try {
+      const url = new URL(req.url ?? '/', 'https://subresources');
+      const doc = discovery[url.pathname.replace(/\/$/, '')];
+      if (req.method === 'GET' && doc) {
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc));
+        return;
+      }
+      const sub = logPath.exec(url.pathname);
+      if (sub && req.method === 'GET') {
+        const c = await this.resolve(req, sub);
+        const endpoint = agentEndpoint(c, this.deps.hosts);
+        const path = `/v1/namespaces/${encodeURIComponent(c.metadata.namespace!)}/containers/${encodeURIComponent(c.metadata.name!)}/log`;
+        const upstream = await agentGet(
+          endpoint,
+          this.agentIdentity!,
+          `${path}?${logQuery(url.searchParams, c.metadata.uid!)}`,
+          {
+            signal: abort.signal,
+          },
+        );
+        res.writeHead(upstream.statusCode ?? 502, {
+          'content-type': upstream.headers['content-type'] ?? 'text/plain',
+        });
+        res.flushHeaders();
+        upstream.pipe(res);
+        return;
+      }
+      throw new HttpError(
+        404,
+        `the server could not find the requested resource (${req.method} ${url.pathname})`,
+      );
+    } catch (e) {
+      if (!(e instanceof HttpError) || e.code >= 500)
+        this.deps.log.warn('Request failed', { path: req.url, err: e });
+      sendStatus(res, e);
+    }
+  }
+}

@@ -1,0 +1,121 @@
+// The plugin's command line read as kubectl reads one, and its output as kubectl prints it.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { commandIndex, main, type Command } from '../../../src/plugin/cli.js';
+import { age, table } from '../../../src/plugin/output.js';
+
+function recorder(): { commands: Command[]; seen: { values: unknown; positionals: string[] }[] } {
+  const seen: { values: unknown; positionals: string[] }[] = [];
+  const echo: Command = {
+    name: 'echo',
+    summary: 'Echo',
+    usage: 'WORDS',
+    options: { tail: { type: 'string' } },
+    run: async (ctx) => {
+      seen.push({ values: ctx.values, positionals: ctx.positionals });
+      return ctx.positionals.length;
+    },
+  };
+  return { commands: [echo], seen };
+}
+
+/** Runs main with stderr captured. */
+async function run(argv: string[], commands: Command[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((s: string) => ((err += s), true)) as typeof process.stderr.write;
+  try {
+    const code = await main(argv, commands, (s) => {
+      out += s;
+    });
+    return { code, out, err };
+  } finally {
+    process.stderr.write = write;
+  }
+}
+
+describe('kubectl gantry command line', () => {
+  it('finds the command word after global flags and their values', () => {
+    assert.equal(commandIndex(['-n', 'ns', '--kubeconfig', 'k', 'logs', 'x']), 4);
+    assert.equal(commandIndex(['-A', 'ps']), 1);
+    assert.equal(commandIndex(['--', 'ps']), -1);
+    assert.equal(commandIndex([]), -1);
+  });
+
+  it("takes global flags on either side of the command, and the command's own", async () => {
+    const { commands, seen } = recorder();
+    const r = await run(['-n', 'ns', 'echo', 'a', '--tail', '3', 'b', '--context', 'c'], commands);
+    assert.equal(r.code, 2, r.err);
+    assert.deepEqual(seen[0]?.positionals, ['a', 'b']);
+    assert.deepEqual({ ...(seen[0]?.values as object) }, { namespace: 'ns', tail: '3', context: 'c' });
+  });
+
+  it('refuses an unknown command or flag with exit code 1, saying where to read more', async () => {
+    const { commands } = recorder();
+    const unknown = await run(['bogus'], commands);
+    assert.equal(unknown.code, 1);
+    assert.equal(
+      unknown.err,
+      'error: unknown command "bogus" for "kubectl gantry"\nRun \'kubectl gantry --help\' for usage.\n',
+    );
+    const flag = await run(['echo', '--nope'], commands);
+    assert.equal(flag.code, 1);
+    assert.match(
+      flag.err,
+      /^error: Unknown option '--nope'\nSee 'kubectl gantry echo --help' for usage\.\n$/,
+    );
+  });
+
+  it('prints usage with the kubectl prefix: exit 0 when asked for, 1 without a command', async () => {
+    const { commands, seen } = recorder();
+    const asked = await run(['--help'], commands);
+    assert.equal(asked.code, 0);
+    assert.match(asked.out, /^Usage:\n {2}kubectl gantry COMMAND \[flags\]$/m);
+    assert.match(asked.out, /^ {2}echo {2}Echo$/m);
+    assert.equal((await run([], commands)).code, 1);
+    const one = await run(['echo', '-h'], commands);
+    assert.equal(one.code, 0);
+    assert.match(one.out, /^ {2}kubectl gantry echo WORDS$/m);
+    assert.equal(seen.length, 0, 'help ran the command');
+  });
+
+  it('rejects an output format kubectl does not know', async () => {
+    const { commands } = recorder();
+    const r = await run(['echo', '-o', 'xml'], commands);
+    assert.equal(r.code, 1);
+    assert.match(r.err, /unable to match a printer suitable for the output format "xml"/);
+  });
+});
+
+describe('kubectl gantry output', () => {
+  it("shows ages as kubectl's AGE column does", () => {
+    const now = Date.parse('2026-01-10T00:00:00Z');
+    const ago = (s: number) => new Date(now - s * 1000).toISOString();
+    const cases: [number, string][] = [
+      [0, '0s'],
+      [119, '119s'],
+      [125, '2m5s'],
+      [600, '10m'],
+      [3 * 3600 + 60, '3h1m'],
+      [10 * 3600, '10h'],
+      [50 * 3600, '2d2h'],
+      [10 * 86400, '10d'],
+    ];
+    for (const [s, want] of cases) assert.equal(age(ago(s), now), want, `${s}s`);
+    assert.equal(age(undefined, now), '<unknown>');
+  });
+
+  it('aligns columns three spaces apart, without trailing blanks', () => {
+    assert.equal(
+      table(
+        ['NAME', 'STATUS'],
+        [
+          ['a', 'Up 5s'],
+          ['longer', ''],
+        ],
+      ),
+      'NAME     STATUS\na        Up 5s\nlonger\n',
+    );
+  });
+});
