@@ -1,9 +1,9 @@
 // Container log rotation by a real agent on a real containerd host. A Container writes numbered
 // lines fast; the agent rotates its log at a small size. Recorded facts: every rotation the agent's
 // log reports, the files the runtime wrote (no line lost or doubled across the rotated files and
-// the reopened one), and what `npm run logs -- --tail` prints.
+// the reopened one), and what `npm run logs -- --tail` and `--follow` print.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -81,6 +81,13 @@ function snapshot(dir: string): Promise<{ name: string; bytes: number; numbers: 
     }));
   });
 }
+
+/** The line numbers `npm run logs` printed (complete lines only). */
+const printedNumbers = (stdout: string) =>
+  stdout
+    .split('\n')
+    .slice(0, -1)
+    .map((l) => Number(/^line (\d+) /.exec(l)?.[1]));
 
 const assertConsecutive = (seq: number[], what: string) => {
   for (let i = 1; i < seq.length; i++)
@@ -169,15 +176,46 @@ describe('container log rotation', () => {
       '--state-dir',
       agentStateDir(host),
     ]);
-    const printed = stdout
-      .trim()
-      .split('\n')
-      .map((l) => Number(/^line (\d+) /.exec(l)?.[1]));
+    const printed = printedNumbers(stdout);
     assert.equal(printed.length, tail);
     assertConsecutive(printed, 'npm run logs --tail');
     assert.ok(
       printed[tail - 1]! >= latestBefore,
       `printed up to ${printed[tail - 1]}, ${latestBefore} was written`,
     );
+
+    // Following: on through rotations, into each reopened file, not a line lost or doubled.
+    const follower = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        'src/cmd/logs.ts',
+        `${ns}/chatty`,
+        '--follow',
+        '--tail=1',
+        '--state-dir',
+        agentStateDir(host),
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    );
+    let followed = '';
+    follower.stdout.on('data', (d: Buffer) => (followed += d.toString('utf8')));
+    try {
+      await eventually('the follower to print', () => printedNumbers(followed).length > 0);
+      const startedAt = rotations(from, dir).length;
+      await eventually('two more rotations', () => rotations(from, dir).length >= startedAt + 2, {
+        timeoutMs: 60_000,
+      });
+      // The lines of the newest rotated file: written before a rotation that came while following.
+      const rotatedLast = (await snapshot(dir)).at(-2)!.numbers.at(-1)!;
+      await eventually(`the follower to print past line ${rotatedLast}`, () =>
+        printedNumbers(followed).some((n) => n > rotatedLast),
+      );
+    } finally {
+      follower.kill();
+    }
+    const seen = printedNumbers(followed);
+    assertConsecutive(seen, 'npm run logs --follow');
   });
 });
