@@ -66,15 +66,19 @@ export function findContainerLogs(
   return { dir: newest, attempts };
 }
 
-/** One attempt's log files, oldest first: its rotated parts, then the current file. */
+/** The file the runtime writes one attempt's output to now. */
+export function attemptLogFile(logs: ContainerLogs, attempt: number): string {
+  return path.join(logs.dir, 'container', `${attempt}.log`);
+}
+
+/** One attempt's log files, oldest first: its rotated parts (`<current>.<timestamp>`), then the current file. */
 export function attemptLogFiles(logs: ContainerLogs, attempt: number): string[] {
-  const dir = path.join(logs.dir, 'container');
-  const current = `${attempt}.log`;
+  const current = attemptLogFile(logs, attempt);
   const rotated = fs
-    .readdirSync(dir)
-    .filter((f) => f.startsWith(`${current}.`))
+    .readdirSync(path.dirname(current))
+    .filter((f) => f.startsWith(`${path.basename(current)}.`))
     .sort();
-  return [...rotated, current].map((f) => path.join(dir, f));
+  return [...rotated.map((f) => path.join(path.dirname(current), f)), current];
 }
 
 export interface LogRead {
