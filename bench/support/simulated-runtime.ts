@@ -187,6 +187,9 @@ export class SimulatedRuntime implements AgentRuntime {
     };
   }
 
+  /** Simulated containers write no log (logPath is empty): nothing to reopen. */
+  async reopenContainerLog(): Promise<void> {}
+
   async execSync() {
     return { stdout: Buffer.alloc(0), stderr: Buffer.alloc(0), exitCode: 0 };
   }

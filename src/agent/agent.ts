@@ -31,6 +31,7 @@ import { Fence } from './fence.js';
 import { HostReporter, machineCapacity } from './host.js';
 import { ImageGc } from './imagegc.js';
 import { ImageWarmer } from './images.js';
+import { LogRotator } from './logrotate.js';
 import { countContainerPhases, fenced as fencedGauge, observeCriCall } from './metrics.js';
 import type { AgentOptions } from './options.js';
 import { ImagePuller } from './pull.js';
@@ -321,6 +322,23 @@ export function setUpAgent(
         await imageGc
           .collect()
           .catch((e: unknown) => log.warn('Image garbage collection failed', { err: e }));
+      }
+    },
+  });
+  // Its own task, apart from the container reconciler's workers: a round never holds them.
+  const logRotator = new LogRotator(
+    { maxSizeBytes: o.containerLogMaxSize, maxFiles: o.containerLogMaxFiles },
+    { cri, clock: realClock, log },
+  );
+  manager.add({
+    name: 'container-log-rotation',
+    needLeaderElection: false,
+    start: async (signal) => {
+      while (!signal.aborted) {
+        await sleep(realClock, o.containerLogMonitorIntervalSeconds * 1000, signal);
+        await logRotator
+          .rotateAll()
+          .catch((e: unknown) => log.warn('Container log rotation failed', { err: e }));
       }
     },
   });

@@ -1,6 +1,7 @@
 // Reading a container's output: the runtime writes it in the CRI log format to files in the
 // agent's state directory (<stateDir>/logs/<namespace>_<name>_<uid>/container/<attempt>.log), one
-// file per attempt, kept until the Container is deleted.
+// file per attempt, kept until the Container is deleted. The agent rotates a running attempt's file
+// (logrotate.ts): <attempt>.log.<timestamp> are its earlier parts, oldest first by name.
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -67,6 +68,47 @@ export function logAttempts(dir: string): number[] {
     .sort((a, b) => a - b);
 }
 
+/** The file the runtime writes one attempt's output to now. */
 export function attemptLogFile(logs: ContainerLogs, attempt: number): string {
   return path.join(logs.dir, 'container', `${attempt}.log`);
+}
+
+/** One attempt's log files, oldest first: its rotated parts (`<current>.<timestamp>`), then the current file. */
+export function attemptLogFiles(logs: ContainerLogs, attempt: number): string[] {
+  const current = attemptLogFile(logs, attempt);
+  const rotated = fs
+    .readdirSync(path.dirname(current))
+    .filter((f) => f.startsWith(`${path.basename(current)}.`))
+    .sort();
+  return [...rotated.map((f) => path.join(path.dirname(current), f)), current];
+}
+
+export interface LogRead {
+  lines: LogLine[];
+  /** Bytes read from the last (current) file: where following it goes on. */
+  currentBytes: number;
+}
+
+/**
+ * The lines of `files` (oldest first), only the last `tail` if given: files are read newest first
+ * and only as far back as needed. A file removed meanwhile (rotated away) is skipped.
+ */
+export function readLogFiles(files: readonly string[], tail?: number): LogRead {
+  let content = '';
+  let currentBytes = 0;
+  for (let i = files.length - 1; i >= 0; i--) {
+    let part: Buffer;
+    try {
+      part = fs.readFileSync(files[i]!);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      continue;
+    }
+    if (i === files.length - 1) currentBytes = part.length;
+    // Joined before parsing: a partial line can continue in the next file.
+    content = part.toString('utf8') + content;
+    if (tail !== undefined && parseCriLog(content).length > tail) break;
+  }
+  const lines = parseCriLog(content);
+  return { lines: tail !== undefined ? lines.slice(Math.max(0, lines.length - tail)) : lines, currentBytes };
 }

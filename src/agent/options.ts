@@ -3,7 +3,7 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
-import { isQuantity } from '../api/v1alpha1/index.js';
+import { isQuantity, quantityNanos } from '../api/v1alpha1/index.js';
 
 const quantity = z.string().refine(isQuantity, 'must be a quantity such as 2, 500m or 4Gi');
 const seconds = z.coerce.number().positive();
@@ -55,6 +55,17 @@ export const AgentOptionsSchema = z
     /** How long an image must have been unused before it may go. */
     imageGcMinAgeSeconds: z.coerce.number().min(0),
     imageGcIntervalSeconds: seconds,
+    /** Container log rotation (logrotate.ts): rotate a container's log file of this size... */
+    containerLogMaxSize: z
+      .string()
+      .refine(
+        (q) => isQuantity(q) && quantityNanos(q) >= 1_000_000_000n,
+        'must be a quantity of at least 1 byte, such as 10Mi',
+      )
+      .transform((q) => Number(quantityNanos(q) / 1_000_000_000n)),
+    /** ...keeping this many files per container, the current one included (the kubelet's minimum: 2). */
+    containerLogMaxFiles: z.coerce.number().int().min(2),
+    containerLogMonitorIntervalSeconds: seconds,
     /** Self-fencing (fence.ts): stop Workload replicas after this long without a heartbeat; 0: never. */
     fenceAfterSeconds: z.coerce.number().min(0),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']),
@@ -102,6 +113,10 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   imageGcLowThresholdPercent: '80',
   imageGcMinAgeSeconds: '120',
   imageGcIntervalSeconds: '60',
+  // The kubelet's defaults (containerLogMaxSize, containerLogMaxFiles, containerLogMonitorInterval).
+  containerLogMaxSize: '10Mi',
+  containerLogMaxFiles: '5',
+  containerLogMonitorIntervalSeconds: '10',
   fenceAfterSeconds: '0',
   logLevel: 'info',
 };

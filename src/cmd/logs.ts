@@ -5,7 +5,13 @@
 // so reading logs is governed by the same RBAC as `kubectl exec`.
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { attemptLogFile, findContainerLogs, parseCriLog, type LogLine } from '../agent/logs.js';
+import {
+  attemptLogFiles,
+  findContainerLogs,
+  parseCriLog,
+  readLogFiles,
+  type LogLine,
+} from '../agent/logs.js';
 import { agentStateDir } from '../localcluster/gantry.js';
 import { readLocalCluster } from '../localcluster/state.js';
 
@@ -40,21 +46,30 @@ function print(lines: LogLine[]): void {
   }
 }
 
+/** Prints what is appended to `file` from `from` on; after a rotation, the rest of the old file, then the new one. */
 async function follow(file: string, from: number): Promise<never> {
+  let fd = fs.openSync(file, 'r');
   let offset = from;
   let pending = '';
+  const drain = () => {
+    const size = fs.fstatSync(fd).size;
+    if (size <= offset) return;
+    const buf = Buffer.alloc(size - offset);
+    fs.readSync(fd, buf, 0, buf.length, offset);
+    offset = size;
+    const text = pending + buf.toString('utf8');
+    const cut = text.lastIndexOf('\n') + 1;
+    print(parseCriLog(text.slice(0, cut)));
+    pending = text.slice(cut);
+  };
   for (;;) {
-    const size = fs.statSync(file).size;
-    if (size > offset) {
-      const fd = fs.openSync(file, 'r');
-      const buf = Buffer.alloc(size - offset);
-      fs.readSync(fd, buf, 0, buf.length, offset);
+    drain();
+    const replaced = fs.existsSync(file) && fs.statSync(file).ino !== fs.fstatSync(fd).ino;
+    if (replaced) {
+      drain();
       fs.closeSync(fd);
-      offset = size;
-      const text = pending + buf.toString('utf8');
-      const cut = text.lastIndexOf('\n') + 1;
-      print(parseCriLog(text.slice(0, cut)));
-      pending = text.slice(cut);
+      fd = fs.openSync(file, 'r');
+      offset = 0;
     }
     await new Promise((r) => setTimeout(r, 500));
   }
@@ -74,13 +89,12 @@ async function main(): Promise<void> {
   }
   const index = logs.attempts.length - (values.previous ? 2 : 1);
   if (index < 0) fail(`Container ${namespace}/${name} has not restarted: there is no previous run`);
-  const file = attemptLogFile(logs, logs.attempts[index]!);
-  const content = fs.readFileSync(file, 'utf8');
-  const lines = parseCriLog(content);
   const tail = values.tail !== undefined ? Number(values.tail) : undefined;
   if (tail !== undefined && (!Number.isInteger(tail) || tail < 0)) fail('--tail must be a whole number');
-  print(tail !== undefined ? lines.slice(Math.max(0, lines.length - tail)) : lines);
-  if (values.follow) await follow(file, Buffer.byteLength(content));
+  const files = attemptLogFiles(logs, logs.attempts[index]!);
+  const { lines, currentBytes } = readLogFiles(files, tail);
+  print(lines);
+  if (values.follow) await follow(files[files.length - 1]!, currentBytes);
 }
 
 await main();

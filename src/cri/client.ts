@@ -178,6 +178,7 @@ export type AgentRuntime = Pick<
   | 'removeContainer'
   | 'listContainers'
   | 'containerStatus'
+  | 'reopenContainerLog'
   | 'execSync'
   | 'listContainerStats'
   | 'checkpointContainer'

@@ -26,4 +26,17 @@ test('a bad value names the flag and says why', () => {
     /--fence-after-seconds: must be 0 \(off\) or at least twice --renew-interval-seconds/,
   );
   assert.equal(parseAgentOptions(['--fence-after-seconds=20']).fenceAfterSeconds, 20);
+  assert.throws(
+    () => parseAgentOptions(['--container-log-max-size=0']),
+    /--container-log-max-size: must be a quantity of at least 1 byte/,
+  );
+  assert.throws(() => parseAgentOptions(['--container-log-max-files=1']), /--container-log-max-files:/);
+});
+
+test('container log rotation defaults to the kubelet defaults: 10Mi, 5 files, every 10 s', () => {
+  const o = parseAgentOptions([]);
+  assert.equal(o.containerLogMaxSize, 10 * 1024 * 1024);
+  assert.equal(o.containerLogMaxFiles, 5);
+  assert.equal(o.containerLogMonitorIntervalSeconds, 10);
+  assert.equal(parseAgentOptions(['--container-log-max-size=64Ki']).containerLogMaxSize, 65536);
 });
