@@ -4,10 +4,8 @@
 // written next, moving on to the next attempt's file when the container restarts, until the
 // Container finishes for good or is deleted.
 import fs from 'node:fs';
-import path from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { logAttempts, parseCriLog, type LogLine } from './logs.js';
-import { logPath } from './runtimespec.js';
+import { attemptLogFiles, logAttempts, parseCriLog, type LogLine } from './logs.js';
 
 export interface LogOptions {
   previous?: boolean;
@@ -25,8 +23,6 @@ export interface LogSource {
 }
 
 export class NoPreviousRun extends Error {}
-
-const file = (dir: string, attempt: number) => path.join(dir, logPath(attempt));
 
 /**
  * Splits CRI log text where its last complete line ends: after an F (full) line, so that partial
@@ -47,31 +43,75 @@ export function formatLine(l: LogLine, timestamps: boolean | undefined): string 
   return timestamps ? `${l.time} ${l.text}\n` : `${l.text}\n`;
 }
 
-function readFrom(name: string, offset: number): Buffer {
-  const fd = fs.openSync(name, 'r');
+/** The inode at `name`, or undefined while no file is there (renamed, not yet reopened). */
+function inodeAt(name: string): number | undefined {
   try {
-    const size = fs.fstatSync(fd).size;
-    const buf = Buffer.alloc(Math.max(0, size - offset));
-    fs.readSync(fd, buf, 0, buf.length, offset);
-    return buf;
-  } finally {
-    fs.closeSync(fd);
+    return fs.statSync(name).ino;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw e;
   }
 }
 
-/** One attempt's file read on from where the last read stopped, whole lines at a time. */
+/**
+ * One attempt's output read on from where the last read stopped, whole lines at a time: first its
+ * rotated files (logrotate.ts), then the file the runtime writes. The file is held open, so a
+ * rotation (renamed aside, the runtime told to reopen) loses nothing: the old file is read to its
+ * end once a new one is at the name, and reading goes on there.
+ */
 class FileCursor {
+  private fd?: number;
+  private inode?: number;
   private offset = 0;
   private pending = '';
   private readonly decoder = new StringDecoder('utf8');
 
-  constructor(readonly name: string) {}
+  constructor(
+    readonly name: string,
+    private readonly rotated: string[] = [],
+  ) {}
+
+  private readOpen(): Buffer {
+    const buf = Buffer.alloc(Math.max(0, fs.fstatSync(this.fd!).size - this.offset));
+    fs.readSync(this.fd!, buf, 0, buf.length, this.offset);
+    this.offset += buf.length;
+    return buf;
+  }
+
+  private chunk(): Buffer {
+    const parts: Buffer[] = [];
+    for (const f of this.rotated.splice(0)) {
+      try {
+        parts.push(fs.readFileSync(f));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e; // rotated away meanwhile
+      }
+    }
+    for (;;) {
+      if (this.fd === undefined) {
+        this.inode = inodeAt(this.name);
+        if (this.inode === undefined) break;
+        this.fd = fs.openSync(this.name, 'r');
+        this.offset = 0;
+      }
+      parts.push(this.readOpen());
+      const now = inodeAt(this.name);
+      if (now === undefined || now === this.inode) break;
+      // Rotated and reopened: nothing more goes to the old file; read its end, then the new one.
+      parts.push(this.readOpen());
+      this.close();
+    }
+    return Buffer.concat(parts);
+  }
+
+  close(): void {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
 
   /** The complete lines written since the last call; once `ended`, a last fragment too. */
   read(ended = false): LogLine[] {
-    const chunk = fs.existsSync(this.name) ? readFrom(this.name, this.offset) : Buffer.alloc(0);
-    this.offset += chunk.length;
-    const text = this.pending + this.decoder.write(chunk);
+    const text = this.pending + this.decoder.write(this.chunk());
     if (!ended) {
       const [complete, rest] = splitComplete(text);
       this.pending = rest;
@@ -102,7 +142,27 @@ export async function* readLog(
     chosen = [all[all.length - 2]!];
   }
   // Earlier attempts have ended; the newest may still be written to, and is followed from here on.
-  const cursors = chosen.map((a) => new FileCursor(file(source.dir, a)));
+  const cursors = chosen.map((a) => cursorOf(source.dir, a));
+  try {
+    yield* follow(cursors, chosen, source, o, signal);
+  } finally {
+    for (const c of cursors) c.close();
+  }
+}
+
+function cursorOf(dir: string, attempt: number): FileCursor {
+  const files = attemptLogFiles({ dir, attempts: [] }, attempt);
+  return new FileCursor(files.at(-1)!, files.slice(0, -1));
+}
+
+/** What readLog shows: the chosen attempts' lines (the last `tail`), then, following, what comes. */
+async function* follow(
+  cursors: FileCursor[],
+  chosen: number[],
+  source: LogSource,
+  o: LogOptions,
+  signal?: AbortSignal,
+): AsyncGenerator<string, void, undefined> {
   const lines = cursors.flatMap((c, i) => c.read(i < cursors.length - 1));
   const shown = o.tail === undefined ? lines : lines.slice(Math.max(0, lines.length - o.tail));
   for (const l of shown) yield formatLine(l, o.timestamps);
@@ -117,7 +177,8 @@ export async function* readLog(
     // A newer attempt means this one has ended: its last line counts even without its end.
     if (current) for (const l of current.cursor.read(next !== undefined)) yield formatLine(l, o.timestamps);
     if (next !== undefined) {
-      current = { attempt: next, cursor: new FileCursor(file(source.dir, next)) };
+      current = { attempt: next, cursor: cursorOf(source.dir, next) };
+      cursors.push(current.cursor);
       continue;
     }
     if (source.done() || !fs.existsSync(source.dir)) {

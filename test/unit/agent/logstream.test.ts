@@ -88,6 +88,32 @@ describe('readLog', () => {
     assert.deepEqual(seen, ['first\n', 'second\n', 'par\n', 'after restart\n', 'last\n']);
   });
 
+  it('reads rotated files first, and follows on across a rotation without losing a line', async () => {
+    const rotating = logDir({ 0: [line(1, 'one')] });
+    const current = path.join(rotating, 'container', '0.log');
+    fs.renameSync(current, `${current}.20260101-000001.000`);
+    write(rotating, 0, [line(2, 'two')]);
+    let done = false;
+    const seen: string[] = [];
+    const reading = (async () => {
+      const gen = readLog({ dir: rotating, done: () => done, pollMs: 10 }, { follow: true });
+      for await (const l of gen) seen.push(l);
+    })();
+    const until = async (count: number) => {
+      for (let i = 0; i < 500 && seen.length < count; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(seen.length, count, `saw ${JSON.stringify(seen)}`);
+    };
+    await until(2);
+    // A rotation as the agent makes it: a last line into the file, renamed aside, a new one opened.
+    write(rotating, 0, [line(3, 'three')]);
+    fs.renameSync(current, `${current}.20260101-000002.000`);
+    write(rotating, 0, [line(4, 'four')]);
+    await until(4);
+    done = true;
+    await reading;
+    assert.deepEqual(seen, ['one\n', 'two\n', 'three\n', 'four\n']);
+  });
+
   it('follow stops when the reader goes away', async () => {
     const quiet = logDir({ 0: [line(1, 'x')] });
     const stop = new AbortController();
