@@ -1,8 +1,8 @@
 // The agent's command line: flags (or GANTRY_AGENT_* environment variables), checked with zod so
 // a wrong value stops the agent with a message saying which flag and why.
 import os from 'node:os';
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { parseFlags } from '../obs/flags.js';
 import { isQuantity, quantityNanos } from '../api/v1alpha1/index.js';
 
 const quantity = z.string().refine(isQuantity, 'must be a quantity such as 2, 500m or 4Gi');
@@ -121,24 +121,7 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   logLevel: 'info',
 };
 
-const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-const envName = (k: string) => `GANTRY_AGENT_${kebab(k).replace(/-/g, '_').toUpperCase()}`;
-
 /** Flags win over environment variables, which win over defaults. */
 export function parseAgentOptions(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentOptions {
-  const keys = Object.keys(defaults) as (keyof AgentOptions)[];
-  const { values } = parseArgs({
-    args: argv,
-    options: Object.fromEntries(keys.map((k) => [kebab(k), { type: 'string' as const }])),
-    strict: true,
-  });
-  const raw = Object.fromEntries(
-    keys.map((k) => [k, (values[kebab(k)] as string | undefined) ?? env[envName(k)] ?? defaults[k]]),
-  );
-  const parsed = AgentOptionsSchema.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `--${kebab(String(i.path[0]))}: ${i.message}`);
-    throw new Error(`invalid options: ${problems.join('; ')}`);
-  }
-  return parsed.data;
+  return parseFlags(AgentOptionsSchema, defaults, 'GANTRY_AGENT', argv, env);
 }

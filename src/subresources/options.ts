@@ -1,7 +1,7 @@
 // The aggregated API server's command line: flags (or GANTRY_SUBRESOURCES_* environment
 // variables), checked with zod, as the agent's (src/agent/options.ts).
-import { parseArgs } from 'node:util';
 import { z } from 'zod';
+import { parseFlags } from '../obs/flags.js';
 
 const name = z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'must be a Kubernetes object name');
 
@@ -41,27 +41,10 @@ const defaults: Record<keyof SubresourcesOptions, string | undefined> = {
   logLevel: 'info',
 };
 
-const kebab = (k: string) => k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-const envName = (k: string) => `GANTRY_SUBRESOURCES_${kebab(k).replace(/-/g, '_').toUpperCase()}`;
-
 /** Flags win over environment variables, which win over defaults. */
 export function parseSubresourcesOptions(
   argv: string[],
   env: NodeJS.ProcessEnv = process.env,
 ): SubresourcesOptions {
-  const keys = Object.keys(defaults) as (keyof SubresourcesOptions)[];
-  const { values } = parseArgs({
-    args: argv,
-    options: Object.fromEntries(keys.map((k) => [kebab(k), { type: 'string' as const }])),
-    strict: true,
-  });
-  const raw = Object.fromEntries(
-    keys.map((k) => [k, (values[kebab(k)] as string | undefined) ?? env[envName(k)] ?? defaults[k]]),
-  );
-  const parsed = SubresourcesOptionsSchema.safeParse(raw);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `--${kebab(String(i.path[0]))}: ${i.message}`);
-    throw new Error(`invalid options: ${problems.join('; ')}`);
-  }
-  return parsed.data;
+  return parseFlags(SubresourcesOptionsSchema, defaults, 'GANTRY_SUBRESOURCES', argv, env);
 }
