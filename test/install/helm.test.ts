@@ -379,18 +379,23 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
   it("restarts host-1's kubelet, now collecting images above 2% disk use: nothing of Gantry's is touched", async () => {
     // This machine's disk is far above 2% used: from now on the kubelet's image GC removes every
     // image no Pod uses, at its next round (every 5 minutes).
+    const readyCondition = async () => {
+      const n = await getObject<{
+        status: { conditions: { type: string; status: string; lastHeartbeatTime: string }[] };
+      }>(['node', host1]);
+      return n?.status.conditions.find((c) => c.type === 'Ready');
+    };
+    // A restarted kubelet posts its Node's status at once; the time has whole seconds, so the
+    // new report is told by a heartbeat newer than the last one before the restart.
+    const before = Date.parse((await readyCondition())!.lastHeartbeatTime);
     await untouched('the kubelet restart', async () => {
       kubeletRestartedAt = Date.now();
       await restartKubelet(host1, { highPercent: 2, lowPercent: 1 });
-      // Back once it has reported the node again, after a full sync of its pods.
       await eventually(
         `${host1}'s kubelet to report again`,
         async () => {
-          const n = await getObject<{
-            status: { conditions: { type: string; status: string; lastHeartbeatTime: string }[] };
-          }>(['node', host1]);
-          const ready = n?.status.conditions.find((c) => c.type === 'Ready');
-          return ready?.status === 'True' && Date.parse(ready.lastHeartbeatTime) > kubeletRestartedAt;
+          const ready = await readyCondition();
+          return ready?.status === 'True' && Date.parse(ready.lastHeartbeatTime) > before;
         },
         { timeoutMs: 120_000, intervalMs: 1000 },
       );
