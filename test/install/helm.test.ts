@@ -139,7 +139,12 @@ async function eventsOf(names: string[]): Promise<string> {
 async function untouched(what: string, work: () => Promise<void>): Promise<void> {
   const recorder = await RuntimeRecorder.start(cri);
   const began = BigInt(Date.now()) * 1_000_000n;
-  await work();
+  try {
+    await work();
+  } catch (e) {
+    await recorder.cancel(); // an open event stream would keep the test file's process alive
+    throw e;
+  }
   const runs = appRuns(await recorder.stop());
   const changed = runs.filter(
     (r) =>

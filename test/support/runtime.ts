@@ -106,6 +106,12 @@ export class RuntimeRecorder {
   }
 
   /** Ends the record and returns every container's life; throws if the record may have a gap. */
+  /** Ends the recording without reading it (the work it watched failed): the streams close. */
+  async cancel(): Promise<void> {
+    this.abort.abort();
+    await Promise.allSettled(this.streams);
+  }
+
   async stop(): Promise<RuntimeRun[]> {
     const present = new Set<string>();
     for (const [host, client] of Object.entries(this.hosts)) {
