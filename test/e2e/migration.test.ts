@@ -10,7 +10,7 @@ import type { Container, Host, Migration } from '../../src/api/v1alpha1/index.js
 import { CriClient } from '../../src/cri/client.js';
 import { labels as runtimeLabels } from '../../src/agent/runtimespec.js';
 import { startAgent, startGantry, stopAgent, stopGantry } from '../../src/localcluster/gantry.js';
-import { getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
+import { deleteTestNamespace, getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
 import { maxOverlap } from '../support/intervals.js';
 import { eventually } from '../support/wait.js';
 import { WatchRecorder } from '../support/watch.js';
@@ -123,16 +123,7 @@ const cordon = (host: string, unschedulable: boolean) =>
 after(async () => {
   await kubectl(['patch', 'hosts.gantry.dev', host1, '--type=merge', '-p', '{"spec":{"drain":false}}']);
   await cordon(host2, false);
-  await kubectl([
-    'delete',
-    'migrations.gantry.dev,workloads.gantry.dev,containers.gantry.dev',
-    '--all',
-    '-n',
-    ns,
-    '--wait=true',
-    '--timeout=120s',
-  ]);
-  await kubectl(['delete', 'namespace', ns, '--wait=false']);
+  await deleteTestNamespace(ns);
   await stopGantry(cluster);
   for (const c of Object.values(cri)) c.close();
 });

@@ -9,7 +9,7 @@ import type { Container, Host, Migration } from '../../src/api/v1alpha1/index.js
 import { labels as runtimeLabels } from '../../src/agent/runtimespec.js';
 import { CriClient } from '../../src/cri/client.js';
 import { startAgent, startGantry, stopAgent } from '../../src/localcluster/gantry.js';
-import { getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
+import { deleteTestNamespace, getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
 import { RuntimeRecorder, type RuntimeRun } from '../support/runtime.js';
 import { eventually } from '../support/wait.js';
 
@@ -58,16 +58,7 @@ before(async () => {
 
 after(async () => {
   await startAgent(cluster, host2, agentArgs);
-  await kubectl([
-    'delete',
-    'migrations.gantry.dev,workloads.gantry.dev,containers.gantry.dev',
-    '--all',
-    '-n',
-    ns,
-    '--wait=true',
-    '--timeout=120s',
-  ]);
-  await kubectl(['delete', 'namespace', ns, '--wait=false']);
+  await deleteTestNamespace(ns);
 });
 
 describe('a namespace editor', () => {

@@ -75,3 +75,20 @@ export async function getObject<T>(args: string[]): Promise<T | undefined> {
   }
   return JSON.parse(r.stdout) as T;
 }
+
+/**
+ * A test namespace's clean-up: its Gantry objects deleted and waited for (their agents remove the
+ * runtime objects behind the finalizers), then the namespace itself, without waiting.
+ */
+export async function deleteTestNamespace(namespace: string): Promise<void> {
+  await kubectl([
+    'delete',
+    'migrations.gantry.dev,workloads.gantry.dev,containers.gantry.dev',
+    '--all',
+    '-n',
+    namespace,
+    '--wait=true',
+    '--timeout=120s',
+  ]);
+  await kubectl(['delete', 'namespace', namespace, '--wait=false']);
+}
