@@ -206,7 +206,7 @@ describe('a host cut off from the apiserver, with self-fencing', { timeout: 300_
       await new Promise((r) => setTimeout(r, 5000)); // time for a wrong restart to show
       assert.equal(await fencedGauge(), 0);
     } catch (e) {
-      await recorder.stop().catch(() => undefined);
+      await recorder.cancel();
       throw e;
     }
     const runs = (await recorder.stop()).filter((r) => r.labels[runtimeLabels.namespace] === ns);

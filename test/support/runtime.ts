@@ -105,13 +105,13 @@ export class RuntimeRecorder {
     if (ev.containerEventType === 'CONTAINER_STARTED_EVENT') t.run.startedAt ??= ev.createdAt;
   }
 
-  /** Ends the record and returns every container's life; throws if the record may have a gap. */
   /** Ends the recording without reading it (the work it watched failed): the streams close. */
   async cancel(): Promise<void> {
     this.abort.abort();
     await Promise.allSettled(this.streams);
   }
 
+  /** Ends the record and returns every container's life; throws if the record may have a gap. */
   async stop(): Promise<RuntimeRun[]> {
     const present = new Set<string>();
     for (const [host, client] of Object.entries(this.hosts)) {
