@@ -18,6 +18,7 @@ import { imageRef, pushTestImages } from '../src/localcluster/registry.js';
 import { localDir, readLocalCluster } from '../src/localcluster/state.js';
 import { versions } from '../src/localcluster/versions.js';
 import { createLogger } from '../src/obs/logger.js';
+import { apiserverWrites, printWritesPer } from './support/apiserver-writes.js';
 
 const replicas = Number(process.env.BENCH_REPLICAS ?? 20);
 const cluster = readLocalCluster();
@@ -141,7 +142,9 @@ async function main(): Promise<void> {
       { timeoutMs: 600_000, intervalMs: 250 },
     );
     const warmingMs = performance.now() - warmStarted;
+    const beforeWarm = await apiserverWrites(client);
     const warmMs = await scaleOut(containers);
+    const afterWarm = await apiserverWrites(client);
 
     const fmt = (ms: number) => `${(ms / 1000).toFixed(1)} s`;
     console.log(
@@ -158,6 +161,12 @@ async function main(): Promise<void> {
       `warming through an Image object:   on all hosts after ${fmt(warmingMs)} (ahead of the scale-out)`,
     );
     console.log(`warm (the Image pre-pulled it):    ${times(warmMs)}`);
+    printWritesPer(
+      'writes (warm scale-out, Workload replicas; includes leases and Host reports)',
+      replicas,
+      beforeWarm,
+      afterWarm,
+    );
   } finally {
     await containers.stop();
     await core.deleteNamespace({ name: ns }).catch((err: unknown) => {

@@ -11,6 +11,7 @@ import { CriClient, type PodSandboxConfig } from '../src/cri/client.js';
 import { KubeClient, loadKubeConfig } from '../src/kube/client.js';
 import { resourceClient } from '../src/kube/resources.js';
 import { Informer, restListWatcher } from '../src/kube/informer.js';
+import { apiserverWrites, printWritesPer, type WriteCounts } from './support/apiserver-writes.js';
 import {
   installCrds,
   isGantryCommand,
@@ -40,7 +41,7 @@ function summary(ms: number[]): { p50: number; p95: number; p99: number; max: nu
 const fmt = (ms: number) => `${(ms / 1000).toFixed(3)} s`;
 
 /** Through Gantry: create `count` Containers (pinned alternately to the hosts), wait for Running. */
-async function throughGantry(): Promise<number[]> {
+async function throughGantry(): Promise<{ ms: number[]; writes: () => void }> {
   const client = new KubeClient(loadKubeConfig(cluster!.kubeconfig));
   const ns = `bench-start-${process.pid}`;
   await client.api(CoreV1Api).createNamespace({ body: { metadata: { name: ns } } });
@@ -64,6 +65,8 @@ async function throughGantry(): Promise<number[]> {
   informer.addEventHandler({ onAdd: see, onUpdate: (_, c) => see(c) });
   informer.start();
   await informer.waitForSync();
+  const before = await apiserverWrites(client);
+  let after: WriteCounts;
   try {
     await Promise.all(
       Array.from({ length: count }, async (_, i) => {
@@ -78,12 +81,16 @@ async function throughGantry(): Promise<number[]> {
       }),
     );
     await done;
+    after = await apiserverWrites(client);
   } finally {
     await informer.stop();
     await client.api(CoreV1Api).deleteNamespace({ name: ns });
     // Containers go with the namespace; the agents remove their runtime objects.
   }
-  return [...running].map(([name, t]) => t - created.get(name)!);
+  return {
+    ms: [...running].map(([name, t]) => t - created.get(name)!),
+    writes: () => printWritesPer('writes (create to Running, bare Containers)', count, before, after),
+  };
 }
 
 /** The floor: the same sequence of CRI calls the agent makes, issued directly, all at once. */
@@ -158,14 +165,14 @@ async function main(): Promise<void> {
     cri.close();
   }
   await Promise.all(hosts.map((h) => startAgent(cluster!, h.name)));
-  let gantry: number[];
+  let gantry: Awaited<ReturnType<typeof throughGantry>>;
   try {
     gantry = await throughGantry();
   } finally {
     await Promise.all(hosts.map((h) => stopAgent(h.name)));
   }
   const raw = await rawCri();
-  const g = summary(gantry);
+  const g = summary(gantry.ms);
   const r = summary(raw);
   console.log(`bench:start — ${count} containers of ${image}, created at once, ${hosts.length} hosts`);
   console.log(
@@ -179,6 +186,7 @@ async function main(): Promise<void> {
   row('Gantry (create→Running)', g);
   row('raw CRI (floor)', r);
   row('overhead', { p50: g.p50 - r.p50, p95: g.p95 - r.p95, p99: g.p99 - r.p99, max: g.max - r.max });
+  gantry.writes();
 }
 
 await main();
