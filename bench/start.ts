@@ -19,7 +19,8 @@ import {
   startAgent,
   stopAgent,
 } from '../src/localcluster/gantry.js';
-import { runningDaemon } from '../src/localcluster/proc.js';
+import { runningDaemon, waitFor } from '../src/localcluster/proc.js';
+import { isNotFound } from '../src/kube/errors.js';
 import { localDir, readLocalCluster } from '../src/localcluster/state.js';
 import { createLogger } from '../src/obs/logger.js';
 
@@ -84,8 +85,19 @@ async function throughGantry(): Promise<{ ms: number[]; writes: () => void }> {
     after = await apiserverWrites(client);
   } finally {
     await informer.stop();
-    await client.api(CoreV1Api).deleteNamespace({ name: ns });
-    // Containers go with the namespace; the agents remove their runtime objects.
+    // Containers go with the namespace, the agents (still running) removing their runtime objects:
+    // gone before the floor is measured, and before another run's writes are counted.
+    const core = client.api(CoreV1Api);
+    await core.deleteNamespace({ name: ns });
+    await waitFor(
+      `namespace ${ns} to go`,
+      () =>
+        core.readNamespace({ name: ns }).then(
+          () => false,
+          (err: unknown) => isNotFound(err),
+        ),
+      { timeoutMs: 300_000, intervalMs: 500 },
+    );
   }
   return {
     ms: [...running].map(([name, t]) => t - created.get(name)!),

@@ -2,8 +2,9 @@
 // scheduler.ts, with a merge patch carrying the resourceVersion it decided on (nodeName is set
 // once; the apiserver refuses any later change). A burst of Containers arrives faster than the
 // cache shows the bindings, so each binding is first "assumed" in memory, counted on its Host
-// until the cache confirms it, as kube-scheduler's assume cache does. The Scheduled condition
-// (and phase Pending with the reason, when nothing fits) is the controller's part of the status.
+// until the cache confirms it, as kube-scheduler's assume cache does. The binding also adds the
+// agent's runtime-cleanup finalizer. Scheduled=False (phase Pending with the reason, when nothing
+// fits) is the controller's part of the status; Scheduled=True comes with the agent's first report.
 import { Counter, Histogram } from 'prom-client';
 import type { Container, Host, Image, Workload } from '../api/v1alpha1/index.js';
 import {
@@ -12,6 +13,7 @@ import {
   needsCheckpointAnnotation,
   normalizeImageReference,
   parseSpec,
+  runtimeCleanupFinalizer,
   schedulingGateAnnotation,
 } from '../api/v1alpha1/index.js';
 import { realClock, type Clock } from '../kube/clock.js';
@@ -20,6 +22,7 @@ import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/cont
 import type { CustomResourceClient } from '../kube/customresource.js';
 import type { EventRecorder } from '../kube/events.js';
 import { Expectations } from '../kube/expectations.js';
+import { finalizerPatch } from '../kube/finalizers.js';
 import { objectKey, splitKey } from '../kube/keys.js';
 import type { Source } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
@@ -166,7 +169,10 @@ export class SchedulingReconciler implements Reconciler {
     const c = this.deps.containers.get(key);
     if (!c || c.metadata.deletionTimestamp) return this.assumed.cancel(key);
     if (c.spec?.nodeName) {
-      if (!isTrue(c.status?.conditions, 'Scheduled')) await this.writeStatus(c, scheduledStatus(c));
+      // The agent reports Scheduled=True with its first status; only a Scheduled=False the
+      // scheduler wrote before the binding is corrected here, in case no agent ever reports.
+      if (getCondition(c.status?.conditions, 'Scheduled')?.status === 'False')
+        await this.writeStatus(c, scheduledStatus(c));
       return;
     }
     const gate = c.metadata.annotations?.[schedulingGateAnnotation];
@@ -196,8 +202,12 @@ export class SchedulingReconciler implements Reconciler {
       workload: controllingWorkload(c),
     });
     try {
+      // The agent's finalizer comes with the binding: one write instead of two.
       await this.deps.api.mergePatch(splitKey(key), {
-        metadata: { resourceVersion: c.metadata.resourceVersion },
+        metadata: {
+          resourceVersion: c.metadata.resourceVersion,
+          ...finalizerPatch(c, runtimeCleanupFinalizer, true),
+        },
         spec: { nodeName: result.host },
       });
     } catch (err) {
@@ -207,15 +217,9 @@ export class SchedulingReconciler implements Reconciler {
     }
     attempts.inc({ result: 'scheduled' });
     attemptDuration.observe((this.clock.now() - started) / 1000);
+    // No Normal event: at scale Events are most of the writes, and the agent's status says
+    // Scheduled=True (with the host) with its first report.
     ctx.log.debug('Bound Container', { host: result.host, feasible: result.feasible });
-    this.deps.recorder.event(
-      c,
-      'Normal',
-      'Scheduled',
-      'Binding',
-      `Successfully assigned ${key} to ${result.host}`,
-    );
-    // Scheduled=True follows when the cache shows the binding (the bound branch above).
   }
 
   private async unschedulable(c: Container, reason: string, message: string, warn = true): Promise<void> {

@@ -14,6 +14,7 @@ import {
   normalizeImageReference,
   parseImageReference,
   quantityNanos,
+  scheduledCondition,
   type Container,
   type Quantity,
 } from '../api/v1alpha1/index.js';
@@ -212,16 +213,13 @@ export function hostImageKeys(
 }
 
 /**
- * The controller's status of a bound Container: Scheduled=True. the host-lifecycle controller writes more on a
- * lost Host, starting from this, since both write as the same field manager.
+ * The controller's status of a bound Container: Scheduled=True. The host-lifecycle controller writes
+ * more on a lost Host, starting from this, since both write as the same field manager.
  */
 export function scheduledStatus(c: Container): NonNullable<Container['status']> {
-  const scheduled = setCondition(c.status?.conditions, {
-    type: 'Scheduled',
-    status: 'True',
-    reason: 'Scheduled',
-    message: `Assigned to host ${c.spec.nodeName}`,
-    observedGeneration: c.metadata.generation,
-  }).find((cond) => cond.type === 'Scheduled')!;
+  const scheduled = setCondition(
+    c.status?.conditions,
+    scheduledCondition(c.spec.nodeName, c.metadata.generation),
+  ).find((cond) => cond.type === 'Scheduled')!;
   return { conditions: [scheduled] };
 }

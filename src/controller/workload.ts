@@ -69,6 +69,9 @@ export function setupWorkloadController(ctx: ControllerContext): void {
   });
 }
 
+/** The shortest time between two status writes of one Workload. */
+const statusWriteIntervalMs = 1000;
+
 /** A create or delete of a Container made for the Workload `owner` (its key). */
 interface Expected {
   owner: string;
@@ -87,6 +90,8 @@ export interface WorkloadReconcilerDeps {
 export class WorkloadReconciler implements Reconciler {
   /** Creates and deletes made that the cache has not shown yet, by Container key. */
   private readonly expectations: Expectations<Expected>;
+  /** When each Workload's status was last written (clock ms): writes are coalesced. */
+  private readonly statusWrittenAt = new Map<string, number>();
   private readonly clock: Clock;
 
   constructor(private readonly deps: WorkloadReconcilerDeps) {
@@ -104,6 +109,7 @@ export class WorkloadReconciler implements Reconciler {
     const wl = this.deps.workloads.get(key);
     if (!wl) {
       this.expectations.cancelAll((e) => e.owner === key);
+      this.statusWrittenAt.delete(key);
       return;
     }
     if (wl.metadata.deletionTimestamp) return;
@@ -143,7 +149,12 @@ export class WorkloadReconciler implements Reconciler {
       now,
       unschedulable: pending && `${pending.metadata.name} is not scheduled: ${pending.status?.message ?? ''}`,
     });
-    await this.deps.workloadsApi.applyStatus(splitKey(key), status, { fieldManager, live: wl });
+    // During a scale-out every replica's start changes the counts: one write a second at most
+    // says the same in the end, for a fraction of the apiserver's work.
+    const coalesceMs = (this.statusWrittenAt.get(key) ?? -Infinity) + statusWriteIntervalMs - now;
+    if (coalesceMs > 0) return { requeueAfter: coalesceMs };
+    const live = await this.deps.workloadsApi.applyStatus(splitKey(key), status, { fieldManager, live: wl });
+    if (live !== wl) this.statusWrittenAt.set(key, now);
     if (getCondition(status.conditions, 'Progressing')?.reason !== 'RolloutProgressing') return;
     // Come back when the progress deadline would pass.
     const deadline = Date.parse(status.lastProgressTime!) + spec.progressDeadlineSeconds * 1000;

@@ -10,6 +10,7 @@ import type { Logger } from '../../obs/logger.js';
 import {
   type Container as RuntimeContainer,
   type CriClient,
+  CriError,
   nanosToDate,
   type PodSandbox,
 } from '../../cri/client.js';
@@ -170,7 +171,9 @@ export class ContainerLifecycle {
         timeout: spec.terminationGracePeriodSeconds,
       });
     }
-    if (!state.sandbox) {
+    // The first start writes status once, when it runs (or fails); a restart that has to make a
+    // new sandbox says so, since its last status still shows the exited attempt.
+    if (!state.sandbox && attempt > 0) {
       await this.deps.status.write(c, {
         phase: 'Creating',
         reason: 'ContainerCreating',
@@ -178,19 +181,34 @@ export class ContainerLifecycle {
         restartCount: attempt,
       });
     }
-    const containerId = await this.deps.runtime.createAndStart(
-      c,
-      spec,
-      state,
-      image.image,
-      attempt,
-      backoffStep,
-    );
+    let containerId: string | undefined;
+    try {
+      containerId = await this.deps.runtime.createAndStart(c, spec, state, image.image, attempt, backoffStep);
+    } catch (e) {
+      if (!(e instanceof CriError)) throw e;
+      const message = `The runtime could not create or start the container: ${e.details}`;
+      this.deps.recorder.event(c, 'Warning', 'CreateContainerError', 'Create', message);
+      await this.deps.status.write(c, {
+        phase: 'Creating',
+        reason: 'CreateContainerError',
+        message,
+        restartCount: attempt,
+      });
+      throw e;
+    }
     if (containerId === undefined) return this.deps.enqueue(key);
     // Counted once made, however many reconciles the restart took (a pull, a lost sandbox).
     if (attempt > 0 && !replacing)
       containerRestarts.inc({ namespace: c.metadata.namespace, name: c.metadata.name });
-    this.deps.recorder.event(c, 'Normal', 'Started', 'Start', `Started container from ${spec.image}`);
+    // Events are for what a user must see: a restart, not each first start (status says that).
+    if (attempt > 0)
+      this.deps.recorder.event(
+        c,
+        'Normal',
+        'Started',
+        'Start',
+        `Started attempt ${attempt} from ${spec.image}`,
+      );
     log.info('Started container', { containerID: containerId, attempt });
     if (attempt === 0 && c.metadata.creationTimestamp) {
       // Raw JSON from the informer: a string at run time, whatever client-node's type says.

@@ -32,7 +32,7 @@ export interface ContainerReconcilerOptions extends RuntimeObjectsOptions {
 
 export interface ContainerReconcilerDeps extends RuntimeObjectsDeps {
   cache: Cache<Container>;
-  containers: Pick<CustomResourceClient<Container>, 'get' | 'apply' | 'applyStatus'>;
+  containers: Pick<CustomResourceClient<Container>, 'get' | 'mergePatch' | 'applyStatus'>;
   health: HealthMonitor;
   migrations: MigrationSupport;
   /** Up while this host is cut off from the apiserver for longer than --fence-after-seconds (fence.ts). */

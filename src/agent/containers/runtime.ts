@@ -181,7 +181,6 @@ export class RuntimeObjects {
       return undefined;
     }
     for (const old of previous) await ignoreNotFound(this.deps.cri.removeContainer({ containerId: old.id }));
-    this.deps.recorder.event(c, 'Normal', 'Created', 'Create', `Created container (attempt ${attempt})`);
     await this.deps.cri.startContainer({ containerId });
     return containerId;
   }

@@ -1,6 +1,7 @@
-// A Container's status as its agent writes it: what the runtime shows, a Ready condition that
-// follows phase and health, and kstatus' Reconciling / Stalled derived from Ready.
-import type { Container, ContainerStatus } from '../../api/v1alpha1/index.js';
+// A Container's status as its agent writes it: what the runtime shows, Scheduled=True (the agent
+// runs it, so it is bound; one write fewer for the scheduler), a Ready condition that follows
+// phase and health, and kstatus' Reconciling / Stalled derived from Ready.
+import { scheduledCondition, type Container, type ContainerStatus } from '../../api/v1alpha1/index.js';
 import { progressConditionTypes, setCondition, setProgress, type Progress } from '../../kube/conditions.js';
 import type { CustomResourceClient } from '../../kube/customresource.js';
 import { splitKey } from '../../kube/keys.js';
@@ -11,15 +12,16 @@ export class StatusWriter {
     private readonly containers: Pick<CustomResourceClient<Container>, 'applyStatus'>,
   ) {}
 
-  /** Writes the agent's part of the status; Ready follows phase and health. */
-  async write(c: Container, fields: Partial<ContainerStatus>, healthMessage?: string): Promise<void> {
+  /** Writes the agent's part of the status; Ready follows phase and health. Resolves with the object written. */
+  async write(c: Container, fields: Partial<ContainerStatus>, healthMessage?: string): Promise<Container> {
     const generation = c.metadata.generation;
     const ready = readyCondition(fields, healthMessage);
     const mine = (c.status?.conditions ?? []).filter((x) =>
-      ['Ready', ...progressConditionTypes].includes(x.type),
+      ['Scheduled', 'Ready', ...progressConditionTypes].includes(x.type),
     );
+    const scheduled = setCondition(mine, scheduledCondition(c.spec.nodeName, generation));
     const conditions = setProgress(
-      setCondition(mine, { ...ready, observedGeneration: generation }),
+      setCondition(scheduled, { ...ready, observedGeneration: generation }),
       containerProgress(fields, ready),
       generation,
     );
@@ -29,7 +31,7 @@ export class StatusWriter {
       conditions,
     };
     const name = splitKey(`${c.metadata.namespace}/${c.metadata.name}`);
-    await this.containers.applyStatus(name, prune(status), {
+    return this.containers.applyStatus(name, prune(status), {
       fieldManager: this.fieldManager,
       live: c,
     });

@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import { runtimeCleanupFinalizer, type Container, type ContainerStatus } from '../../api/v1alpha1/index.js';
 import type { CustomResourceClient } from '../../kube/customresource.js';
-import { isConflict, isNotFound } from '../../kube/errors.js';
+import { setFinalizer } from '../../kube/finalizers.js';
+import { objectKey, splitKey } from '../../kube/keys.js';
 import type { EventRecorder } from '../../kube/events.js';
 import type { Cache } from '../../kube/store.js';
 import type { Logger } from '../../obs/logger.js';
@@ -16,7 +17,6 @@ import { ignoreNotFound, removeSandbox } from './runtime.js';
 import type { StatusWriter } from './status.js';
 
 export interface TeardownOptions {
-  fieldManager: string;
   /** Root of the containers' log directories. */
   logRoot: string;
 }
@@ -24,7 +24,7 @@ export interface TeardownOptions {
 export interface TeardownDeps {
   cri: CriClient;
   cache: Cache<Container>;
-  containers: Pick<CustomResourceClient<Container>, 'apply'>;
+  containers: Pick<CustomResourceClient<Container>, 'get' | 'mergePatch'>;
   health: HealthMonitor;
   recorder: EventRecorder;
   status: Pick<StatusWriter, 'write'>;
@@ -102,37 +102,21 @@ export class Teardown {
     if (!c.metadata.finalizers?.includes(runtimeCleanupFinalizer)) return;
     const grace = c.spec?.terminationGracePeriodSeconds ?? 30;
     this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', `Stopping container (grace period ${grace}s)`);
-    await this.deps.status.write(c, terminatingStatus(c.status, grace));
+    // The object as written: its resourceVersion is the one the finalizer's patch is made on.
+    const live = await this.deps.status.write(c, terminatingStatus(c.status, grace));
     await this.removeAll(c.metadata.uid ?? '', grace, log);
-    await this.setFinalizer(c, false);
-  }
-
-  async ensureFinalizer(c: Container): Promise<void> {
-    if (!c.metadata.finalizers?.includes(runtimeCleanupFinalizer)) await this.setFinalizer(c, true);
+    await this.setFinalizer(live, false);
   }
 
   /**
-   * Server-side apply of our finalizer alone: other finalizers are other managers' business. The
-   * UID makes it a precondition: if the object is gone (or replaced by a namesake), the apply is
-   * refused with a conflict instead of creating it again, and there is nothing left to do.
+   * For a Container bound by the scheduler the finalizer came with the binding; one created on
+   * this host by name gets it here, before anything runs.
    */
-  private async setFinalizer(c: Container, present: boolean): Promise<void> {
-    await this.deps.containers
-      .apply(
-        {
-          apiVersion: 'gantry.dev/v1alpha1',
-          kind: 'Container',
-          metadata: {
-            name: c.metadata.name,
-            namespace: c.metadata.namespace,
-            uid: c.metadata.uid,
-            finalizers: present ? [runtimeCleanupFinalizer] : [],
-          },
-        },
-        { fieldManager: this.opts.fieldManager },
-      )
-      .catch((e: unknown) => {
-        if (!isConflict(e) && !isNotFound(e)) throw e;
-      });
+  async ensureFinalizer(c: Container): Promise<void> {
+    await this.setFinalizer(c, true);
+  }
+
+  private setFinalizer(c: Container, present: boolean): Promise<void> {
+    return setFinalizer(this.deps.containers, splitKey(objectKey(c)), c, runtimeCleanupFinalizer, present);
   }
 }

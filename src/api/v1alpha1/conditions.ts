@@ -46,3 +46,20 @@ export function observedGeneration() {
 
 export type Condition = z.output<typeof ConditionSchema>;
 export type ConditionStatus = Condition['status'];
+
+/**
+ * Scheduled=True of a bound Container: reported by its agent with every status it writes, and by
+ * the controller only to correct a Scheduled=False it wrote before the binding.
+ */
+export function scheduledCondition(
+  nodeName: string | undefined,
+  observedGeneration: number | undefined,
+): Omit<Condition, 'lastTransitionTime'> {
+  return {
+    type: 'Scheduled',
+    status: 'True',
+    reason: 'Scheduled',
+    message: `Assigned to host ${nodeName}`,
+    observedGeneration,
+  };
+}

@@ -126,7 +126,7 @@ export class RecordingRecorder extends EventRecorder {
 /** The Container API: records status and finalizer writes and applies them to the cache at once. */
 export class FakeContainersApi implements Pick<
   CustomResourceClient<Container>,
-  'get' | 'apply' | 'applyStatus'
+  'get' | 'mergePatch' | 'applyStatus'
 > {
   readonly statuses: { name: string; status: Partial<ContainerStatus> }[] = [];
   readonly finalizers: { name: string; finalizers: string[] }[] = [];
@@ -137,11 +137,16 @@ export class FakeContainersApi implements Pick<
     return this.cache.get(joinKey(name));
   }
 
-  async apply(obj: Partial<Container> & KubernetesObject) {
-    const name = obj.metadata!.name!;
-    const finalizers = obj.metadata?.finalizers ?? [];
-    this.finalizers.push({ name, finalizers });
-    const live = this.cache.get(`${ns}/${name}`)!;
+  /** Merge patches of metadata.finalizers, with the apiserver's resourceVersion precondition. */
+  async mergePatch(
+    name: ObjectName,
+    patch: { metadata?: { resourceVersion?: string; finalizers?: string[] } },
+  ) {
+    const live = this.cache.get(joinKey(name))!;
+    const { resourceVersion, finalizers = [] } = patch.metadata ?? {};
+    if (resourceVersion !== undefined && resourceVersion !== live.metadata.resourceVersion)
+      throw Object.assign(new Error('conflict'), { code: 409 });
+    this.finalizers.push({ name: name.name, finalizers });
     const next = { ...live, metadata: { ...live.metadata, finalizers } };
     this.cache.set(next);
     return next;

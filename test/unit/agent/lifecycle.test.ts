@@ -7,6 +7,8 @@ import { describe, it } from 'node:test';
 import { runtimeCleanupFinalizer } from '../../../src/api/v1alpha1/index.js';
 import { nextAttempt } from '../../../src/agent/containers/lifecycle.js';
 import { labels } from '../../../src/agent/runtimespec.js';
+import { CriError } from '../../../src/cri/connection.js';
+import * as grpc from '@grpc/grpc-js';
 import { agent, container, ns } from './fakes.js';
 
 describe('Container lifecycle', () => {
@@ -15,7 +17,7 @@ describe('Container lifecycle', () => {
     a.cache.set(container('app'));
     await a.reconcile('app');
     assert.deepEqual(a.api.finalizers, [{ name: 'app', finalizers: [runtimeCleanupFinalizer] }]);
-    assert.equal(a.api.status('app')?.reason, 'ContainerCreating', 'said so before creating the sandbox');
+    assert.deepEqual(a.api.statuses, [], 'no status before it runs: one write when it does');
     const { sandboxes, containers } = await a.runtime.held('app-uid');
     assert.equal(sandboxes.length, 1);
     assert.equal(sandboxes[0]!.state, 'SANDBOX_READY');
@@ -33,7 +35,27 @@ describe('Container lifecycle', () => {
     assert.equal(status?.restartCount, 0);
     assert.equal(status?.observedGeneration, 1);
     assert.equal(a.api.ready('app')?.status, 'True');
-    assert.deepEqual(a.recorder.reasons(), ['Normal Created', 'Normal Started']);
+    assert.deepEqual(
+      a.api.status('app')?.conditions?.find((x) => x.type === 'Scheduled')?.status,
+      'True',
+      'the agent says it is scheduled',
+    );
+    assert.equal(a.api.statuses.length, 1, 'one status write for a first start');
+    assert.deepEqual(a.recorder.reasons(), [], 'no Event for a first start that went well');
+  });
+
+  it('says in status and with a Warning when the runtime cannot create the container', async () => {
+    const a = agent();
+    const details = 'failed to create containerd container: no such file: /no/such/binary';
+    a.runtime.failing.set(
+      'CreateContainer',
+      new CriError('CreateContainer', grpc.status.UNKNOWN, details, `CreateContainer: ${details}`),
+    );
+    a.cache.set(container('app'));
+    await assert.rejects(a.reconcile('app'), CriError);
+    assert.equal(a.api.status('app')?.reason, 'CreateContainerError');
+    assert.match(a.api.status('app')?.message ?? '', /could not create or start/);
+    assert.ok(a.recorder.reasons().includes('Warning CreateContainerError'));
   });
 
   it('restarts an exited process after a back-off that doubles with each quick crash, counting restarts', async () => {
@@ -91,7 +113,7 @@ describe('Container lifecycle', () => {
     assert.equal(a.api.status('app')?.restartCount, 1, 'said while creating the new sandbox');
     const [second] = (await a.runtime.held('app-uid')).containers;
     assert.equal(second!.metadata?.attempt, 1);
-    assert.ok(a.recorder.events.includes('Normal Created: Created container (attempt 1)'));
+    assert.ok(a.recorder.events.includes('Normal Started: Started attempt 1 from registry.example/app:1'));
     await a.reconcile('app');
     assert.equal(a.api.status('app')?.phase, 'Running');
     assert.equal(a.api.status('app')?.restartCount, 1);

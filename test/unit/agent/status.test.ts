@@ -65,20 +65,21 @@ describe('StatusWriter', () => {
     assert.deepEqual(
       status.conditions?.map((x) => [x.type, x.status, x.reason, x.observedGeneration]),
       [
+        ['Scheduled', 'True', 'Scheduled', 3],
         ['Ready', 'False', 'CrashLoopBackOff', 3],
         ['Stalled', 'True', 'CrashLoopBackOff', 3],
       ],
     );
   });
 
-  it("keeps its own conditions and leaves the controller's (Scheduled) to the controller", async () => {
+  it('reports Scheduled=True itself, keeping the transition times of conditions that did not flip', async () => {
     const { w, writes } = writer();
     const since = '2026-01-01T00:00:00Z';
     const c = {
       ...container('app'),
       status: {
         conditions: [
-          { type: 'Scheduled', status: 'True', reason: 'Bound', message: '', lastTransitionTime: since },
+          { type: 'Scheduled', status: 'True', reason: 'Scheduled', message: '', lastTransitionTime: since },
           { type: 'Ready', status: 'True', reason: 'Running', message: '', lastTransitionTime: since },
         ],
       },
@@ -86,9 +87,13 @@ describe('StatusWriter', () => {
     await w.write(c, { phase: 'Running' });
     const conditions = writes[0]!.status.conditions!;
     assert.deepEqual(
-      conditions.map((x) => x.type),
-      ['Ready'],
+      conditions.map((x) => [x.type, x.status, x.lastTransitionTime]),
+      [
+        ['Scheduled', 'True', since],
+        ['Ready', 'True', since],
+      ],
+      'neither flipped: their transition times stay',
     );
-    assert.equal(conditions[0]!.lastTransitionTime, since, 'Ready did not flip: its transition time stays');
+    assert.equal(conditions[0]!.message, `Assigned to host ${c.spec.nodeName}`);
   });
 });

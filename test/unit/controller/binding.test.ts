@@ -2,7 +2,13 @@
 // assumed bindings keep a burst from piling onto one Host or overfilling it.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Container, Host, Image, Workload } from '../../../src/api/v1alpha1/index.js';
+import {
+  runtimeCleanupFinalizer,
+  type Container,
+  type Host,
+  type Image,
+  type Workload,
+} from '../../../src/api/v1alpha1/index.js';
 import { FakeClock } from '../../../src/kube/clock.js';
 import { objectKey, type ObjectName } from '../../../src/kube/keys.js';
 import { Store } from '../../../src/kube/store.js';
@@ -57,6 +63,7 @@ function setup(hosts: Host[]) {
   for (const h of hosts) hostStore.set(h);
   const bindings = new Map<string, string>();
   const statuses = new Map<string, NonNullable<Container['status']>>();
+  const patches = new Map<string, { resourceVersion?: string; finalizers?: string[] }>();
   const clock = new FakeClock();
   const reconciler = new SchedulingReconciler({
     containers,
@@ -67,8 +74,13 @@ function setup(hosts: Host[]) {
     api: {
       // The cache does not see these: it lags.
       mergePatch: async (name: ObjectName, patch: object) => {
-        const nodeName = (patch as { spec: { nodeName: string } }).spec.nodeName;
+        const { spec, metadata } = patch as {
+          spec: { nodeName: string };
+          metadata: { finalizers?: string[] };
+        };
+        const nodeName = spec.nodeName;
         bindings.set(name.name, nodeName);
+        patches.set(name.name, metadata);
         const c = containers.get(`ns/${name.name}`)!;
         return { ...c, spec: { ...c.spec, nodeName } };
       },
@@ -80,7 +92,7 @@ function setup(hosts: Host[]) {
     recorder: quietRecorder(clock),
     clock,
   });
-  return { containers, reconciler, bindings, statuses, clock };
+  return { containers, reconciler, bindings, patches, statuses, clock };
 }
 
 describe('SchedulingReconciler', () => {
@@ -94,6 +106,19 @@ describe('SchedulingReconciler', () => {
       {},
     );
     assert.deepEqual(perHost, { a: 2, b: 2 });
+  });
+
+  it("binds with the agent's finalizer in the same write, on the resourceVersion it decided on", async () => {
+    const { containers, reconciler, patches } = setup([host('a')]);
+    containers.set({
+      ...container('p'),
+      metadata: { ...container('p').metadata, finalizers: ['example.com/keep'] },
+    });
+    await reconciler.reconcile('ns/p', ctx);
+    assert.deepEqual(patches.get('p'), {
+      resourceVersion: '1',
+      finalizers: ['example.com/keep', runtimeCleanupFinalizer],
+    });
   });
 
   it('does not overfill a Host with assumed bindings; says why the rest waits', async () => {
@@ -126,10 +151,29 @@ describe('SchedulingReconciler', () => {
     assert.equal(bindings.get('c2'), 'a');
   });
 
-  it('marks a bound Container Scheduled without binding it again', async () => {
+  it('leaves Scheduled=True of a bound Container to its agent, and corrects a Scheduled=False of its own', async () => {
     const { containers, reconciler, bindings, statuses } = setup([host('a')]);
     const bound = { ...container('p'), spec: { ...container('p').spec, nodeName: 'a' } };
     containers.set(bound);
+    await reconciler.reconcile(objectKey(bound), ctx);
+    assert.equal(bindings.size, 0);
+    assert.equal(statuses.get('p'), undefined, 'no write: the agent reports Scheduled=True');
+
+    const wasUnschedulable = {
+      ...bound,
+      status: {
+        conditions: [
+          {
+            type: 'Scheduled',
+            status: 'False' as const,
+            reason: 'Unschedulable',
+            message: 'no Host fits',
+            lastTransitionTime: '2026-01-01T00:00:00Z',
+          },
+        ],
+      },
+    };
+    containers.set(wasUnschedulable);
     await reconciler.reconcile(objectKey(bound), ctx);
     assert.equal(bindings.size, 0);
     assert.equal(statuses.get('p')?.conditions?.[0]?.message, 'Assigned to host a');

@@ -271,6 +271,33 @@ describe('WorkloadReconciler', () => {
     assert.equal(api.deleted.length, 0);
   });
 
+  it('writes its status at most once a second while replicas keep changing', async () => {
+    const { api, clock, containers, reconciler, ctx } = setup();
+    await reconciler.reconcile('ns/web', ctx);
+    for (const c of api.created) {
+      containers.set({ ...c, metadata: { ...c.metadata, uid: c.metadata.name } });
+      reconciler.observe(c);
+    }
+    assert.equal(api.statuses.length, 1);
+    const [first, second] = api.created;
+    const run = (c: Container) =>
+      containers.set({
+        ...c,
+        metadata: { ...c.metadata, uid: c.metadata.name },
+        status: { phase: 'Running' },
+      } as Container);
+    run(first!);
+    clock.advance(300);
+    const wait = await reconciler.reconcile('ns/web', ctx);
+    assert.equal(api.statuses.length, 1, 'coalesced with the write 300 ms ago');
+    assert.equal(wait?.requeueAfter, 700, 'back when the second is over');
+    run(second!);
+    clock.advance(700);
+    await reconciler.reconcile('ns/web', ctx);
+    assert.equal(api.statuses.length, 2);
+    assert.equal((api.statuses[1] as WorkloadStatus).replicas, 3);
+  });
+
   it('gives up on expectations that are never met once they expire', async () => {
     const { api, clock, reconciler, ctx } = setup();
     await reconciler.reconcile('ns/web', ctx);
