@@ -27,6 +27,7 @@ import {
 import { livePid, waitFor } from '../src/localcluster/proc.js';
 import { localDir, readLocalCluster, systemNamespace } from '../src/localcluster/state.js';
 import { versions } from '../src/localcluster/versions.js';
+import { apiserverWrites, printWritesPer } from './support/apiserver-writes.js';
 import { createLogger } from '../src/obs/logger.js';
 
 const hostCount = Number(process.env.BENCH_HOSTS ?? 50);
@@ -262,6 +263,7 @@ async function main(): Promise<void> {
       'hollow agents': agents.reduce((sum, a) => sum + processUsage(a.pid!).cpuSeconds, 0),
     });
     const othersBefore = others();
+    const writesBefore = await apiserverWrites(client);
 
     await core.createNamespace({ body: { metadata: { name: ns } } });
     // Milestones counted as events arrive: the first time each Container was seen, bound, Running.
@@ -303,6 +305,7 @@ async function main(): Promise<void> {
     );
     const after = processUsage(controllerPid);
     const othersAfter = others();
+    const writesAfter = await apiserverWrites(client);
     const metrics = await (await fetch(`http://127.0.0.1:${controllerPorts.metrics}/metrics`)).text();
     const metric = (re: RegExp) => re.exec(metrics)?.[1] ?? '?';
 
@@ -331,6 +334,14 @@ async function main(): Promise<void> {
       (k) => `${k} ${(othersAfter[k]! - othersBefore[k]!).toFixed(0)} s`,
     );
     console.log(`CPU seconds of the others during the run: ${cpu.join(', ')}`);
+    const apiserverCpu = othersAfter['kube-apiserver']! - othersBefore['kube-apiserver']!;
+    console.log(`kube-apiserver: ${(apiserverCpu / total).toFixed(3)} CPU seconds per Container`);
+    printWritesPer(
+      'writes (Workload create to all Running; includes leases and Host reports)',
+      total,
+      writesBefore,
+      writesAfter,
+    );
   } finally {
     await containers.stop();
     await hosts.stop();
