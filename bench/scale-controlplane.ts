@@ -1,8 +1,11 @@
 // npm run bench:scale, part 1 — control-plane scale. 50 HOLLOW hosts (a Node and a Host each, run
-// by real agent code on the simulated runtime of src/cri/simulated.ts, several per process,
-// like kubemark's hollow nodes) and 500 Workloads x 10 replicas = 5,000 Containers: how long until
-// all are Running, the controller's CPU seconds and peak RSS; and first, on the same apiserver, the
-// rate at which it creates 5,000 ConfigMaps: the ceiling any controller works under.
+// by real agent code on the simulated runtime of bench/support/simulated-runtime.ts, several per
+// process, like kubemark's hollow nodes) and Workloads of 10 replicas, at two sizes one after the
+// other (100 and 500 Workloads: 1,000 and 5,000 Containers): how long until all are Running, the
+// CPU seconds of the controller, the apiserver, etcd and the agents, the controller's peak RSS,
+// the apiserver's writes, and how the apiserver's cost per Container grows from the small size to
+// the large one; and first, on the same apiserver, the rate at which it creates as many ConfigMaps
+// as the large size has Containers: the ceiling any controller works under.
 // Needs the local cluster (npm run cluster:up) with no Gantry running; starts and stops its own.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -31,10 +34,11 @@ import { apiserverWrites, printWritesPer } from './support/apiserver-writes.js';
 import { createLogger } from '../src/obs/logger.js';
 
 const hostCount = Number(process.env.BENCH_HOSTS ?? 50);
-const workloadCount = Number(process.env.BENCH_WORKLOADS ?? 500);
+/** Workloads per size, e.g. "100,500"; each size runs in a namespace of its own, one after the other. */
+const sizes = (process.env.BENCH_WORKLOADS ?? '100,500').split(',').map(Number);
 const replicas = Number(process.env.BENCH_REPLICAS ?? 10);
 const agentProcesses = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
-const total = workloadCount * replicas;
+const total = Math.max(...sizes) * replicas;
 const hollowLabel = 'gantry.dev/hollow';
 
 const cluster = readLocalCluster();
@@ -200,6 +204,102 @@ async function removeHollowObjects(): Promise<void> {
   });
 }
 
+/** One size: Workloads created, 20 in flight, until all their Containers run; what it cost. */
+async function measure(
+  workloadCount: number,
+  controllerPid: number,
+  usage: () => Record<string, number>,
+): Promise<void> {
+  const count = workloadCount * replicas;
+  const ns = `bench-scale-${process.pid}-${workloadCount}`;
+  const containers = new Informer<Container>({
+    name: 'bench-containers',
+    listWatcher: restListWatcher(client, { path: resource('Container').collectionPath(ns) }),
+    log,
+  });
+  try {
+    await core.createNamespace({ body: { metadata: { name: ns } } });
+    // Milestones counted as events arrive: the first time each Container was seen, bound, Running.
+    const seen = { created: new Set<string>(), bound: new Set<string>(), running: new Set<string>() };
+    const firsts = { created: 0, bound: 0, running: 0 };
+    let started = performance.now();
+    const tally = (c: Container) => {
+      const name = c.metadata.name!;
+      seen.created.add(name);
+      if (c.spec?.nodeName) seen.bound.add(name);
+      if (c.status?.phase === 'Running') seen.running.add(name);
+      for (const k of ['created', 'bound', 'running'] as const)
+        if (!firsts[k] && seen[k].size === count) firsts[k] = performance.now() - started;
+    };
+    containers.addEventHandler({ onAdd: tally, onUpdate: (_, c) => tally(c) });
+    containers.start();
+    await containers.waitForSync();
+    const before = processUsage(controllerPid);
+    const othersBefore = usage();
+    const writesBefore = await apiserverWrites(client);
+    started = performance.now();
+    const workloads = resource('Workload');
+    await pool(
+      Array.from({ length: workloadCount }, (_, i) => i),
+      20,
+      (i) => workloads.create(workload(ns, i)),
+    );
+    const createdWorkloadsMs = performance.now() - started;
+    let last = 0;
+    await waitFor(
+      `${count} Containers to be Running`,
+      () => {
+        if (performance.now() - last > 10_000) {
+          last = performance.now();
+          const n = (k: keyof typeof seen) => seen[k].size;
+          console.log(
+            `  ${seconds(last - started)} s: ${n('created')} created, ${n('bound')} bound, ${n('running')} Running`,
+          );
+        }
+        return firsts.running > 0;
+      },
+      { timeoutMs: 1_800_000, intervalMs: 500, pid: controllerPid, logFile: controllerLog },
+    );
+    const after = processUsage(controllerPid);
+    const othersAfter = usage();
+    const writesAfter = await apiserverWrites(client);
+    const metrics = await (await fetch(`http://127.0.0.1:${controllerPorts.metrics}/metrics`)).text();
+    const metric = (re: RegExp) => re.exec(metrics)?.[1] ?? '?';
+
+    console.log(`\n${workloadCount} Workloads x ${replicas} replicas = ${count} Containers`);
+    console.log(`${workloadCount} Workloads created in ${seconds(createdWorkloadsMs)} s (20 in flight)`);
+    console.log(
+      `${count} Containers: all created after ${seconds(firsts.created)} s, all bound after ${seconds(firsts.bound)} s, all Running after ${seconds(firsts.running)} s`,
+    );
+    console.log(
+      `  = ${Math.round(count / (firsts.running / 1000))} Containers/s end to end; scheduler bindings so far: ${metric(/gantry_scheduling_attempts_total\{result="scheduled"\} (\d+)/)}, errors ${metric(/gantry_scheduling_attempts_total\{result="error"\} (\d+)/)}`,
+    );
+    console.log(
+      `controller: ${(after.cpuSeconds - before.cpuSeconds).toFixed(1)} CPU seconds during the run, peak RSS so far ${Math.round(after.peakRssBytes / 2 ** 20)} MiB`,
+    );
+    const cpu = Object.keys(othersAfter).map(
+      (k) => `${k} ${(othersAfter[k]! - othersBefore[k]!).toFixed(0)} s`,
+    );
+    console.log(`CPU seconds of the others during the run: ${cpu.join(', ')}`);
+    const apiserverCpu = (othersAfter['kube-apiserver']! - othersBefore['kube-apiserver']!) / count;
+    apiserverCpuPerContainer.set(count, apiserverCpu);
+    console.log(`kube-apiserver: ${apiserverCpu.toFixed(4)} CPU seconds per Container`);
+    printWritesPer(
+      'writes (Workload creates to all Running; includes Leases and Host reports)',
+      count,
+      writesBefore,
+      writesAfter,
+    );
+  } finally {
+    await containers.stop();
+    console.log('cleaning up (the hollow agents remove their finalizers)');
+    await deleteNamespace(ns, 900_000).catch((err: unknown) => console.error(`cleanup: ${String(err)}`));
+  }
+}
+
+/** kube-apiserver CPU seconds per Container, by size (Containers). */
+const apiserverCpuPerContainer = new Map<number, number>();
+
 async function main(): Promise<void> {
   const running = [
     path.join(localDir, 'pids', 'controller.pid'),
@@ -208,7 +308,7 @@ async function main(): Promise<void> {
   if (running.length > 0) throw new Error(`Gantry is running (${running.join(', ')}): stop it first`);
 
   console.log(
-    `bench:scale (control plane) — ${hostCount} hollow hosts, ${workloadCount} Workloads x ${replicas} replicas`,
+    `bench:scale (control plane) — ${hostCount} hollow hosts; ${sizes.join(' then ')} Workloads x ${replicas} replicas`,
   );
   const ceiling = await configMapCeiling();
 
@@ -220,18 +320,11 @@ async function main(): Promise<void> {
     }),
   );
   const agents = startHollowAgents(stateDir);
-  const ns = `bench-scale-${process.pid}`;
   const hosts = new Informer<Host>({
     name: 'bench-hosts',
     listWatcher: restListWatcher(client, { path: resource('Host').collectionPath() }),
     log,
   });
-  const containers = new Informer<Container>({
-    name: 'bench-containers',
-    listWatcher: restListWatcher(client, { path: resource('Container').collectionPath(ns) }),
-    log,
-  });
-  let controllerPid: number | undefined;
   try {
     hosts.start();
     await waitFor(
@@ -247,7 +340,7 @@ async function main(): Promise<void> {
       { timeoutMs: 300_000, intervalMs: 1_000 },
     );
     await startController(cluster!);
-    controllerPid = livePid(path.join(localDir, 'pids', 'controller.pid'))!;
+    const controllerPid = livePid(path.join(localDir, 'pids', 'controller.pid'))!;
     await waitFor(
       'the controller to lead',
       async () =>
@@ -256,59 +349,11 @@ async function main(): Promise<void> {
         ),
       { timeoutMs: 60_000, pid: controllerPid, logFile: controllerLog },
     );
-    const before = processUsage(controllerPid);
-    const others = (): Record<string, number> => ({
+    const usage = (): Record<string, number> => ({
       'kube-apiserver': processUsage(livePid(path.join(localDir, 'pids', 'kube-apiserver.pid'))!).cpuSeconds,
       etcd: processUsage(livePid(path.join(localDir, 'pids', 'etcd.pid'))!).cpuSeconds,
       'hollow agents': agents.reduce((sum, a) => sum + processUsage(a.pid!).cpuSeconds, 0),
     });
-    const othersBefore = others();
-    const writesBefore = await apiserverWrites(client);
-
-    await core.createNamespace({ body: { metadata: { name: ns } } });
-    // Milestones counted as events arrive: the first time each Container was seen, bound, Running.
-    const seen = { created: new Set<string>(), bound: new Set<string>(), running: new Set<string>() };
-    const firsts = { created: 0, bound: 0, running: 0 };
-    const started = performance.now();
-    const count = (c: Container) => {
-      const name = c.metadata.name!;
-      seen.created.add(name);
-      if (c.spec?.nodeName) seen.bound.add(name);
-      if (c.status?.phase === 'Running') seen.running.add(name);
-      for (const k of ['created', 'bound', 'running'] as const)
-        if (!firsts[k] && seen[k].size === total) firsts[k] = performance.now() - started;
-    };
-    containers.addEventHandler({ onAdd: count, onUpdate: (_, c) => count(c) });
-    containers.start();
-    await containers.waitForSync();
-    const workloads = resource('Workload');
-    await pool(
-      Array.from({ length: workloadCount }, (_, i) => i),
-      20,
-      (i) => workloads.create(workload(ns, i)),
-    );
-    const createdWorkloadsMs = performance.now() - started;
-    let last = 0;
-    await waitFor(
-      `${total} Containers to be Running`,
-      () => {
-        if (performance.now() - last > 10_000) {
-          last = performance.now();
-          const n = (k: keyof typeof seen) => seen[k].size;
-          console.log(
-            `  ${seconds(last - started)} s: ${n('created')} created, ${n('bound')} bound, ${n('running')} Running`,
-          );
-        }
-        return firsts.running > 0;
-      },
-      { timeoutMs: 1_800_000, intervalMs: 500, pid: controllerPid, logFile: controllerLog },
-    );
-    const after = processUsage(controllerPid);
-    const othersAfter = others();
-    const writesAfter = await apiserverWrites(client);
-    const metrics = await (await fetch(`http://127.0.0.1:${controllerPorts.metrics}/metrics`)).text();
-    const metric = (re: RegExp) => re.exec(metrics)?.[1] ?? '?';
-
     console.log(
       `conditions: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? '?'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB; ` +
         `etcd ${versions.etcd}, kube-apiserver ${versions.kubernetes}, the controller (default flags) and ` +
@@ -320,33 +365,16 @@ async function main(): Promise<void> {
         `(50 in flight, kept-alive connections); through KubeClient: ${seconds(ceiling.kubeClientMs)} s = ` +
         `${rate(ceiling.kubeClientMs)} objects/s`,
     );
-    console.log(`${workloadCount} Workloads created in ${seconds(createdWorkloadsMs)} s (20 in flight)`);
-    console.log(
-      `${total} Containers: all created after ${seconds(firsts.created)} s, all bound after ${seconds(firsts.bound)} s, all Running after ${seconds(firsts.running)} s`,
-    );
-    console.log(
-      `  = ${Math.round(total / (firsts.running / 1000))} Containers/s end to end; scheduler bindings: ${metric(/gantry_scheduling_attempts_total\{result="scheduled"\} (\d+)/)}, errors ${metric(/gantry_scheduling_attempts_total\{result="error"\} (\d+)/)}`,
-    );
-    console.log(
-      `controller: ${(after.cpuSeconds - before.cpuSeconds).toFixed(1)} CPU seconds during the run, peak RSS ${Math.round(after.peakRssBytes / 2 ** 20)} MiB`,
-    );
-    const cpu = Object.keys(othersAfter).map(
-      (k) => `${k} ${(othersAfter[k]! - othersBefore[k]!).toFixed(0)} s`,
-    );
-    console.log(`CPU seconds of the others during the run: ${cpu.join(', ')}`);
-    const apiserverCpu = othersAfter['kube-apiserver']! - othersBefore['kube-apiserver']!;
-    console.log(`kube-apiserver: ${(apiserverCpu / total).toFixed(3)} CPU seconds per Container`);
-    printWritesPer(
-      'writes (Workload create to all Running; includes leases and Host reports)',
-      total,
-      writesBefore,
-      writesAfter,
-    );
+    for (const workloadCount of sizes) await measure(workloadCount, controllerPid, usage);
+    const [small, large] = [Math.min(...sizes) * replicas, total];
+    if (small !== large) {
+      const ratio = apiserverCpuPerContainer.get(large)! / apiserverCpuPerContainer.get(small)!;
+      console.log(
+        `\nlinear cost: kube-apiserver CPU per Container at ${large} is ${ratio.toFixed(2)}x the figure at ${small}`,
+      );
+    }
   } finally {
-    await containers.stop();
     await hosts.stop();
-    console.log('cleaning up (the hollow agents remove their finalizers)');
-    await deleteNamespace(ns, 900_000).catch((err: unknown) => console.error(`cleanup: ${String(err)}`));
     await stopController();
     await stopHollowAgents(agents);
     await removeHollowObjects();

@@ -1,7 +1,8 @@
 // The Host object of this agent: registered at start (labels copied from the core Node of the
 // same name), a heartbeat Lease renewed every few seconds (cheap, like kubelet's node lease), and
 // a status report: runtime, checkpoint support, capacity, images, pulls, containers, cordon.
-// The status is written when it changes and at least every reportIntervalMs (lastHeartbeatTime).
+// The status is written when it changes and at least every reportIntervalMs (lastHeartbeatTime;
+// 5 minutes by default, as the kubelet's node status: liveness is the Lease's job, not this write's).
 import os from 'node:os';
 import path from 'node:path';
 import { CoordinationV1Api, type V1Lease, type V1Node } from '@kubernetes/client-node';

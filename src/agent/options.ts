@@ -98,7 +98,7 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   transferSecretNamespace: undefined,
   leaseDurationSeconds: '40',
   renewIntervalSeconds: '10',
-  reportIntervalSeconds: '60',
+  reportIntervalSeconds: '300',
   statsIntervalSeconds: '10',
   probeImage: '',
   restartBackoffSeconds: '10',

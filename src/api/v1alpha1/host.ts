@@ -122,7 +122,9 @@ export const HostStatusSchema = z
     agentVersion: z.string().max(128).optional().describe('Version of the Gantry agent.'),
     lastHeartbeatTime: dateTime()
       .optional()
-      .describe('When the agent last reported; a stale value means the Host is lost.'),
+      .describe(
+        "When the agent last wrote this status: on every change, and at least every 5 minutes (--report-interval-seconds). Whether the Host is alive is its heartbeat Lease's business.",
+      ),
     drain: z
       .object({
         phase: z

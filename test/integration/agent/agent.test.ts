@@ -226,10 +226,18 @@ describe('restarts are counted whatever removed the container', () => {
       await apply('outside', { image: cluster.images.counter, nodeName: host1 });
       const first = await waitStatus('outside', 'Running', running);
       assert.equal(first.status?.restartCount, 0);
-      const removeSandbox = async (c: Container) => {
-        await cri[host1]!.stopPodSandbox({ podSandboxId: c.status!.sandboxID! });
-        await cri[host1]!.removePodSandbox({ podSandboxId: c.status!.sandboxID! });
-      };
+      // Retried as a kubelet retries: the agent may be removing the exited attempt at that moment
+      // ("already in removing state").
+      const removeSandbox = (c: Container) =>
+        eventually(
+          `sandbox ${c.status!.sandboxID} removed`,
+          async () => {
+            await cri[host1]!.stopPodSandbox({ podSandboxId: c.status!.sandboxID! });
+            await cri[host1]!.removePodSandbox({ podSandboxId: c.status!.sandboxID! });
+            return true;
+          },
+          { timeoutMs: 10_000 },
+        );
       await removeSandbox(first);
       const second = await waitStatus(
         'outside',
