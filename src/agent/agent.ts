@@ -232,7 +232,7 @@ export function setUpAgent(
     name: 'agent-container',
     kind: 'Container',
     reconciler: containerReconciler,
-    workers: 4,
+    workers: 8,
     // A Migration's progress is work for its source and target Containers.
     watches: [watch(containers), watch(migrations, (m) => migrationSupport.containerKeys(m))],
   });

@@ -214,6 +214,12 @@ export class ContainerLifecycle {
       // Raw JSON from the informer: a string at run time, whatever client-node's type says.
       containerStartDuration.observe((Date.now() - new Date(c.metadata.creationTimestamp).getTime()) / 1000);
     }
+    // Reported at once: re-queued, the report would wait behind every other start in the queue
+    // (measured: seconds in a burst).
+    const started = await this.deps.runtime.observe(c.metadata.uid ?? '');
+    const latest = started.attempts.at(-1);
+    if (started.sandbox && latest?.id === containerId && latest.state === 'CONTAINER_RUNNING')
+      return this.reportRunning(key, c, spec, started.sandbox, latest);
     this.deps.enqueue(key);
   }
 

@@ -12,21 +12,19 @@ import * as grpc from '@grpc/grpc-js';
 import { agent, container, ns } from './fakes.js';
 
 describe('Container lifecycle', () => {
-  it('gives a new Container its finalizer, a sandbox and a running container, then reports it Running', async () => {
+  it('gives a new Container its finalizer, a sandbox and a running container, and reports it Running in one write', async () => {
     const a = agent();
     a.cache.set(container('app'));
     await a.reconcile('app');
     assert.deepEqual(a.api.finalizers, [{ name: 'app', finalizers: [runtimeCleanupFinalizer] }]);
-    assert.deepEqual(a.api.statuses, [], 'no status before it runs: one write when it does');
     const { sandboxes, containers } = await a.runtime.held('app-uid');
     assert.equal(sandboxes.length, 1);
     assert.equal(sandboxes[0]!.state, 'SANDBOX_READY');
     assert.equal(containers.length, 1);
     assert.equal(containers[0]!.state, 'CONTAINER_RUNNING');
     assert.equal(containers[0]!.podSandboxId, sandboxes[0]!.id);
-    assert.deepEqual(a.enqueued, [`${ns}/app`], 'reconciled again to report it');
+    assert.deepEqual(a.enqueued, [], 'reported in the same reconcile, not queued again');
 
-    await a.reconcile('app');
     const status = a.api.status('app');
     assert.equal(status?.phase, 'Running');
     assert.equal(status?.containerID, containers[0]!.id);
