@@ -14,6 +14,7 @@
 // running its copies until it is back.
 import { Counter, Gauge } from 'prom-client';
 import { runtimeCleanupFinalizer, type Container, type Host } from '../api/v1alpha1/index.js';
+import { setFinalizer } from '../kube/finalizers.js';
 import { realClock, type Clock } from '../kube/clock.js';
 import { getCondition, setCondition } from '../kube/conditions.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
@@ -84,7 +85,7 @@ export interface HostLifecycleDeps {
   containers: Cache<Container>;
   heartbeats: Pick<Heartbeats, 'lostAt' | 'graceMs' | 'silent'>;
   hostsApi: Pick<CustomResourceClient<Host>, 'applyStatus'>;
-  containersApi: Pick<CustomResourceClient<Container>, 'applyStatus' | 'mergePatch' | 'delete'>;
+  containersApi: Pick<CustomResourceClient<Container>, 'applyStatus' | 'get' | 'mergePatch' | 'delete'>;
   recorder: EventRecorder;
   clock?: Clock;
 }
@@ -150,15 +151,8 @@ export class HostLifecycleReconciler implements Reconciler {
   }
 
   /** The agent that would remove the finalizer is gone: remove it, as pod GC force-deletes. */
-  private async releaseFinalizer(c: Container): Promise<void> {
-    const finalizers = c.metadata.finalizers ?? [];
-    if (!finalizers.includes(runtimeCleanupFinalizer)) return;
-    await this.deps.containersApi.mergePatch(splitKey(objectKey(c)), {
-      metadata: {
-        resourceVersion: c.metadata.resourceVersion,
-        finalizers: finalizers.filter((f) => f !== runtimeCleanupFinalizer),
-      },
-    });
+  private releaseFinalizer(c: Container): Promise<void> {
+    return setFinalizer(this.deps.containersApi, splitKey(objectKey(c)), c, runtimeCleanupFinalizer, false);
   }
 
   private async evict(c: Container, host: string, ctx: ReconcileContext): Promise<void> {

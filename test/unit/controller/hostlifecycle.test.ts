@@ -81,6 +81,7 @@ function setup(lostAt: number, silent = false) {
       },
     },
     containersApi: {
+      get: async () => undefined,
       applyStatus: async (name: ObjectName, status: object) => {
         written.set(name.name, status);
         return {} as Container;
