@@ -5,7 +5,8 @@
 // CPU seconds of the controller, the apiserver, etcd and the agents, the controller's peak RSS,
 // the apiserver's writes, and how the apiserver's cost per Container grows from the small size to
 // the large one; and first, on the same apiserver, the rate at which it creates as many ConfigMaps
-// as the large size has Containers: the ceiling any controller works under.
+// as the large size has Containers: the ceiling any controller works under. Before the sizes, a
+// minute at rest (BENCH_REST_MINUTES): what the hosts and the controller write when nothing happens.
 // Needs the local cluster (npm run cluster:up) with no Gantry running; starts and stops its own.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -30,7 +31,7 @@ import {
 import { livePid, waitFor } from '../src/localcluster/proc.js';
 import { localDir, readLocalCluster, systemNamespace } from '../src/localcluster/state.js';
 import { versions } from '../src/localcluster/versions.js';
-import { apiserverWrites, printWritesPer } from './support/apiserver-writes.js';
+import { apiserverWrites, printWritesPer, writesBetween } from './support/apiserver-writes.js';
 import { createLogger } from '../src/obs/logger.js';
 
 const hostCount = Number(process.env.BENCH_HOSTS ?? 50);
@@ -297,6 +298,19 @@ async function measure(
   }
 }
 
+/** What the hollow hosts and the controller write when nothing happens, per host and minute. */
+async function atRest(): Promise<void> {
+  const minutes = Number(process.env.BENCH_REST_MINUTES ?? 1);
+  const before = await apiserverWrites(client);
+  await new Promise((r) => setTimeout(r, minutes * 60_000));
+  const { rows, total: writes } = writesBetween(before, await apiserverWrites(client));
+  const perHostMinute = (n: number) => (n / hostCount / minutes).toFixed(2);
+  console.log(
+    `\nat rest for ${minutes} min: ${perHostMinute(writes)} apiserver writes per host per minute (${writes} in all)`,
+  );
+  for (const [key, n] of rows) console.log(`  ${key.padEnd(36)} ${perHostMinute(n)}`);
+}
+
 /** kube-apiserver CPU seconds per Container, by size (Containers). */
 const apiserverCpuPerContainer = new Map<number, number>();
 
@@ -365,6 +379,7 @@ async function main(): Promise<void> {
         `(50 in flight, kept-alive connections); through KubeClient: ${seconds(ceiling.kubeClientMs)} s = ` +
         `${rate(ceiling.kubeClientMs)} objects/s`,
     );
+    await atRest();
     for (const workloadCount of sizes) await measure(workloadCount, controllerPid, usage);
     const [small, large] = [Math.min(...sizes) * replicas, total];
     if (small !== large) {

@@ -246,7 +246,13 @@ export function setUpAgent(
     watches: [watch(images), watch(hosts, () => images.cache.list().map((i) => objectKey(i)))],
   });
   enqueueImage = (key) => imageController.enqueue(key);
-  hosts.addEventHandler({ onUpdate: () => reporter.poke() });
+  // A spec change (cordon) shows in the next report; the Host's own status writes must not poke,
+  // or each write would bring the next one (measured: about one a second per host, at rest).
+  hosts.addEventHandler({
+    onUpdate: (old, cur) => {
+      if (old.metadata.generation !== cur.metadata.generation) reporter.poke();
+    },
+  });
   nodes.addEventHandler({ onAdd: () => reporter.relabel(), onUpdate: () => reporter.relabel() });
 
   manager.add({ name: 'host-reporter', needLeaderElection: false, start: (signal) => reporter.run(signal) });

@@ -62,7 +62,6 @@ export function machineCapacity(): { cpu: string; memory: string } {
 export class HostReporter {
   private checkpoint: CheckpointProbeResult | undefined;
   private lastWrite = 0;
-  private dirty = true;
   /** The Node's labels changed: the Host's follow with the next report. */
   private relabelDue = false;
   private wake: (() => void) | undefined;
@@ -72,9 +71,8 @@ export class HostReporter {
     private readonly deps: HostReporterDeps,
   ) {}
 
-  /** Asks for a status report soon (something it shows changed). */
+  /** Asks for a status report soon (something it shows may have changed); written if it did. */
   poke(): void {
-    this.dirty = true;
     this.wake?.();
   }
 
@@ -277,16 +275,13 @@ export class HostReporter {
     const status = await this.observe();
     const live = this.deps.hostCache.get(this.opts.host);
     const due = Date.now() - this.lastWrite >= this.opts.reportIntervalMs;
-    const unchanged =
-      !this.dirty &&
-      isApplyNoop(
-        { status: { ...status, lastHeartbeatTime: live?.status?.lastHeartbeatTime } },
-        live,
-        this.opts.fieldManager,
-        'status',
-      );
+    const unchanged = isApplyNoop(
+      { status: { ...status, lastHeartbeatTime: live?.status?.lastHeartbeatTime } },
+      live,
+      this.opts.fieldManager,
+      'status',
+    );
     if (unchanged && !due) return;
-    this.dirty = false;
     await this.deps.hosts.applyStatus(
       { name: this.opts.host },
       { ...status, lastHeartbeatTime: metaTime(new Date()) },
