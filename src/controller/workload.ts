@@ -5,10 +5,19 @@
 // gantry.dev/workload=<workload> and gantry.dev/template-hash=<hash>. A template change rolls
 // out as rollout.ts plans; putting an old template back rolls back, since its Containers carry the
 // same hash. Creates and deletes are remembered until the cache shows them (expectations), so a
-// cache lagging behind our own writes never makes us act twice. The replicas' names, hashes and
-// counting are in workloadreplicas.ts, the status computation in workloadstatus.ts.
+// cache lagging behind our own writes never makes us act twice. A template naming an Image
+// (imageFrom) runs its digest: a new digest is a new revision, rolled out once the Hosts hold it
+// (workloadimage.ts). The replicas' names, hashes and counting are in workloadreplicas.ts, the
+// status computation in workloadstatus.ts.
 import { Counter } from 'prom-client';
-import { parseSpec, type Container, type Workload, type WorkloadSpec } from '../api/v1alpha1/index.js';
+import {
+  parseSpec,
+  type Container,
+  type Host,
+  type Image,
+  type Workload,
+  type WorkloadSpec,
+} from '../api/v1alpha1/index.js';
 import { realClock, type Clock } from '../kube/clock.js';
 import { getCondition } from '../kube/conditions.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
@@ -24,13 +33,16 @@ import { byWorkload, controllingWorkload, sharedCaches } from './caches.js';
 import { resourceClient } from '../kube/resources.js';
 import { fieldManager, type ControllerContext } from './context.js';
 import { planRollout, strategyOf } from './rollout.js';
+import { concreteTemplate, hostsPulling, type ConcreteTemplate } from './workloadimage.js';
 import { countedReplicas, replicaContainer, templateHash, toReplica } from './workloadreplicas.js';
-import { invalidWorkloadStatus, workloadStatus } from './workloadstatus.js';
+import { invalidWorkloadStatus, workloadStatus, type Waiting } from './workloadstatus.js';
 
 /** Label values are at most 63 characters, and the Workload's name is one (gantry.dev/workload). */
 const maxNameLength = 63;
 /** Expectations not met after this long are given up (a missed watch event must not block forever). */
 const expectationsTtlMs = 120_000;
+/** While a rollout waits for Hosts to pull its image, look again this often (Image events wake it sooner). */
+const pullingRecheckMs = 5_000;
 
 const containerChanges = new Counter({
   name: 'gantry_workload_container_changes_total',
@@ -45,6 +57,8 @@ export function setupWorkloadController(ctx: ControllerContext): void {
   const reconciler = new WorkloadReconciler({
     workloads: caches.workloads.cache,
     containers: caches.containers.cache,
+    images: caches.images.cache,
+    hosts: caches.hosts.cache,
     workloadsApi: resourceClient(ctx.client, 'Workload'),
     containersApi: resourceClient(ctx.client, 'Container'),
     recorder: ctx.recorder,
@@ -65,6 +79,13 @@ export function setupWorkloadController(ctx: ControllerContext): void {
         const owner = controllingWorkload(c);
         return owner ? [owner] : [];
       }),
+      // A new digest of an Image, or more Hosts holding it, is work for the Workloads naming it.
+      watch(caches.images, (image) =>
+        caches.workloads.cache
+          .listByNamespace(image.metadata.namespace ?? '')
+          .filter((wl) => wl.spec?.template?.spec?.imageFrom?.name === image.metadata.name)
+          .map((wl) => objectKey(wl)),
+      ),
     ],
   });
 }
@@ -81,6 +102,8 @@ interface Expected {
 export interface WorkloadReconcilerDeps {
   workloads: Cache<Workload>;
   containers: Cache<Container>;
+  images: Cache<Image>;
+  hosts: Cache<Host>;
   workloadsApi: Pick<CustomResourceClient<Workload>, 'applyStatus'>;
   containersApi: Pick<CustomResourceClient<Container>, 'create' | 'delete'>;
   recorder: EventRecorder;
@@ -128,15 +151,34 @@ export class WorkloadReconciler implements Reconciler {
         .filter((c) => c.metadata.ownerReferences?.some((r) => r.controller && r.uid === wl.metadata.uid)),
     );
     const replicas = owned.map(toReplica);
-    const revision = templateHash(spec.template);
-    const plan = planRollout({
-      replicas: spec.replicas,
-      revision,
-      strategy: strategyOf(spec),
-      containers: replicas,
-    });
-    if (plan.delete.length > 0) await this.deleteContainers(wl, key, plan.delete, ctx);
-    if (plan.create > 0) await this.createContainers(wl, key, spec, revision, plan.create, ctx);
+    const resolved = concreteTemplate(spec.template, (image) =>
+      this.deps.images.get(joinKey({ namespace: wl.metadata.namespace, name: image })),
+    );
+    // Without a digest to run, the Workload keeps what runs and changes nothing.
+    const revision = resolved.ok ? templateHash(resolved.template) : (wl.status?.currentRevision ?? '');
+    let waiting: Waiting | undefined = resolved.ok ? undefined : resolved;
+    if (resolved.ok) {
+      const plan = planRollout({
+        replicas: spec.replicas,
+        revision,
+        strategy: strategyOf(spec),
+        containers: replicas,
+      });
+      // The rollout (its deletes too, so nothing old stops early) begins once the Hosts hold the digest.
+      const rollingOut = plan.create > 0 || replicas.some((r) => r.revision !== revision);
+      const pulling =
+        rollingOut && resolved.image
+          ? hostsPulling(resolved.image, spec.placement.nodeSelector, this.deps.hosts.list(), imageKey(wl))
+          : [];
+      if (pulling.length > 0) {
+        const image = resolved.template.spec.image;
+        waiting = { reason: 'PullingImage', message: `${pulling.join(', ')} still pulling ${image}` };
+      } else {
+        if (plan.delete.length > 0) await this.deleteContainers(wl, key, plan.delete, ctx);
+        if (plan.create > 0)
+          await this.createContainers(wl, key, spec, resolved.template, revision, plan.create, ctx);
+      }
+    }
 
     const now = this.clock.now();
     const pending = owned.find((c) => getCondition(c.status?.conditions, 'Scheduled')?.status === 'False');
@@ -148,6 +190,7 @@ export class WorkloadReconciler implements Reconciler {
       previous: wl.status,
       now,
       unschedulable: pending && `${pending.metadata.name} is not scheduled: ${pending.status?.message ?? ''}`,
+      waiting,
     });
     // During a scale-out every replica's start changes the counts: one write a second at most
     // says the same in the end, for a fraction of the apiserver's work.
@@ -155,6 +198,7 @@ export class WorkloadReconciler implements Reconciler {
     if (coalesceMs > 0) return { requeueAfter: coalesceMs };
     const live = await this.deps.workloadsApi.applyStatus(splitKey(key), status, { fieldManager, live: wl });
     if (live !== wl) this.statusWrittenAt.set(key, now);
+    if (waiting?.reason === 'PullingImage') return { requeueAfter: pullingRecheckMs };
     if (getCondition(status.conditions, 'Progressing')?.reason !== 'RolloutProgressing') return;
     // Come back when the progress deadline would pass.
     const deadline = Date.parse(status.lastProgressTime!) + spec.progressDeadlineSeconds * 1000;
@@ -176,6 +220,7 @@ export class WorkloadReconciler implements Reconciler {
     wl: Workload,
     key: string,
     spec: WorkloadSpec,
+    template: ConcreteTemplate,
     revision: string,
     count: number,
     ctx: ReconcileContext,
@@ -183,7 +228,7 @@ export class WorkloadReconciler implements Reconciler {
     let created = 0;
     for (let batch = 1; created < count; batch *= 2) {
       const bodies = Array.from({ length: Math.min(batch, count - created) }, () =>
-        replicaContainer(wl, spec, revision),
+        replicaContainer(wl, spec, template, revision),
       );
       for (const body of bodies) this.expectations.expect(objectKey(body), { owner: key, action: 'create' });
       const results = await Promise.allSettled(bodies.map((body) => this.deps.containersApi.create(body)));
@@ -239,6 +284,11 @@ export class WorkloadReconciler implements Reconciler {
     if (failed.length > 0)
       throw new Error(`deleting Containers: ${failed.length} failed`, { cause: failed[0]!.err });
   }
+}
+
+/** How Hosts name a Workload's Image in status.imagePulls: "<namespace>/<name>". */
+function imageKey(wl: Workload): string {
+  return joinKey({ namespace: wl.metadata.namespace, name: wl.spec.template.spec.imageFrom?.name ?? '' });
 }
 
 /** The apiserver refused a create because the namespace is being deleted (cause NamespaceTerminating). */

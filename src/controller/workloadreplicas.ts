@@ -13,8 +13,12 @@ import {
 } from '../api/v1alpha1/index.js';
 import { isTrue } from '../kube/conditions.js';
 import type { Replica } from './rollout.js';
+import type { ConcreteTemplate } from './workloadimage.js';
 
-/** The template's hash: the same template (defaults applied) always gives the same 10 hex digits. */
+/**
+ * The template's hash: the same template (defaults applied) always gives the same 10 hex digits.
+ * The Workload hashes its concrete template (workloadimage.ts), so a new digest is a new revision.
+ */
 export function templateHash(template: WorkloadSpec['template']): string {
   return crypto.createHash('sha256').update(canonicalJSON(template)).digest('hex').slice(0, 10);
 }
@@ -34,9 +38,13 @@ function canonicalJSON(value: unknown): string {
  * A new replica of `revision`: named <workload>-<revision>-<5 random characters>, labelled with the
  * template's labels, gantry.dev/workload and gantry.dev/template-hash, controlled by the Workload.
  */
-export function replicaContainer(wl: Workload, spec: WorkloadSpec, revision: string): Container {
+export function replicaContainer(
+  wl: Workload,
+  spec: WorkloadSpec,
+  template: ConcreteTemplate,
+  revision: string,
+): Container {
   const name = wl.metadata.name!;
-  const template = spec.template;
   return {
     apiVersion: 'gantry.dev/v1alpha1',
     kind: 'Container',

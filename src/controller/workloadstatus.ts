@@ -22,6 +22,13 @@ export interface StatusInput {
   now: number;
   /** A pending Container's reason for not being scheduled, if any. */
   unschedulable?: string;
+  /** Why the rollout cannot go on for now (its image has no digest yet, or Hosts still pull it). */
+  waiting?: Waiting;
+}
+
+export interface Waiting {
+  reason: string;
+  message: string;
 }
 
 /**
@@ -37,7 +44,7 @@ export function workloadStatus(input: StatusInput): WorkloadStatus {
   const ready = live.filter((r) => r.ready).length;
   const updated = live.filter((r) => r.revision === revision).length;
   const old = live.length - updated;
-  const complete = updated === desired && live.length === desired && ready === desired;
+  const complete = !input.waiting && updated === desired && live.length === desired && ready === desired;
   const progressed =
     !previous ||
     previous.currentRevision !== revision ||
@@ -78,27 +85,33 @@ export function workloadStatus(input: StatusInput): WorkloadStatus {
       `Revision ${revision} made no progress for ${spec.progressDeadlineSeconds}s`,
     );
   } else {
+    const waiting = input.waiting ? `; ${input.waiting.message}` : '';
     set(
       'Progressing',
       'True',
       'RolloutProgressing',
-      `Revision ${revision}: ${updated} of ${desired} updated`,
+      `Revision ${revision}: ${updated} of ${desired} updated${waiting}`,
     );
   }
   const notReady = timedOut
     ? 'ProgressDeadlineExceeded'
-    : old > 0
-      ? spec.strategy.type === 'Recreate'
-        ? 'Recreating'
-        : 'RollingUpdate'
-      : live.length < desired
-        ? 'ScalingUp'
-        : live.length > desired
-          ? 'ScalingDown'
-          : 'WaitingForReady';
+    : input.waiting
+      ? input.waiting.reason
+      : old > 0
+        ? spec.strategy.type === 'Recreate'
+          ? 'Recreating'
+          : 'RollingUpdate'
+        : live.length < desired
+          ? 'ScalingUp'
+          : live.length > desired
+            ? 'ScalingDown'
+            : 'WaitingForReady';
   const counts = `${ready} of ${desired} replicas ready, ${updated} updated to revision ${revision}`;
   if (complete) set('Ready', 'True', 'Ready', counts);
-  else set('Ready', 'False', notReady, input.unschedulable ? `${counts}; ${input.unschedulable}` : counts);
+  else {
+    const why = [counts, input.waiting?.message, input.unschedulable].filter(Boolean).join('; ');
+    set('Ready', 'False', notReady, why);
+  }
   conditions = setProgress(
     conditions,
     progressOf(getCondition(conditions, 'Ready'), workloadStalledReasons),

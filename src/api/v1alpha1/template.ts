@@ -9,7 +9,7 @@ import {
   imageReferenceProblem,
   isImageReference,
 } from './imageref.js';
-import { LocalObjectReferenceSchema } from './meta.js';
+import { LocalObjectReferenceSchema, objectName } from './meta.js';
 import { compareQuantities, isQuantity, QUANTITY_PATTERN } from './quantity.js';
 import { int32, int64, listMap, withRules, type Rule } from './rules.js';
 
@@ -233,9 +233,27 @@ export const containerTemplateFields = {
     .describe('Seconds between SIGTERM and SIGKILL when the container is stopped.'),
 };
 
-export const ContainerTemplateSpecSchema = z
-  .object(containerTemplateFields)
-  .describe('What to run: image, command, environment, ports, resources, restarts and health check.');
+export const ImageFromSchema = z
+  .object({ name: objectName().describe('Name of the Image, in the same namespace.') })
+  .describe(
+    'An Image object whose digest to run (the one its tag resolves to): each new digest rolls out, once pulled onto the Hosts.',
+  );
+
+/** A Workload's container: an image reference, or an Image object to follow by digest. */
+export const ContainerTemplateSpecSchema = withRules(
+  z.object({
+    ...containerTemplateFields,
+    image: containerTemplateFields.image.optional(),
+    imageFrom: ImageFromSchema.optional(),
+  }),
+  {
+    rule: 'has(self.image) != has(self.imageFrom)',
+    message: 'exactly one of image or imageFrom must be set',
+    check: (t) => (t.image === undefined) !== (t.imageFrom === undefined),
+  },
+).describe(
+  'What to run: image (or imageFrom), command, environment, ports, resources, restarts and health check.',
+);
 
 export type Quantity = z.output<typeof QuantitySchema>;
 export type Resources = z.output<typeof ResourcesSchema>;

@@ -240,6 +240,12 @@ const ruleCases: RuleCase[] = [
     ],
   },
   {
+    kind: 'Workload',
+    message: 'exactly one of image or imageFrom must be set',
+    valid: [workload(), workload({}, { image: undefined, imageFrom: { name: 'web' } })],
+    invalid: [workload({}, { imageFrom: { name: 'web' } }), workload({}, { image: undefined })],
+  },
+  {
     kind: 'Migration',
     message: 'maxDowntimeSeconds must not exceed timeoutSeconds',
     valid: [{ container: 'c', maxDowntimeSeconds: 300 }],

@@ -14,15 +14,12 @@ import {
   type WorkloadSpecInput,
   type WorkloadStatus,
 } from '../../../src/api/v1alpha1/index.js';
-import { FakeClock } from '../../../src/kube/clock.js';
 import { objectKey } from '../../../src/kube/keys.js';
-import { Store } from '../../../src/kube/store.js';
-import { byWorkload, controllingWorkload } from '../../../src/controller/caches.js';
 import type { Replica } from '../../../src/controller/rollout.js';
-import { WorkloadReconciler } from '../../../src/controller/workload.js';
 import { countedReplicas, templateHash } from '../../../src/controller/workloadreplicas.js';
 import { workloadStatus, type StatusInput } from '../../../src/controller/workloadstatus.js';
-import { ctx, quietRecorder } from './fakes.js';
+import { ctx } from './fakes.js';
+import { workloadReconciler } from './workloadfakes.js';
 
 function spec(over: Partial<WorkloadSpecInput> = {}): WorkloadSpec {
   const parsed = parseSpec('Workload', {
@@ -157,29 +154,6 @@ describe('workloadStatus', () => {
   });
 });
 
-/** An apiserver that accepts creates, deletes and status writes but whose cache we update by hand. */
-class FakeApi {
-  created: Container[] = [];
-  deleted: string[] = [];
-  statuses: unknown[] = [];
-  containersApi = {
-    create: async (c: Container) => {
-      this.created.push(c);
-      return c;
-    },
-    delete: async (name: { namespace?: string; name: string }) => {
-      this.deleted.push(name.name);
-      return true;
-    },
-  };
-  workloadsApi = {
-    applyStatus: async (_: unknown, status: object) => {
-      this.statuses.push(status);
-      return {} as Workload;
-    },
-  };
-}
-
 describe('countedReplicas', () => {
   const c = (name: string, labels: Record<string, string> = {}, annotations: Record<string, string> = {}) =>
     ({ metadata: { name, labels, annotations } }) as unknown as Container;
@@ -207,28 +181,7 @@ describe('WorkloadReconciler', () => {
     metadata: { name: 'web', namespace: 'ns', uid: 'w-uid', generation: 1 },
     spec: spec({ replicas: 3 }),
   };
-  const setup = (wl: Workload = workload) => {
-    const workloads = new Store<Workload>();
-    workloads.set(wl);
-    const containers = new Store<Container>({
-      [byWorkload]: (c) => {
-        const owner = controllingWorkload(c);
-        return owner ? [owner] : [];
-      },
-    });
-    const api = new FakeApi();
-    const clock = new FakeClock();
-    const recorder = quietRecorder(clock);
-    const reconciler = new WorkloadReconciler({
-      workloads,
-      containers,
-      workloadsApi: api.workloadsApi,
-      containersApi: api.containersApi,
-      recorder,
-      clock,
-    });
-    return { containers, api, clock, reconciler, ctx };
-  };
+  const setup = (wl: Workload = workload) => workloadReconciler(wl);
 
   it('creates owned, labelled Containers named after the template hash', async () => {
     const { api, reconciler, ctx } = setup();
