@@ -174,9 +174,11 @@ describe('checkpoint migration', () => {
     await checkpointWorks();
     await apply('Container', 'counter-rb', { image: cluster.images.counter, nodeName: host1 });
     const source = await running('counter-rb');
-    const before = await eventually('the counter to pass 2', async () =>
-      (await count(source)) >= 2 ? count(source) : undefined,
-    );
+    // Far enough that a fresh start (counting from 0, once a second) could not catch up before the
+    // first read after the rollback.
+    await eventually('the counter to pass 8', async () => (await count(source)) >= 8 || undefined, {
+      timeoutMs: 30_000,
+    });
     // Its phases as the apiserver records them, so the kill lands in the restore however short it is.
     const phases = await WatchRecorder.start<Migration>(
       `/apis/gantry.dev/v1alpha1/namespaces/${ns}/migrations`,
@@ -184,7 +186,9 @@ describe('checkpoint migration', () => {
         fieldSelector: 'metadata.name=move-rb',
       },
     );
+    let before: number;
     try {
+      before = await count(source);
       await apply('Migration', 'move-rb', { container: 'counter-rb', targetHost: host2, timeoutSeconds: 20 });
       await eventually(
         'the restore phase',
@@ -205,10 +209,16 @@ describe('checkpoint migration', () => {
       assert.equal(m.status?.phase, 'RolledBack', m.status?.message);
       const resumed = await running('counter-rb');
       assert.equal(resumed.spec.nodeName, host1);
-      const after = await eventually('the resumed counter to count on', async () =>
-        (await count(resumed)) > before ? count(resumed) : undefined,
+      // The state kept: the first value read is not below the last one read before the move.
+      const first = await count(resumed);
+      assert.ok(
+        first >= before,
+        `the first count after the rollback (${first}) is not below the last before (${before})`,
       );
-      assert.ok(after > before, `resumed from the checkpoint: ${before} before, ${after} after`);
+      const after = await eventually('the resumed counter to count on', async () =>
+        (await count(resumed)) > first ? count(resumed) : undefined,
+      );
+      assert.ok(after > first, `it counts on: ${first}, then ${after}`);
     } finally {
       await startAgent(cluster, host2, agentArgs);
     }
