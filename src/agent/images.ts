@@ -6,7 +6,6 @@
 import {
   type Container,
   type Image,
-  normalizeImageReference,
   selectorMatches,
 } from '../api/v1alpha1/index.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
@@ -122,19 +121,21 @@ export class ImageWarmer implements Reconciler {
 
   /**
    * Removes an image nothing here uses any more: no runtime container runs it, no Container bound
-   * to this host names it, and no other wanted Image (kept or not) refers to it.
+   * to this host names it, and no other wanted Image (kept or not) refers to it. A reference names
+   * an image, not a tag: removing `app:1` removes the image `app@sha256:...` is too, so what the
+   * others want is compared by the image it resolves to.
    */
   private async removeIfUnused(ref: string, log: Logger): Promise<void> {
-    const normalized = normalizeImageReference(ref);
-    const wantedByImages = this.deps.images
-      .list()
-      .some((i) => this.wants(i) && normalizeImageReference(wantedReference(i)) === normalized);
-    const wantedByContainers = this.deps.containers
-      .list()
-      .some((c) => normalizeImageReference(c.spec.image) === normalized);
-    if (wantedByImages || wantedByContainers) return;
     const id = await this.deps.puller.present(ref);
     if (!id) return;
+    const wanted = [
+      ...this.deps.images
+        .list()
+        .filter((i) => this.wants(i))
+        .map(wantedReference),
+      ...this.deps.containers.list().map((c) => c.spec.image),
+    ];
+    for (const other of new Set(wanted)) if ((await this.deps.puller.present(other)) === id) return;
     const { containers } = await this.deps.cri.listContainers();
     if (containers.some((c) => c.imageRef === id || c.image?.image === id)) return;
     await this.deps.cri.removeImage({ image: { image: ref } });
