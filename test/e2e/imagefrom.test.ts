@@ -75,6 +75,27 @@ async function runningOnly(image: string): Promise<Container[]> {
   );
 }
 
+/** The digest the registry serves for a tag (what the Image controller resolves it to). */
+async function registryDigest(reference: string): Promise<string> {
+  const slash = reference.indexOf('/');
+  const colon = reference.lastIndexOf(':');
+  const url = `http://${reference.slice(0, slash)}/v2/${reference.slice(slash + 1, colon)}/manifests/${reference.slice(colon + 1)}`;
+  const res = await fetch(url, {
+    method: 'HEAD',
+    headers: {
+      accept: [
+        'application/vnd.oci.image.index.v1+json',
+        'application/vnd.oci.image.manifest.v1+json',
+        'application/vnd.docker.distribution.manifest.list.v2+json',
+        'application/vnd.docker.distribution.manifest.v2+json',
+      ].join(', '),
+    },
+  });
+  const digest = res.headers.get('docker-content-digest');
+  assert.ok(res.ok && digest, `the registry has ${reference} (HTTP ${res.status})`);
+  return digest;
+}
+
 async function page(c: Container): Promise<string> {
   const res = await fetch(`http://${c.status!.ip}:8080/`, { signal: AbortSignal.timeout(5_000) });
   return (await res.text()).trim();
@@ -93,11 +114,16 @@ describe('A Workload following an Image by digest (e2e)', { timeout: 600_000 }, 
   });
 
   it("runs the Image's digest, and rolls out its next one only once both hosts have pulled it", async () => {
-    // Neither host holds web:2, and both Host objects say so: the new digest has to be pulled.
-    await Promise.all(cri.map((c) => c.removeImage({ image: { image: web2 } }).catch(() => undefined)));
+    // Neither host holds web:2, by tag or by digest (an earlier run may have left it pulled by
+    // digest alone), and both Host objects say so: the new digest has to be pulled.
+    const digest2 = await registryDigest(web2);
+    const repo = web2.slice(0, web2.lastIndexOf(':'));
+    for (const c of cri)
+      for (const ref of [web2, `${repo}@${digest2}`])
+        await c.removeImage({ image: { image: ref } }).catch(() => undefined);
     await eventually('the Hosts to report web:2 gone', async () => {
       const hosts = await Promise.all(hostNames.map((h) => getObject<Host>(['hosts.gantry.dev', h])));
-      return hosts.every((h) => !(h?.status?.images ?? []).some((i) => (i.names ?? []).includes(web2)));
+      return hosts.every((h) => !(h?.status?.images ?? []).some((i) => i.digest === digest2));
     });
 
     await apply(imageManifest(web));
@@ -142,6 +168,7 @@ describe('A Workload following an Image by digest (e2e)', { timeout: 600_000 }, 
     // so resourceVersions order events across kinds here (the API only promises them opaque).
     const rv = (o: { metadata: { resourceVersion?: string } }) => BigInt(o.metadata.resourceVersion!);
     const digest = second.slice(second.indexOf('@') + 1);
+    assert.equal(digest, digest2, "the Image resolved web:2 to the registry's digest");
     const firstNew = containers.events.find((e) => e.type === 'ADDED' && e.object.spec.image === second);
     assert.ok(firstNew, 'a Container of the new digest was created');
     for (const name of hostNames) {
