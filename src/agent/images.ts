@@ -3,11 +3,7 @@
 // images are pulled again if something removed them, and the image of a deleted Image is removed
 // when nothing on the host still uses it. Pulls in progress and failures are reported in the
 // Host's status (imagePulls), from which the controller aggregates Image.status.
-import {
-  type Container,
-  type Image,
-  selectorMatches,
-} from '../api/v1alpha1/index.js';
+import { type Container, type Image, selectorMatches } from '../api/v1alpha1/index.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import { objectKey } from '../kube/keys.js';
 import type { Cache } from '../kube/store.js';
