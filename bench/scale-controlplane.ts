@@ -32,6 +32,7 @@ import { livePid, waitFor } from '../src/localcluster/proc.js';
 import { localDir, readLocalCluster, systemNamespace } from '../src/localcluster/state.js';
 import { versions } from '../src/localcluster/versions.js';
 import { apiserverWrites, printWritesPer, writesBetween } from './support/apiserver-writes.js';
+import { deleteNamespace } from './support/namespaces.js';
 import { createLogger } from '../src/obs/logger.js';
 
 const hostCount = Number(process.env.BENCH_HOSTS ?? 50);
@@ -59,21 +60,6 @@ async function pool<T>(items: readonly T[], limit: number, fn: (item: T) => Prom
     Array.from({ length: Math.min(limit, items.length) }, async () => {
       while (next < items.length) await fn(items[next++]!);
     }),
-  );
-}
-
-async function deleteNamespace(name: string, timeoutMs: number): Promise<void> {
-  await core.deleteNamespace({ name }).catch((err: unknown) => {
-    if (!isNotFound(err)) throw err;
-  });
-  await waitFor(
-    `namespace ${name} to go`,
-    () =>
-      core.readNamespace({ name }).then(
-        () => false,
-        (err: unknown) => isNotFound(err),
-      ),
-    { timeoutMs, intervalMs: 2_000 },
   );
 }
 
@@ -118,7 +104,7 @@ async function configMapCeiling(): Promise<{ keepAliveMs: number; kubeClientMs: 
       (i) => create(ns, i),
     );
     const ms = performance.now() - started;
-    await deleteNamespace(ns, 300_000);
+    await deleteNamespace(core, ns);
     return ms;
   };
   const configMap = (i: number) => ({ metadata: { name: `cm-${i}` }, data: { i: String(i) } });
@@ -294,7 +280,9 @@ async function measure(
   } finally {
     await containers.stop();
     console.log('cleaning up (the hollow agents remove their finalizers)');
-    await deleteNamespace(ns, 900_000).catch((err: unknown) => console.error(`cleanup: ${String(err)}`));
+    await deleteNamespace(core, ns, 900_000).catch((err: unknown) =>
+      console.error(`cleanup: ${String(err)}`),
+    );
   }
 }
 

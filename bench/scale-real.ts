@@ -10,7 +10,6 @@ import { type Container, type Host, type ImageInput, type WorkloadInput } from '
 import { CriClient } from '../src/cri/client.js';
 import { KubeClient, loadKubeConfig } from '../src/kube/client.js';
 import { resourceClient } from '../src/kube/resources.js';
-import { isNotFound } from '../src/kube/errors.js';
 import { Informer, restListWatcher } from '../src/kube/informer.js';
 import { agentLog, startGantry, stopGantry } from '../src/localcluster/gantry.js';
 import { livePid, run, waitFor } from '../src/localcluster/proc.js';
@@ -19,6 +18,7 @@ import { localDir, readLocalCluster } from '../src/localcluster/state.js';
 import { versions } from '../src/localcluster/versions.js';
 import { createLogger } from '../src/obs/logger.js';
 import { apiserverWrites, printWritesPer } from './support/apiserver-writes.js';
+import { deleteNamespace } from './support/namespaces.js';
 
 const replicas = Number(process.env.BENCH_REPLICAS ?? 20);
 const cluster = readLocalCluster();
@@ -169,18 +169,7 @@ async function main(): Promise<void> {
     );
   } finally {
     await containers.stop();
-    await core.deleteNamespace({ name: ns }).catch((err: unknown) => {
-      if (!isNotFound(err)) throw err;
-    });
-    await waitFor(
-      `namespace ${ns} to go`,
-      () =>
-        core.readNamespace({ name: ns }).then(
-          () => false,
-          (err: unknown) => isNotFound(err),
-        ),
-      { timeoutMs: 300_000, intervalMs: 1_000 },
-    );
+    await deleteNamespace(core, ns);
     await stopGantry(cluster!);
   }
 }

@@ -14,7 +14,6 @@ import { labels } from '../src/agent/runtimespec.js';
 import type { Container } from '../src/api/v1alpha1/index.js';
 import { CriClient, type PodSandboxConfig } from '../src/cri/client.js';
 import { KubeClient, loadKubeConfig } from '../src/kube/client.js';
-import { isNotFound } from '../src/kube/errors.js';
 import { Informer, restListWatcher } from '../src/kube/informer.js';
 import { resourceClient } from '../src/kube/resources.js';
 import {
@@ -24,10 +23,11 @@ import {
   startAgent,
   stopAgent,
 } from '../src/localcluster/gantry.js';
-import { runningDaemon, waitFor } from '../src/localcluster/proc.js';
+import { runningDaemon } from '../src/localcluster/proc.js';
 import { localDir, readLocalCluster } from '../src/localcluster/state.js';
 import { createLogger } from '../src/obs/logger.js';
 import { apiserverWrites, printWritesPer } from './support/apiserver-writes.js';
+import { deleteNamespace } from './support/namespaces.js';
 
 const burst = Number(process.env.BENCH_CONTAINERS ?? 50);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -149,16 +149,7 @@ async function throughGantry(batches: number[]): Promise<{ starts: Start[][]; wr
     for (const c of clients) c.close();
     // Containers go with the namespace, the agents (still running) removing their runtime objects:
     // gone before the floor is measured, and before another run's writes are counted.
-    await core.deleteNamespace({ name: ns });
-    await waitFor(
-      `namespace ${ns} to go`,
-      () =>
-        core.readNamespace({ name: ns }).then(
-          () => false,
-          (err: unknown) => isNotFound(err),
-        ),
-      { timeoutMs: 300_000, intervalMs: 500 },
-    );
+    await deleteNamespace(core, ns);
   }
   return { starts, writes };
 }
