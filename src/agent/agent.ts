@@ -287,23 +287,17 @@ export function setUpAgent(
     needLeaderElection: false,
     start: (signal) => stats.run(signal, o.statsIntervalSeconds * 1000),
   });
-  manager.add({
-    name: 'orphan-sweep',
-    needLeaderElection: false,
-    start: async (signal) => {
-      while (!signal.aborted) {
-        try {
-          const removed = await containerReconciler.sweepOrphans(log);
-          if (removed > 0) log.info('Removed runtime objects of deleted Containers', { count: removed });
-          warmer.resyncKept();
-          migrationSupport.cleanUp();
-        } catch (e) {
-          log.warn('Orphan sweep failed', { err: e });
-        }
-        await sleep(realClock, 30_000, signal);
-      }
+  periodic(
+    manager,
+    log,
+    { name: 'orphan-sweep', failure: 'Orphan sweep failed', everyMs: 30_000, atStart: true },
+    async () => {
+      const removed = await containerReconciler.sweepOrphans(log);
+      if (removed > 0) log.info('Removed runtime objects of deleted Containers', { count: removed });
+      warmer.resyncKept();
+      migrationSupport.cleanUp();
     },
-  });
+  );
   const imageGc = new ImageGc(
     {
       highPercent: o.imageGcHighThresholdPercent,
@@ -319,35 +313,31 @@ export function setUpAgent(
       log,
     },
   );
-  manager.add({
-    name: 'image-gc',
-    needLeaderElection: false,
-    start: async (signal) => {
-      while (!signal.aborted) {
-        await sleep(realClock, o.imageGcIntervalSeconds * 1000, signal);
-        await imageGc
-          .collect()
-          .catch((e: unknown) => log.warn('Image garbage collection failed', { err: e }));
-      }
+  periodic(
+    manager,
+    log,
+    {
+      name: 'image-gc',
+      failure: 'Image garbage collection failed',
+      everyMs: o.imageGcIntervalSeconds * 1000,
     },
-  });
+    () => imageGc.collect(),
+  );
   // Its own task, apart from the container reconciler's workers: a round never holds them.
   const logRotator = new LogRotator(
     { maxSizeBytes: o.containerLogMaxSize, maxFiles: o.containerLogMaxFiles },
     { cri, clock: realClock, log },
   );
-  manager.add({
-    name: 'container-log-rotation',
-    needLeaderElection: false,
-    start: async (signal) => {
-      while (!signal.aborted) {
-        await sleep(realClock, o.containerLogMonitorIntervalSeconds * 1000, signal);
-        await logRotator
-          .rotateAll()
-          .catch((e: unknown) => log.warn('Container log rotation failed', { err: e }));
-      }
+  periodic(
+    manager,
+    log,
+    {
+      name: 'container-log-rotation',
+      failure: 'Container log rotation failed',
+      everyMs: o.containerLogMonitorIntervalSeconds * 1000,
     },
-  });
+    () => logRotator.rotateAll(),
+  );
   manager.add({
     name: 'runtime-events',
     needLeaderElection: false,
@@ -372,6 +362,29 @@ export function setUpAgent(
   });
   manager.readiness.add('cri', async () => {
     await cri.version({}, { timeoutMs: 2000 });
+  });
+}
+
+/**
+ * A background task of the agent: `round` every `everyMs` (first at start with `atStart`, else
+ * after one interval); a failed round is logged and the next one runs as planned.
+ */
+function periodic(
+  manager: Manager,
+  log: Logger,
+  task: { name: string; failure: string; everyMs: number; atStart?: boolean },
+  round: () => Promise<unknown>,
+): void {
+  manager.add({
+    name: task.name,
+    needLeaderElection: false,
+    start: async (signal) => {
+      if (!task.atStart) await sleep(realClock, task.everyMs, signal);
+      while (!signal.aborted) {
+        await round().catch((e: unknown) => log.warn(task.failure, { err: e }));
+        await sleep(realClock, task.everyMs, signal);
+      }
+    },
   });
 }
 
