@@ -5,6 +5,9 @@
 // until the cache confirms it, as kube-scheduler's assume cache does. The binding also adds the
 // agent's runtime-cleanup finalizer. Scheduled=False (phase Pending with the reason, when nothing
 // fits) is the controller's part of the status; Scheduled=True comes with the agent's first report.
+// The Workload controller asks the same scheduler for a Host before it creates a replica
+// (`placeNew`), as the DaemonSet controller does, so a replica is born bound: one write fewer, and
+// the agent sees it with its first watch event. Only replicas nothing fits yet come here unbound.
 import { Counter, Histogram } from 'prom-client';
 import type { Container, Host, Image, Workload } from '../api/v1alpha1/index.js';
 import {
@@ -24,7 +27,7 @@ import type { EventRecorder } from '../kube/events.js';
 import { Expectations } from '../kube/expectations.js';
 import { finalizerPatch } from '../kube/finalizers.js';
 import { objectKey, splitKey } from '../kube/keys.js';
-import type { Source } from '../kube/manager.js';
+import type { Manager, Source } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
 import { registry } from '../obs/metrics.js';
 import { byHost, byWorkload, controllingWorkload, sharedCaches, type Heartbeats } from './caches.js';
@@ -64,6 +67,23 @@ const assumeTtlMs = 30_000;
 
 export function setupSchedulingController(ctx: ControllerContext): void {
   const caches = sharedCaches(ctx, realClock);
+  const reconciler = sharedScheduler(ctx);
+  ctx.manager.controller({
+    name: 'scheduler',
+    kind: 'Container',
+    reconciler,
+    workers: 4,
+    watches: [schedulingTriggers(caches, reconciler)],
+  });
+}
+
+const perManager = new WeakMap<Manager, SchedulingReconciler>();
+
+/** The process's one scheduler: every placement must see every other one's assumed bindings. */
+export function sharedScheduler(ctx: ControllerContext): SchedulingReconciler {
+  const existing = perManager.get(ctx.manager);
+  if (existing) return existing;
+  const caches = sharedCaches(ctx, realClock);
   const reconciler = new SchedulingReconciler({
     containers: caches.containers.cache,
     hosts: caches.hosts.cache,
@@ -73,13 +93,8 @@ export function setupSchedulingController(ctx: ControllerContext): void {
     api: resourceClient(ctx.client, 'Container'),
     recorder: ctx.recorder,
   });
-  ctx.manager.controller({
-    name: 'scheduler',
-    kind: 'Container',
-    reconciler,
-    workers: 4,
-    watches: [schedulingTriggers(caches, reconciler)],
-  });
+  perManager.set(ctx.manager, reconciler);
+  return reconciler;
 }
 
 /**
@@ -135,7 +150,8 @@ function filterView(h: Host): string {
 
 /** A binding made but not yet seen in the cache: counted on its Host meanwhile. */
 interface Assumed {
-  uid: string;
+  /** Undefined for a Container placed before its create (`placeNew`). */
+  uid?: string;
   host: string;
   requests: Amounts;
   workload?: string;
@@ -222,6 +238,30 @@ export class SchedulingReconciler implements Reconciler {
     ctx.log.debug('Bound Container', { host: result.host, feasible: result.feasible });
   }
 
+  /**
+   * Chooses the Host of a Container about to be created, and counts it there until the cache shows
+   * the Container (`forget` undoes this when the create fails). Undefined leaves the Container to
+   * be created unbound, for reconcile to explain: nothing fits, or a scheduling gate is set.
+   */
+  placeNew(c: Container): string | undefined {
+    if (c.metadata.annotations?.[schedulingGateAnnotation]) return undefined;
+    const request = this.request(c);
+    const result = schedule(request, this.hostInfos());
+    if (result.host === undefined) return undefined;
+    this.assumed.expect(objectKey(c), {
+      host: result.host,
+      requests: request.requests,
+      workload: controllingWorkload(c),
+    });
+    attempts.inc({ result: 'scheduled' });
+    return result.host;
+  }
+
+  /** The create of a Container `placeNew` placed failed. */
+  forget(key: string): void {
+    this.assumed.cancel(key);
+  }
+
   private async unschedulable(c: Container, reason: string, message: string, warn = true): Promise<void> {
     const generation = c.metadata.generation;
     let conditions = setCondition(c.status?.conditions, {
@@ -285,6 +325,8 @@ export class SchedulingReconciler implements Reconciler {
   private pendingBindings(): Assumed[] {
     return this.assumed.pending((key, a) => {
       const cached = this.deps.containers.get(key);
+      // One created bound is counted under its own nodeName once the cache has it.
+      if (a.uid === undefined) return !!cached;
       return !cached || cached.metadata.uid !== a.uid || !!cached.spec?.nodeName;
     });
   }

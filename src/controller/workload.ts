@@ -12,6 +12,7 @@
 import { Counter } from 'prom-client';
 import {
   parseSpec,
+  runtimeCleanupFinalizer,
   type Container,
   type Host,
   type Image,
@@ -29,6 +30,7 @@ import { joinKey, objectKey, splitKey } from '../kube/keys.js';
 import { watch } from '../kube/manager.js';
 import type { Cache } from '../kube/store.js';
 import { registry } from '../obs/metrics.js';
+import { sharedScheduler, type SchedulingReconciler } from './binding.js';
 import { byWorkload, controllingWorkload, sharedCaches } from './caches.js';
 import { resourceClient } from '../kube/resources.js';
 import { fieldManager, type ControllerContext } from './context.js';
@@ -61,6 +63,7 @@ export function setupWorkloadController(ctx: ControllerContext): void {
     hosts: caches.hosts.cache,
     workloadsApi: resourceClient(ctx.client, 'Workload'),
     containersApi: resourceClient(ctx.client, 'Container'),
+    placement: sharedScheduler(ctx),
     recorder: ctx.recorder,
   });
   caches.containers.addEventHandler({
@@ -106,6 +109,8 @@ export interface WorkloadReconcilerDeps {
   hosts: Cache<Host>;
   workloadsApi: Pick<CustomResourceClient<Workload>, 'applyStatus'>;
   containersApi: Pick<CustomResourceClient<Container>, 'create' | 'delete'>;
+  /** The scheduler, asked for each new replica's Host before its create. */
+  placement: Pick<SchedulingReconciler, 'placeNew' | 'forget'>;
   recorder: EventRecorder;
   clock?: Clock;
 }
@@ -228,14 +233,17 @@ export class WorkloadReconciler implements Reconciler {
     let created = 0;
     for (let batch = 1; created < count; batch *= 2) {
       const bodies = Array.from({ length: Math.min(batch, count - created) }, () =>
-        replicaContainer(wl, spec, template, revision),
+        this.bound(replicaContainer(wl, spec, template, revision)),
       );
       for (const body of bodies) this.expectations.expect(objectKey(body), { owner: key, action: 'create' });
       const results = await Promise.allSettled(bodies.map((body) => this.deps.containersApi.create(body)));
       const failed = results.flatMap((r, i) =>
         r.status === 'rejected' ? [{ body: bodies[i]!, err: r.reason }] : [],
       );
-      for (const f of failed) this.expectations.cancel(objectKey(f.body));
+      for (const f of failed) {
+        this.expectations.cancel(objectKey(f.body));
+        this.deps.placement.forget(objectKey(f.body));
+      }
       created += results.length - failed.length;
       containerChanges.inc({ action: 'create' }, results.length - failed.length);
       if (failed.length > 0) {
@@ -253,6 +261,20 @@ export class WorkloadReconciler implements Reconciler {
       'Create',
       `Created ${count} Containers of revision ${revision}`,
     );
+  }
+
+  /**
+   * The replica with its Host and the agent's finalizer, when the scheduler places it now: the
+   * binding is part of the create. Otherwise as it was, for the scheduler to bind or explain.
+   */
+  private bound(replica: Container): Container {
+    const host = this.deps.placement.placeNew(replica);
+    if (!host) return replica;
+    return {
+      ...replica,
+      metadata: { ...replica.metadata, finalizers: [runtimeCleanupFinalizer] },
+      spec: { ...replica.spec, nodeName: host },
+    };
   }
 
   private async deleteContainers(

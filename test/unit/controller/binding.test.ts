@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
   runtimeCleanupFinalizer,
+  schedulingGateAnnotation,
   type Container,
   type Host,
   type Image,
@@ -149,6 +150,37 @@ describe('SchedulingReconciler', () => {
     clock.advance(31_000);
     await reconciler.reconcile('ns/c2', ctx);
     assert.equal(bindings.get('c2'), 'a');
+  });
+
+  it('places a Container before its create, and counts it on that Host until the cache has it', async () => {
+    const { containers, reconciler, bindings } = setup([host('a', '1'), host('b', '1')]);
+    const unborn = (name: string) => {
+      const c = container(name, '600m');
+      delete c.metadata.uid;
+      return c;
+    };
+    const first = reconciler.placeNew(unborn('r1'))!;
+    containers.set(container('c2', '600m'));
+    await reconciler.reconcile('ns/c2', ctx);
+    assert.notEqual(bindings.get('c2'), first, 'the placement counts although nothing is in the cache');
+    assert.equal(reconciler.placeNew(unborn('r3')), undefined, 'both Hosts are full');
+
+    reconciler.forget('ns/r1');
+    assert.equal(reconciler.placeNew(unborn('r3')), first, 'a failed create gives its room back');
+    const created = unborn('r3');
+    containers.set({
+      ...created,
+      metadata: { ...created.metadata, uid: 'u' },
+      spec: { ...created.spec, nodeName: first },
+    });
+    assert.equal(reconciler.placeNew(unborn('r4')), undefined, 'counted once the cache shows it, not twice');
+  });
+
+  it('leaves a gated Container to be created unbound', () => {
+    const { reconciler } = setup([host('a')]);
+    const gated = container('g');
+    gated.metadata.annotations = { [schedulingGateAnnotation]: 'quota' };
+    assert.equal(reconciler.placeNew(gated), undefined);
   });
 
   it('leaves Scheduled=True of a bound Container to its agent, and corrects a Scheduled=False of its own', async () => {

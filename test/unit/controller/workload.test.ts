@@ -7,6 +7,7 @@ import {
   migratedToAnnotation,
   migrationLabel,
   parseSpec,
+  runtimeCleanupFinalizer,
   templateHashLabel,
   type Container,
   type Workload,
@@ -207,6 +208,32 @@ describe('WorkloadReconciler', () => {
       ]);
       assert.equal(c.spec.image, 'gantry/web:1');
     }
+  });
+
+  it("creates replicas bound to the scheduler's Host, with the agent's finalizer; a failed create gives the Host back", async () => {
+    const { api, placement, reconciler, ctx } = setup();
+    placement.host = 'h1';
+    await reconciler.reconcile('ns/web', ctx);
+    assert.deepEqual(
+      api.created.map((c) => [c.spec.nodeName, c.metadata.finalizers]),
+      Array(3).fill(['h1', [runtimeCleanupFinalizer]]),
+    );
+    assert.deepEqual(
+      placement.placed,
+      api.created.map((c) => c.metadata.name),
+    );
+
+    const refused = setup();
+    refused.placement.host = 'h1';
+    refused.api.containersApi.create = async () => {
+      throw new ApiException(403, 'refused', '{"message":"quota exceeded"}', {});
+    };
+    await assert.rejects(refused.reconciler.reconcile('ns/web', ctx));
+    assert.deepEqual(
+      refused.placement.forgotten,
+      refused.placement.placed.map((n) => `ns/${n}`),
+    );
+    assert.equal(refused.placement.forgotten.length, 1, 'the slow start stopped after the first');
   });
 
   it('does not create again while its cache has not shown its own creates', async () => {

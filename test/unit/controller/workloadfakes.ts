@@ -30,6 +30,20 @@ export class FakeApi {
   };
 }
 
+/** The scheduler's part: places every new replica on `host` (none by default: created unbound). */
+export class FakePlacement {
+  host: string | undefined;
+  placed: string[] = [];
+  forgotten: string[] = [];
+  placeNew = (c: Container) => {
+    if (this.host) this.placed.push(c.metadata.name!);
+    return this.host;
+  };
+  forget = (key: string) => {
+    this.forgotten.push(key);
+  };
+}
+
 export function workloadReconciler(wl: Workload) {
   const workloads = new Store<Workload>();
   workloads.set(wl);
@@ -42,6 +56,7 @@ export function workloadReconciler(wl: Workload) {
   const images = new Store<Image>();
   const hosts = new Store<Host>();
   const api = new FakeApi();
+  const placement = new FakePlacement();
   const clock = new FakeClock();
   const recorder = quietRecorder(clock);
   const reconciler = new WorkloadReconciler({
@@ -51,8 +66,9 @@ export function workloadReconciler(wl: Workload) {
     hosts,
     workloadsApi: api.workloadsApi,
     containersApi: api.containersApi,
+    placement,
     recorder,
     clock,
   });
-  return { workloads, containers, images, hosts, api, clock, reconciler, ctx };
+  return { workloads, containers, images, hosts, api, placement, clock, reconciler, ctx };
 }
