@@ -240,8 +240,9 @@ export class SchedulingReconciler implements Reconciler {
 
   /**
    * Chooses the Host of a Container about to be created, and counts it there until the cache shows
-   * the Container (`forget` undoes this when the create fails). Undefined leaves the Container to
-   * be created unbound, for reconcile to explain: nothing fits, or a scheduling gate is set.
+   * the Container. The creator reports the create's outcome (`createSettled`). Undefined leaves
+   * the Container to be created unbound, for reconcile to explain: nothing fits, or a scheduling
+   * gate is set.
    */
   placeNew(c: Container): string | undefined {
     if (c.metadata.annotations?.[schedulingGateAnnotation]) return undefined;
@@ -253,13 +254,13 @@ export class SchedulingReconciler implements Reconciler {
       requests: request.requests,
       workload: controllingWorkload(c),
     });
-    attempts.inc({ result: 'scheduled' });
     return result.host;
   }
 
-  /** The create of a Container `placeNew` placed failed. */
-  forget(key: string): void {
-    this.assumed.cancel(key);
+  /** The create of a Container `placeNew` placed: bound if it was made, its room given back if not. */
+  createSettled(key: string, created: boolean): void {
+    attempts.inc({ result: created ? 'scheduled' : 'error' });
+    if (!created) this.assumed.cancel(key);
   }
 
   private async unschedulable(c: Container, reason: string, message: string, warn = true): Promise<void> {

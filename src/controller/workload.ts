@@ -110,7 +110,7 @@ export interface WorkloadReconcilerDeps {
   workloadsApi: Pick<CustomResourceClient<Workload>, 'applyStatus'>;
   containersApi: Pick<CustomResourceClient<Container>, 'create' | 'delete'>;
   /** The scheduler, asked for each new replica's Host before its create. */
-  placement: Pick<SchedulingReconciler, 'placeNew' | 'forget'>;
+  placement: Pick<SchedulingReconciler, 'placeNew' | 'createSettled'>;
   recorder: EventRecorder;
   clock?: Clock;
 }
@@ -237,13 +237,14 @@ export class WorkloadReconciler implements Reconciler {
       );
       for (const body of bodies) this.expectations.expect(objectKey(body), { owner: key, action: 'create' });
       const results = await Promise.allSettled(bodies.map((body) => this.deps.containersApi.create(body)));
+      results.forEach((r, i) => {
+        const body = bodies[i]!;
+        if (r.status === 'rejected') this.expectations.cancel(objectKey(body));
+        if (body.spec.nodeName) this.deps.placement.createSettled(objectKey(body), r.status === 'fulfilled');
+      });
       const failed = results.flatMap((r, i) =>
         r.status === 'rejected' ? [{ body: bodies[i]!, err: r.reason }] : [],
       );
-      for (const f of failed) {
-        this.expectations.cancel(objectKey(f.body));
-        this.deps.placement.forget(objectKey(f.body));
-      }
       created += results.length - failed.length;
       containerChanges.inc({ action: 'create' }, results.length - failed.length);
       if (failed.length > 0) {

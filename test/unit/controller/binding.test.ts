@@ -165,7 +165,7 @@ describe('SchedulingReconciler', () => {
     assert.notEqual(bindings.get('c2'), first, 'the placement counts although nothing is in the cache');
     assert.equal(reconciler.placeNew(unborn('r3')), undefined, 'both Hosts are full');
 
-    reconciler.forget('ns/r1');
+    reconciler.createSettled('ns/r1', false);
     assert.equal(reconciler.placeNew(unborn('r3')), first, 'a failed create gives its room back');
     const created = unborn('r3');
     containers.set({

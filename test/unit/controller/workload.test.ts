@@ -219,8 +219,8 @@ describe('WorkloadReconciler', () => {
       Array(3).fill(['h1', [runtimeCleanupFinalizer]]),
     );
     assert.deepEqual(
-      placement.placed,
-      api.created.map((c) => c.metadata.name),
+      placement.settled,
+      api.created.map((c) => [`ns/${c.metadata.name}`, true]),
     );
 
     const refused = setup();
@@ -230,10 +230,10 @@ describe('WorkloadReconciler', () => {
     };
     await assert.rejects(refused.reconciler.reconcile('ns/web', ctx));
     assert.deepEqual(
-      refused.placement.forgotten,
-      refused.placement.placed.map((n) => `ns/${n}`),
+      refused.placement.settled,
+      refused.placement.placed.map((n) => [`ns/${n}`, false]),
     );
-    assert.equal(refused.placement.forgotten.length, 1, 'the slow start stopped after the first');
+    assert.equal(refused.placement.settled.length, 1, 'the slow start stopped after the first');
   });
 
   it('does not create again while its cache has not shown its own creates', async () => {

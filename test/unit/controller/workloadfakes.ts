@@ -34,13 +34,13 @@ export class FakeApi {
 export class FakePlacement {
   host: string | undefined;
   placed: string[] = [];
-  forgotten: string[] = [];
+  settled: [key: string, created: boolean][] = [];
   placeNew = (c: Container) => {
     if (this.host) this.placed.push(c.metadata.name!);
     return this.host;
   };
-  forget = (key: string) => {
-    this.forgotten.push(key);
+  createSettled = (key: string, created: boolean) => {
+    this.settled.push([key, created]);
   };
 }
 
