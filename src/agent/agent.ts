@@ -253,7 +253,13 @@ export function setUpAgent(
       if (old.metadata.generation !== cur.metadata.generation) reporter.poke();
     },
   });
-  nodes.addEventHandler({ onAdd: () => reporter.relabel(), onUpdate: () => reporter.relabel() });
+  // Not on every Node update: a kubelet or the node controller updates the Node's status often.
+  nodes.addEventHandler({
+    onAdd: () => reporter.relabel(),
+    onUpdate: (old, cur) => {
+      if (JSON.stringify(old.metadata?.labels) !== JSON.stringify(cur.metadata?.labels)) reporter.relabel();
+    },
+  });
 
   manager.add({ name: 'host-reporter', needLeaderElection: false, start: (signal) => reporter.run(signal) });
   manager.add({ name: 'fence', needLeaderElection: false, start: (signal) => fence.run(signal) });

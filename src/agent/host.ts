@@ -65,6 +65,8 @@ export class HostReporter {
   /** The Node's labels changed: the Host's follow with the next report. */
   private relabelDue = false;
   private wake: (() => void) | undefined;
+  /** A poke that came while a report ran: the report may have read the state before the change. */
+  private pokedWhileReporting = false;
 
   constructor(
     private readonly opts: HostReporterOptions,
@@ -73,10 +75,11 @@ export class HostReporter {
 
   /** Asks for a status report soon (something it shows may have changed); written if it did. */
   poke(): void {
-    this.wake?.();
+    if (this.wake) this.wake();
+    else this.pokedWhileReporting = true;
   }
 
-  /** The Node changed: its labels go to the Host with the next report (errors retried there). */
+  /** The Node's labels changed: they go to the Host with the next report (errors retried there). */
   relabel(): void {
     this.relabelDue = true;
     this.poke();
@@ -89,8 +92,11 @@ export class HostReporter {
       ...(node?.metadata?.labels ?? {}),
       'kubernetes.io/hostname': this.opts.host,
     };
+    const metadata = { name: this.opts.host, labels };
+    // A write that changes nothing still costs the apiserver a request and every watcher an event.
+    if (isApplyNoop({ metadata }, this.deps.hostCache.get(this.opts.host), this.opts.fieldManager)) return;
     await this.deps.hosts.apply(
-      { apiVersion: 'gantry.dev/v1alpha1', kind: 'Host', metadata: { name: this.opts.host, labels } },
+      { apiVersion: 'gantry.dev/v1alpha1', kind: 'Host', metadata },
       { fieldManager: this.opts.fieldManager },
     );
   }
@@ -145,9 +151,17 @@ export class HostReporter {
         this.wake = undefined;
         resolve();
       };
-      const timer = setTimeout(done, ms);
+      let timer = setTimeout(done, this.pokedWhileReporting ? 500 : ms);
+      this.pokedWhileReporting = false;
       signal.addEventListener('abort', done, { once: true });
-      this.wake = () => setTimeout(done, 500); // gather a burst of changes into one write
+      // One timer at a time: a second poke must not leave a timer that ends a later sleep.
+      let woken = false;
+      this.wake = () => {
+        if (woken) return;
+        woken = true;
+        clearTimeout(timer);
+        timer = setTimeout(done, 500); // gather a burst of changes into one write
+      };
     });
   }
 

@@ -15,8 +15,10 @@ const until = async (what: string, check: () => boolean): Promise<void> => {
   assert.ok(check(), what);
 };
 
-test("a failed relabel after the Node's labels change is retried, and never crashes the agent", async () => {
+test("a failed relabel after the Node's labels change is retried, and never crashes the agent; an unchanged one writes nothing", async () => {
   const nodes = new Store<V1Node>();
+  const hostCache = new Store<Host>();
+  let statusWrites = 0;
   nodes.set({ metadata: { name: 'h1', labels: { zone: 'a' } } });
   const applied: Record<string, string>[] = [];
   let failNext = false;
@@ -27,9 +29,17 @@ test("a failed relabel after the Node's labels change is retried, and never cras
         throw new Error('the apiserver is away');
       }
       applied.push(obj.metadata?.labels ?? {});
+      // As the apiserver returns it, with the schema's defaults.
+      hostCache.set({
+        ...(obj as Host),
+        spec: { unschedulable: false, drain: false, maxConcurrentMigrations: 2 },
+      });
       return obj as Host;
     },
-    applyStatus: async () => ({}) as Host,
+    applyStatus: async () => {
+      statusWrites++;
+      return {} as Host;
+    },
   };
   const lease = { metadata: { name: 'gantry-host-h1' }, spec: {} };
   const client = {
@@ -54,7 +64,7 @@ test("a failed relabel after the Node's labels change is retried, and never cras
       client,
       cri: new SimulatedRuntime() as unknown as CriClient,
       hosts: hosts as unknown as CustomResourceClient<Host>,
-      hostCache: new Store<Host>(),
+      hostCache,
       nodeCache: nodes,
       imagePulls: () => [],
       cpuUsageCores: () => undefined,
@@ -75,6 +85,12 @@ test("a failed relabel after the Node's labels change is retried, and never cras
     reporter.relabel();
     await until('the relabel retried and applied', () => applied.some((l) => l.zone === 'b'));
     assert.deepEqual(applied.at(-1), { zone: 'b', 'kubernetes.io/hostname': 'h1' });
+    await until('the status written after the relabel', () => statusWrites > 0);
+    const [applies, reports] = [applied.length, statusWrites];
+    reporter.relabel();
+    // The report after a relabel registers first, then writes status (the cached Host has none).
+    await until('the next report', () => statusWrites > reports);
+    assert.equal(applied.length, applies, 'the Host already has these labels: no apply');
     assert.deepEqual(unhandled, []);
   } finally {
     stop.abort();
