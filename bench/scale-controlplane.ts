@@ -7,6 +7,7 @@
 // the large one; and first, on the same apiserver, the rate at which it creates as many ConfigMaps
 // as the large size has Containers: the ceiling any controller works under. Before the sizes, a
 // minute at rest (BENCH_REST_MINUTES): what the hosts and the controller write when nothing happens.
+// `npm run bench:rest` is that minute alone, with 1,000 hollow hosts (BENCH_WORKLOADS empty).
 // Needs the local cluster (npm run cluster:up) with no Gantry running; starts and stops its own.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -36,11 +37,14 @@ import { deleteNamespace } from './support/namespaces.js';
 import { createLogger } from '../src/obs/logger.js';
 
 const hostCount = Number(process.env.BENCH_HOSTS ?? 50);
-/** Workloads per size, e.g. "100,500"; each size runs in a namespace of its own, one after the other. */
-const sizes = (process.env.BENCH_WORKLOADS ?? '100,500').split(',').map(Number);
+/**
+ * Workloads per size, e.g. "100,500"; each size runs in a namespace of its own, one after the other.
+ * Empty: only the minute at rest.
+ */
+const sizes = (process.env.BENCH_WORKLOADS ?? '100,500').split(',').filter(Boolean).map(Number);
 const replicas = Number(process.env.BENCH_REPLICAS ?? 10);
 const agentProcesses = Number(process.env.BENCH_AGENT_PROCESSES ?? 2);
-const total = Math.max(...sizes) * replicas;
+const total = Math.max(0, ...sizes) * replicas;
 const hollowLabel = 'gantry.dev/hollow';
 
 const cluster = readLocalCluster();
@@ -310,9 +314,9 @@ async function main(): Promise<void> {
   if (running.length > 0) throw new Error(`Gantry is running (${running.join(', ')}): stop it first`);
 
   console.log(
-    `bench:scale (control plane) — ${hostCount} hollow hosts; ${sizes.join(' then ')} Workloads x ${replicas} replicas`,
+    `bench:scale (control plane) — ${hostCount} hollow hosts; ${sizes.join(' then ') || 'no'} Workloads x ${replicas} replicas`,
   );
-  const ceiling = await configMapCeiling();
+  const ceiling = total > 0 ? await configMapCeiling() : undefined;
 
   await installCrds(cluster!);
   const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-hollow-'));
@@ -339,7 +343,8 @@ async function main(): Promise<void> {
               h.metadata.labels?.[hollowLabel] === 'true' &&
               h.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
           ).length === hostCount,
-      { timeoutMs: 300_000, intervalMs: 1_000 },
+      // Registering takes a few writes per host; 1,000 of them queue behind each other.
+      { timeoutMs: Math.max(300_000, hostCount * 1_000), intervalMs: 1_000 },
     );
     await startController(cluster!);
     const controllerPid = livePid(path.join(localDir, 'pids', 'controller.pid'))!;
@@ -362,15 +367,20 @@ async function main(): Promise<void> {
         `${agentProcesses} processes of hollow agents all on this one machine`,
     );
     const rate = (ms: number) => Math.round(total / (ms / 1000));
-    console.log(
-      `apiserver ceiling: ${total} ConfigMaps in ${seconds(ceiling.keepAliveMs)} s = ${rate(ceiling.keepAliveMs)} objects/s ` +
-        `(50 in flight, kept-alive connections); through KubeClient: ${seconds(ceiling.kubeClientMs)} s = ` +
-        `${rate(ceiling.kubeClientMs)} objects/s`,
-    );
+    if (ceiling)
+      console.log(
+        `apiserver ceiling: ${total} ConfigMaps in ${seconds(ceiling.keepAliveMs)} s = ${rate(ceiling.keepAliveMs)} objects/s ` +
+          `(50 in flight, kept-alive connections); through KubeClient: ${seconds(ceiling.kubeClientMs)} s = ` +
+          `${rate(ceiling.kubeClientMs)} objects/s`,
+      );
     await atRest();
+    const agentsRss = agents.reduce((sum, a) => sum + processUsage(a.pid!).peakRssBytes, 0);
+    console.log(
+      `hollow agents: peak RSS ${Math.round(agentsRss / 2 ** 20)} MiB in all (${Math.round(agentsRss / hostCount / 2 ** 10)} KiB per host)`,
+    );
     for (const workloadCount of sizes) await measure(workloadCount, controllerPid, usage);
     const [small, large] = [Math.min(...sizes) * replicas, total];
-    if (small !== large) {
+    if (sizes.length > 1 && small !== large) {
       const ratio = apiserverCpuPerContainer.get(large)! / apiserverCpuPerContainer.get(small)!;
       console.log(
         `\nlinear cost: kube-apiserver CPU per Container at ${large} is ${ratio.toFixed(2)}x the figure at ${small}`,
