@@ -15,6 +15,7 @@ import type { HealthMonitor } from '../health.js';
 import { labels, logDirectory, managedByValue } from '../runtimespec.js';
 import { ignoreNotFound, removeSandbox } from './runtime.js';
 import type { StatusWriter } from './status.js';
+import { GracefulStops } from './stops.js';
 
 export interface TeardownOptions {
   /** Root of the containers' log directories. */
@@ -28,6 +29,8 @@ export interface TeardownDeps {
   health: HealthMonitor;
   recorder: EventRecorder;
   status: Pick<StatusWriter, 'write'>;
+  /** Asks for another reconcile of a key (a stop ended). */
+  enqueue: (key: string) => void;
 }
 
 /**
@@ -49,10 +52,14 @@ function terminatingStatus(s: ContainerStatus | undefined, graceSeconds: number)
 }
 
 export class Teardown {
+  private readonly stops: GracefulStops;
+
   constructor(
     private readonly opts: TeardownOptions,
     private readonly deps: TeardownDeps,
-  ) {}
+  ) {
+    this.stops = new GracefulStops(deps.cri, deps.enqueue);
+  }
 
   /** Removes everything the runtime holds for a UID: a graceful stop first, then the sandbox. */
   async removeAll(uid: string, graceSeconds: number, log: Logger): Promise<void> {
@@ -97,14 +104,32 @@ export class Teardown {
     return orphans.length;
   }
 
+  /**
+   * A deleted Container: Terminating while its process stops (in the background, see stops.ts;
+   * the Container is queued again when the stop ends), then everything removed and the finalizer
+   * lifted.
+   */
   async finalize(key: string, c: Container, log: Logger): Promise<void> {
     this.deps.health.stop(key);
     if (!c.metadata.finalizers?.includes(runtimeCleanupFinalizer)) return;
+    const uid = c.metadata.uid ?? '';
     const grace = c.spec?.terminationGracePeriodSeconds ?? 30;
-    this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', `Stopping container (grace period ${grace}s)`);
+    const { containers } = await this.deps.cri.listContainers({
+      filter: { labelSelector: { [labels.uid]: uid } },
+    });
+    const running = containers.filter((rc) => rc.state === 'CONTAINER_RUNNING');
+    if (running.length > 0) {
+      const toStop = running.filter((rc) => !this.stops.stopping(rc.id));
+      if (toStop.length === 0) return;
+      // Terminating is shown before the process gets SIGTERM.
+      this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', `Stopping container (grace period ${grace}s)`);
+      await this.deps.status.write(c, terminatingStatus(c.status, grace));
+      for (const rc of toStop) this.stops.start(key, rc.id, grace);
+      return;
+    }
     // The object as written: its resourceVersion is the one the finalizer's patch is made on.
     const live = await this.deps.status.write(c, terminatingStatus(c.status, grace));
-    await this.removeAll(c.metadata.uid ?? '', grace, log);
+    await this.removeAll(uid, grace, log);
     await this.setFinalizer(live, false);
   }
 

@@ -2,7 +2,8 @@
 // host (spec.nodeName) run, answer, restart by their policy (every restart counted, even when the
 // sandbox was removed behind the agent's back), report health and errors, survive an
 // agent crash without duplicates (by the runtime's record of every container it created), and
-// leave nothing behind when deleted. No controller runs here.
+// leave nothing behind when deleted; processes that ignore SIGTERM do not keep others from
+// starting. No controller runs here.
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
@@ -12,7 +13,7 @@ import { CriClient } from '../../../src/cri/client.js';
 import { labels } from '../../../src/agent/runtimespec.js';
 import { agentPorts, installCrds, startAgent, stopAgent } from '../../../src/localcluster/gantry.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../../support/cluster.js';
-import { RuntimeRecorder } from '../../support/runtime.js';
+import { nanosIso, RuntimeRecorder } from '../../support/runtime.js';
 import { eventually } from '../../support/wait.js';
 
 const cluster = localCluster();
@@ -341,6 +342,53 @@ describe('errors show their reason and never block other containers', () => {
       ),
       'a Warning event says ImageNotFound',
     );
+  });
+});
+
+describe('a tenant cannot stall a host', () => {
+  test('processes that ignore SIGTERM hold no worker: while ten use their grace period, another Container starts', async () => {
+    // More than the agent's 8 workers: with stops held in workers, the latecomer waited a grace period.
+    const stubborn = Array.from({ length: 10 }, (_, i) => `stubborn-${i}`);
+    await Promise.all(
+      stubborn.map((n) =>
+        apply(n, {
+          image: cluster.images.web,
+          nodeName: host2,
+          command: ['sh', '-c', 'trap "" TERM; while :; do sleep 1; done'],
+          terminationGracePeriodSeconds: 20,
+        }),
+      ),
+    );
+    for (const n of stubborn) await waitStatus(n, 'Running', running);
+    const recorder = await RuntimeRecorder.start({ [host2]: cri[host2]! });
+    let runs;
+    try {
+      await kubectlOk(['delete', 'containers.gantry.dev', '-n', ns, ...stubborn, '--wait=false']);
+      await apply('latecomer', { image: cluster.images.web, nodeName: host2 });
+      await waitStatus('latecomer', 'Running', running);
+      await eventually(
+        'the stubborn Containers to be gone',
+        async () =>
+          (await kubectlOk(['get', 'containers.gantry.dev', '-n', ns, '-o', 'name']))
+            .split('\n')
+            .every((line) => !line.includes('stubborn-')),
+        { timeoutMs: 90_000 },
+      );
+      runs = await recorder.stop();
+    } catch (e) {
+      await recorder.cancel();
+      throw e;
+    }
+    const named = (prefix: string) => runs.filter((r) => r.labels[labels.name]?.startsWith(prefix));
+    const [late] = named('latecomer');
+    assert.ok(late?.startedAt, 'the latecomer started');
+    const stopped = named('stubborn-');
+    assert.equal(stopped.length, 10);
+    for (const r of stopped)
+      assert.ok(
+        r.finishedAt !== undefined && r.finishedAt > late.startedAt,
+        `${r.labels[labels.name]} stopped at ${nanosIso(r.finishedAt)}, before the latecomer started at ${nanosIso(late.startedAt)}: the latecomer waited for a stop`,
+      );
   });
 });
 

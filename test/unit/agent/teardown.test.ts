@@ -8,20 +8,34 @@ import { describe, it } from 'node:test';
 import { runtimeCleanupFinalizer, type ContainerStatus } from '../../../src/api/v1alpha1/index.js';
 import { labels } from '../../../src/agent/runtimespec.js';
 import { log } from '../controller/fakes.js';
-import { agent, container, ns } from './fakes.js';
+import { agent, container, ns, type Agent } from './fakes.js';
 
 describe('Container teardown', () => {
-  it('on deletion, stops the process gracefully, removes the sandbox and logs, then lifts the finalizer', async () => {
+  /** Marks the Container `name` deleted in the agent's cache, as the apiserver's watch would. */
+  const remove = (a: Agent, name: string) => {
+    const live = a.cache.get(`${ns}/${name}`)!;
+    a.cache.set({ ...live, metadata: { ...live.metadata, deletionTimestamp: new Date() } });
+  };
+
+  /** Resolves when `key` has been queued again `times` times in all. */
+  const queued = async (a: Agent, key: string, times = 1) => {
+    for (let i = 0; i < 100 && a.enqueued.filter((k) => k === key).length < times; i++)
+      await new Promise((r) => setTimeout(r, 10));
+    assert.equal(a.enqueued.filter((k) => k === key).length, times, `${key} queued again`);
+  };
+
+  it('on deletion, stops the process gracefully, then removes the sandbox and logs and lifts the finalizer', async () => {
     const a = agent();
     const rc = await a.run(container('app', { terminationGracePeriodSeconds: 5 }));
     const logs = path.join(a.stateDir, 'logs', `${ns}_app_app-uid`);
     assert.ok(fs.existsSync(logs));
-    const live = a.cache.get(`${ns}/app`)!;
-    assert.deepEqual(live.metadata.finalizers, [runtimeCleanupFinalizer]);
-    a.cache.set({ ...live, metadata: { ...live.metadata, deletionTimestamp: new Date() } });
+    assert.deepEqual(a.cache.get(`${ns}/app`)!.metadata.finalizers, [runtimeCleanupFinalizer]);
+    remove(a, 'app');
 
     await a.reconcile('app');
     assert.ok(a.recorder.events.includes('Normal Killing: Stopping container (grace period 5s)'));
+    await queued(a, `${ns}/app`);
+    await a.reconcile('app');
     assert.deepEqual(
       a.runtime.calls.map((x) => [x.method, x.timeout]),
       [
@@ -35,12 +49,59 @@ describe('Container teardown', () => {
     assert.deepEqual(a.api.finalizers.at(-1), { name: 'app', finalizers: [] });
   });
 
+  it('holds no worker while a process uses its grace period: the reconcile returns, and nothing stops twice', async () => {
+    const a = agent();
+    await a.run(container('stubborn', { terminationGracePeriodSeconds: 30 }));
+    let exit!: () => void;
+    const stop = a.runtime.stopContainer.bind(a.runtime);
+    a.runtime.stopContainer = async (req) => {
+      await new Promise<void>((resolve) => (exit = resolve)); // the process ignores SIGTERM
+      return stop(req);
+    };
+    remove(a, 'stubborn');
+
+    await a.reconcile('stubborn'); // returns while the stop runs
+    await a.reconcile('stubborn'); // a resync meanwhile
+    assert.equal(a.api.status('stubborn')?.phase, 'Terminating');
+    assert.deepEqual(a.enqueued, [], 'not queued before the stop ends');
+    assert.deepEqual(
+      a.recorder.events.filter((e) => e.includes('Killing')),
+      ['Normal Killing: Stopping container (grace period 30s)'],
+      'one stop, one event',
+    );
+    const other = await a.run(container('other'));
+    assert.equal(other.state, 'CONTAINER_RUNNING', 'another Container starts meanwhile');
+
+    exit();
+    await queued(a, `${ns}/stubborn`);
+    await a.reconcile('stubborn');
+    assert.deepEqual(await a.runtime.held('stubborn-uid'), { sandboxes: [], containers: [] });
+    assert.deepEqual(a.api.finalizers.at(-1), { name: 'stubborn', finalizers: [] });
+  });
+
+  it('retries a stop that failed, with back-off (the reconcile fails)', async () => {
+    const a = agent();
+    await a.run(container('app'));
+    const stop = a.runtime.stopContainer.bind(a.runtime);
+    a.runtime.stopContainer = async () => {
+      throw new Error('the runtime is away');
+    };
+    remove(a, 'app');
+    await a.reconcile('app');
+    await queued(a, `${ns}/app`);
+    await assert.rejects(a.reconcile('app'), /the runtime is away/);
+    a.runtime.stopContainer = stop;
+    await a.reconcile('app');
+    await queued(a, `${ns}/app`, 2);
+    await a.reconcile('app');
+    assert.deepEqual(a.api.finalizers.at(-1), { name: 'app', finalizers: [] });
+  });
+
   it('on deletion, shows phase Terminating before the stop begins, keeping what ran', async () => {
     const a = agent();
     const rc = await a.run(container('app', { terminationGracePeriodSeconds: 30 }));
     const ran = a.api.status('app')!;
-    const live = a.cache.get(`${ns}/app`)!;
-    a.cache.set({ ...live, metadata: { ...live.metadata, deletionTimestamp: new Date() } });
+    remove(a, 'app');
     let atStop: Partial<ContainerStatus> | undefined;
     const stop = a.runtime.stopContainer.bind(a.runtime);
     a.runtime.stopContainer = async (req) => {
@@ -49,7 +110,8 @@ describe('Container teardown', () => {
     };
 
     await a.reconcile('app');
-    assert.equal(atStop?.phase, 'Terminating', 'written before StopContainer was called');
+    await queued(a, `${ns}/app`);
+    assert.equal(atStop?.phase, 'Terminating', 'written before the process got SIGTERM');
     assert.equal(atStop?.reason, 'Deleted');
     assert.match(atStop?.message ?? '', /SIGTERM, and SIGKILL if it still runs after 30s/);
     assert.equal(atStop?.containerID, rc.id);
