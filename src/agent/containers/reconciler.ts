@@ -66,6 +66,7 @@ export class ContainerReconciler implements Reconciler {
       // Deleted without our finalizer (we never acted on it): the orphan sweep removes leftovers.
       this.deps.health.stop(key);
       this.fenced.delete(key);
+      this.status.forget(key);
       return;
     }
     if (c.metadata.deletionTimestamp) return this.teardown.finalize(key, c, ctx.log);

@@ -7,10 +7,22 @@ import type { CustomResourceClient } from '../../kube/customresource.js';
 import { splitKey } from '../../kube/keys.js';
 
 export class StatusWriter {
+  /**
+   * What the last write of each Container returned, by key. The cache can lag behind it (a watch
+   * event from before the write queues the key again), and a status compared with that stale copy
+   * would be written a second time: the newer of the two is compared (client-go's mutation cache).
+   */
+  private readonly written = new Map<string, Container>();
+
   constructor(
     private readonly fieldManager: string,
     private readonly containers: Pick<CustomResourceClient<Container>, 'applyStatus'>,
   ) {}
+
+  /** The Container is gone. */
+  forget(key: string): void {
+    this.written.delete(key);
+  }
 
   /** Writes the agent's part of the status; Ready follows phase and health. Resolves with the object written. */
   async write(c: Container, fields: Partial<ContainerStatus>, healthMessage?: string): Promise<Container> {
@@ -30,12 +42,26 @@ export class StatusWriter {
       ...fields,
       conditions,
     };
-    const name = splitKey(`${c.metadata.namespace}/${c.metadata.name}`);
-    return this.containers.applyStatus(name, prune(status), {
+    const key = `${c.metadata.namespace}/${c.metadata.name}`;
+    const last = this.written.get(key);
+    const live = last && last.metadata.uid === c.metadata.uid && isNewer(last, c) ? last : c;
+    const result = await this.containers.applyStatus(splitKey(key), prune(status), {
       fieldManager: this.fieldManager,
-      live: c,
+      live,
     });
+    if (result !== live) this.written.set(key, result);
+    return result;
   }
+}
+
+/**
+ * `a` is a later version of the object than `b`. Resource versions are opaque to clients, but
+ * etcd's are integers that grow, which client-go's mutation cache relies on too; anything else
+ * counts as not newer, and the cache's copy is used.
+ */
+function isNewer(a: Container, b: Container): boolean {
+  const [x, y] = [a.metadata.resourceVersion, b.metadata.resourceVersion];
+  return !!x && !!y && /^\d+$/.test(x) && /^\d+$/.test(y) && BigInt(x) > BigInt(y);
 }
 
 export function readyCondition(

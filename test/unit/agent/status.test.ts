@@ -72,6 +72,31 @@ describe('StatusWriter', () => {
     );
   });
 
+  it('compares with what it wrote last while the cache has not caught up (no second write of the same)', async () => {
+    const writes: object[] = [];
+    let next = 7;
+    const w = new StatusWriter('gantry-agent/h1', {
+      applyStatus: async (_name, _status, opts) => {
+        writes.push(opts.live!);
+        const base = container('app');
+        return { ...base, metadata: { ...base.metadata, resourceVersion: String(next++) } };
+      },
+    });
+    const at = (rv: string, uid = 'app-uid') => {
+      const base = container('app');
+      return { ...base, metadata: { ...base.metadata, uid, resourceVersion: rv } };
+    };
+    const first = await w.write(at('5'), { phase: 'Running' });
+    await w.write(at('6'), { phase: 'Running' });
+    assert.equal(writes[1], first, 'the cache (6) lags behind the write (7): compared with the write');
+    const caughtUp = at('9');
+    await w.write(caughtUp, { phase: 'Running' });
+    assert.equal(writes[2], caughtUp, 'the cache moved past it: compared with the cache');
+    const recreated = at('1', 'new-uid');
+    await w.write(recreated, { phase: 'Running' });
+    assert.equal(writes[3], recreated, 'another object of the same name');
+  });
+
   it('reports Scheduled=True itself, keeping the transition times of conditions that did not flip', async () => {
     const { w, writes } = writer();
     const since = '2026-01-01T00:00:00Z';
