@@ -43,6 +43,12 @@ import { invalidWorkloadStatus, workloadStatus, type Waiting } from './workloads
 const maxNameLength = 63;
 /** Expectations not met after this long are given up (a missed watch event must not block forever). */
 const expectationsTtlMs = 120_000;
+/**
+ * At most this many creates, and as many deletes, per reconcile (the ReplicaSet controller's
+ * burstReplicas): a Workload scaled to millions adds 500 Containers a pass, each pass once the
+ * cache shows the last one's, instead of asking for all of them at once.
+ */
+const burstReplicas = 500;
 /** While a rollout waits for Hosts to pull its image, look again this often (Image events wake it sooner). */
 const pullingRecheckMs = 5_000;
 
@@ -179,9 +185,9 @@ export class WorkloadReconciler implements Reconciler {
         const image = resolved.template.spec.image;
         waiting = { reason: 'PullingImage', message: `${pulling.join(', ')} still pulling ${image}` };
       } else {
-        if (plan.delete.length > 0) await this.deleteContainers(wl, key, plan.delete, ctx);
-        if (plan.create > 0)
-          await this.createContainers(wl, key, spec, resolved.template, revision, plan.create, ctx);
+        const [create, remove] = [Math.min(plan.create, burstReplicas), plan.delete.slice(0, burstReplicas)];
+        if (remove.length > 0) await this.deleteContainers(wl, key, remove, ctx);
+        if (create > 0) await this.createContainers(wl, key, spec, resolved.template, revision, create, ctx);
       }
     }
 

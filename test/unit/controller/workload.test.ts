@@ -236,6 +236,18 @@ describe('WorkloadReconciler', () => {
     assert.equal(refused.placement.settled.length, 1, 'the slow start stopped after the first');
   });
 
+  it('creates at most 500 Containers a pass, the rest once the cache shows them', async () => {
+    const { api, containers, reconciler, ctx } = setup({ ...workload, spec: spec({ replicas: 1_200 }) });
+    await reconciler.reconcile('ns/web', ctx);
+    assert.equal(api.created.length, 500);
+    for (const c of api.created) {
+      containers.set({ ...c, metadata: { ...c.metadata, uid: c.metadata.name } });
+      reconciler.observe(c);
+    }
+    await reconciler.reconcile('ns/web', ctx);
+    assert.equal(api.created.length, 1_000);
+  });
+
   it('does not create again while its cache has not shown its own creates', async () => {
     const { api, containers, reconciler, ctx } = setup();
     await reconciler.reconcile('ns/web', ctx);
