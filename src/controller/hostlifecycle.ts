@@ -151,8 +151,8 @@ export class HostLifecycleReconciler implements Reconciler {
   }
 
   /** The agent that would remove the finalizer is gone: remove it, as pod GC force-deletes. */
-  private releaseFinalizer(c: Container): Promise<void> {
-    return setFinalizer(this.deps.containersApi, splitKey(objectKey(c)), c, runtimeCleanupFinalizer, false);
+  private async releaseFinalizer(c: Container): Promise<void> {
+    await setFinalizer(this.deps.containersApi, splitKey(objectKey(c)), c, runtimeCleanupFinalizer, false);
   }
 
   private async evict(c: Container, host: string, ctx: ReconcileContext): Promise<void> {

@@ -28,7 +28,9 @@ interface FinalizerApi<T extends KubernetesObject> {
 /**
  * Sets or removes `finalizer` on `obj` (a cached copy): when the copy is stale the object is read
  * once more and the patch made from it. An object that is gone, or replaced by a namesake (another
- * UID), is left alone. A second conflict is thrown, for the caller's retry.
+ * UID), is left alone. A second conflict is thrown, for the caller's retry. Resolves with the
+ * object as it is now (the patch's answer, or the copy the finalizer was already right on), or
+ * undefined when it is gone.
  */
 export async function setFinalizer<T extends KubernetesObject>(
   api: FinalizerApi<T>,
@@ -36,19 +38,18 @@ export async function setFinalizer<T extends KubernetesObject>(
   obj: T,
   finalizer: string,
   present: boolean,
-): Promise<void> {
+): Promise<T | undefined> {
   let current: T | undefined = obj;
   for (let fresh = false; ; fresh = true) {
     const metadata = finalizerPatch(current, finalizer, present);
-    if (!metadata) return;
+    if (!metadata) return current;
     try {
-      await api.mergePatch(name, { metadata });
-      return;
+      return await api.mergePatch(name, { metadata });
     } catch (e) {
-      if (isNotFound(e)) return;
+      if (isNotFound(e)) return undefined;
       if (!isConflict(e) || fresh) throw e;
     }
     current = await api.get(name);
-    if (!current || current.metadata?.uid !== obj.metadata?.uid) return;
+    if (!current || current.metadata?.uid !== obj.metadata?.uid) return undefined;
   }
 }

@@ -141,7 +141,7 @@ export class Teardown {
     await this.setFinalizer(c, true);
   }
 
-  private setFinalizer(c: Container, present: boolean): Promise<void> {
-    return setFinalizer(this.deps.containers, splitKey(objectKey(c)), c, runtimeCleanupFinalizer, present);
+  private async setFinalizer(c: Container, present: boolean): Promise<void> {
+    await setFinalizer(this.deps.containers, splitKey(objectKey(c)), c, runtimeCleanupFinalizer, present);
   }
 }

@@ -46,6 +46,9 @@ export function hostLeaseName(host: string): string {
   return `gantry-host-${host}`;
 }
 
+/** On a checkpoint Migration while its transfer token's Secret may exist: the controller removes both. */
+export const transferTokenFinalizer = 'gantry.dev/transfer-token';
+
 /** The Secret (in the agents' namespace) holding a migration's transfer token, named after the Migration's UID. */
 export function transferSecretName(migrationUid: string): string {
   return `gantry-migration-${migrationUid}`;

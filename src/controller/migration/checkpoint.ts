@@ -10,11 +10,9 @@
 //   Any failure after it (or timeoutSeconds / maxDowntimeSeconds passing): the target Container is
 //   deleted and, once it is gone (so the process never runs twice), RollingBack: the source agent
 //   resumes the process from its own checkpoint -> RolledBack.
-import crypto from 'node:crypto';
 import {
   needsCheckpointAnnotation,
   restoreFromAnnotation,
-  transferSecretName,
   type Container,
   type Migration,
 } from '../../api/v1alpha1/index.js';
@@ -23,6 +21,7 @@ import { getCondition, metaTime } from '../../kube/conditions.js';
 import type { ReconcileResult } from '../../kube/controller.js';
 import type { Logger } from '../../obs/logger.js';
 import type { MigrationStatusWriter } from './status.js';
+import type { TransferTokens } from './tokens.js';
 import {
   agentCondition,
   pollMs,
@@ -37,6 +36,7 @@ export class CheckpointFlow {
     private readonly deps: MigrationReconcilerDeps,
     private readonly steps: MigrationSteps,
     private readonly status: MigrationStatusWriter,
+    private readonly tokens: TransferTokens,
     private readonly clock: Clock,
   ) {}
 
@@ -90,7 +90,8 @@ export class CheckpointFlow {
   }
 
   /** Pending: checks both Hosts can checkpoint, creates the target and waits until it is bound. */
-  private async start(m: Migration): Promise<ReconcileResult | void> {
+  private async start(cached: Migration): Promise<ReconcileResult | void> {
+    let m = cached;
     const checked = this.steps.checkSource(m);
     if ('failure' in checked) return this.status.finish(m, 'Failed', checked.reason, checked.failure);
     const { source } = checked;
@@ -117,10 +118,9 @@ export class CheckpointFlow {
         );
       }
     }
-    await this.deps.secrets.ensure(
-      transferSecretName(m.metadata.uid!),
-      crypto.randomBytes(32).toString('hex'),
-    );
+    const issued = await this.tokens.issue(m);
+    if (!issued) return;
+    m = issued;
     const name = targetName(m, 'checkpoint');
     const target = await this.steps.ensureTarget(m, source, name, {
       [restoreFromAnnotation]: m.metadata.name!,

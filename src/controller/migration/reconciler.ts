@@ -6,13 +6,7 @@
 // status.targetContainer names the new one (<name>-m<hash> by checkpoint, <name>-r<hash> by restart).
 // The agents report on the Migration's status with their own field managers; the controller reads
 // their conditions and writes the phase.
-import {
-  effectiveMode,
-  migrationEnded,
-  parseSpec,
-  transferSecretName,
-  type Container,
-} from '../../api/v1alpha1/index.js';
+import { effectiveMode, migrationEnded, parseSpec, type Container } from '../../api/v1alpha1/index.js';
 import { realClock } from '../../kube/clock.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../../kube/controller.js';
 import { isConflict } from '../../kube/errors.js';
@@ -21,17 +15,20 @@ import { CheckpointFlow } from './checkpoint.js';
 import { RestartFlow } from './restart.js';
 import { MigrationStatusWriter } from './status.js';
 import { MigrationSteps, pollMs, type MigrationReconcilerDeps } from './steps.js';
+import { TransferTokens } from './tokens.js';
 
 export class MigrationReconciler implements Reconciler {
   private readonly status: MigrationStatusWriter;
   private readonly checkpoint: CheckpointFlow;
   private readonly restart: RestartFlow;
+  private readonly tokens: TransferTokens;
 
   constructor(private readonly deps: MigrationReconcilerDeps) {
     const clock = deps.clock ?? realClock;
     const steps = new MigrationSteps(deps);
     this.status = new MigrationStatusWriter(deps, clock);
-    this.checkpoint = new CheckpointFlow(deps, steps, this.status, clock);
+    this.tokens = new TransferTokens(deps);
+    this.checkpoint = new CheckpointFlow(deps, steps, this.status, this.tokens, clock);
     this.restart = new RestartFlow(deps, steps, this.status, clock);
   }
 
@@ -47,12 +44,9 @@ export class MigrationReconciler implements Reconciler {
 
   async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
     const m = this.deps.migrations.get(key);
-    if (!m || m.metadata.deletionTimestamp) return;
+    if (!m) return;
+    if (m.metadata.deletionTimestamp || migrationEnded(m)) return this.tokens.revoke(m);
     const phase = m.status?.phase ?? 'Pending';
-    if (migrationEnded(m)) {
-      await this.deps.secrets.remove(transferSecretName(m.metadata.uid!));
-      return;
-    }
     try {
       const parsed = parseSpec('Migration', m.spec);
       if (!parsed.ok) return await this.status.finish(m, 'Failed', 'InvalidSpec', parsed.error);

@@ -5,7 +5,6 @@ import { Counter, Histogram } from 'prom-client';
 import {
   effectiveMode,
   finalMigrationPhases,
-  transferSecretName,
   type FinalMigrationPhase,
   type Migration,
   type MigrationStatus,
@@ -57,7 +56,7 @@ interface StatusEvent {
 
 export class MigrationStatusWriter {
   constructor(
-    private readonly deps: Pick<MigrationReconcilerDeps, 'api' | 'recorder' | 'secrets'>,
+    private readonly deps: Pick<MigrationReconcilerDeps, 'api' | 'recorder'>,
     private readonly clock: Clock,
   ) {}
 
@@ -95,7 +94,6 @@ export class MigrationStatusWriter {
     const started = Date.parse(m.status?.startedAt ?? '');
     if (Number.isFinite(started)) duration.observe({ mode, result: phase }, (now - started) / 1000);
     if (extra.downtimeSeconds !== undefined) downtime.observe({ mode }, extra.downtimeSeconds);
-    await this.deps.secrets.remove(transferSecretName(m.metadata.uid!));
   }
 
   /**

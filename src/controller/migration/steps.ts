@@ -29,7 +29,7 @@ export interface MigrationReconcilerDeps {
   migrations: Cache<Migration>;
   containers: Cache<Container>;
   hosts: Cache<Host>;
-  api: Pick<CustomResourceClient<Migration>, 'applyStatus'>;
+  api: Pick<CustomResourceClient<Migration>, 'applyStatus' | 'get' | 'mergePatch'>;
   containersApi: Pick<CustomResourceClient<Container>, 'create' | 'delete' | 'mergePatch'>;
   recorder: EventRecorder;
   secrets: { ensure(name: string, token: string): Promise<void>; remove(name: string): Promise<void> };

@@ -7,6 +7,7 @@ import {
   migrationLabel,
   restoreFromAnnotation,
   schedulingGateAnnotation,
+  transferTokenFinalizer,
   type Container,
   type Host,
   type Migration,
@@ -99,6 +100,19 @@ function setup(m: Migration, containers: Container[], hosts = [host('h1'), host(
         migrations.set(next);
         return next;
       },
+      get: async () => migrations.get(`${ns}/move`),
+      mergePatch: async (_name, patch) => {
+        const { finalizers } = (patch as { metadata: { finalizers: string[] } }).metadata;
+        version++;
+        const live = migrations.get(`${ns}/move`)!;
+        const next = {
+          ...live,
+          metadata: { ...live.metadata, finalizers, resourceVersion: String(version) },
+        };
+        calls.push(`finalizers ${JSON.stringify(finalizers)}`);
+        migrations.set(next);
+        return next;
+      },
     },
     containersApi: {
       create: async (c) => {
@@ -149,6 +163,15 @@ describe('MigrationReconciler, checkpoint mode', () => {
     assert.equal(target.metadata.annotations?.[restoreFromAnnotation], 'move');
     assert.equal(target.metadata.annotations?.['gantry.dev/migration-avoid-host'], 'h1');
     assert.deepEqual([...t.secrets], ['gantry-migration-m-uid']);
+    assert.deepEqual(
+      t.migrations.get(`${ns}/move`)!.metadata.finalizers,
+      [transferTokenFinalizer],
+      'the Migration holds the finalizer that removes its token',
+    );
+    assert.ok(
+      t.calls.indexOf(`finalizers ["${transferTokenFinalizer}"]`) === 0,
+      'the finalizer comes before anything else',
+    );
     // Once the scheduler binds it, the source agent is asked to checkpoint.
     t.cache.set({ ...target, spec: { ...target.spec, nodeName: 'h2' } });
     await t.reconcile();
@@ -157,6 +180,27 @@ describe('MigrationReconciler, checkpoint mode', () => {
     // The one Container the target agent may restore into: this name, this UID, on this Host.
     assert.equal(t.status()?.targetContainer, target.metadata.name);
     assert.equal(t.status()?.targetContainerUID, target.metadata.uid);
+  });
+
+  it('removes the transfer token of a Migration deleted in flight, then its finalizer', async () => {
+    const t = setup(migration('Checkpoint'), [container('app', 'h1')]);
+    await t.reconcile();
+    assert.deepEqual([...t.secrets], ['gantry-migration-m-uid']);
+    const live = t.migrations.get(`${ns}/move`)!;
+    t.migrations.set({ ...live, metadata: { ...live.metadata, deletionTimestamp: new Date() } });
+    await t.reconcile();
+    assert.deepEqual([...t.secrets], [], 'the token is gone');
+    assert.deepEqual(t.migrations.get(`${ns}/move`)!.metadata.finalizers, []);
+  });
+
+  it('removes the token and the finalizer once the Migration ended', async () => {
+    const t = setup(migration('Checkpoint'), [container('app', 'h1')]);
+    await t.reconcile();
+    const live = t.migrations.get(`${ns}/move`)!;
+    t.migrations.set({ ...live, status: { ...live.status, phase: 'Failed' } as Migration['status'] });
+    await t.reconcile();
+    assert.deepEqual([...t.secrets], []);
+    assert.deepEqual(t.migrations.get(`${ns}/move`)!.metadata.finalizers, []);
   });
 
   it('fails, freezing nothing, when a Container it did not create already has the target name', async () => {
