@@ -87,6 +87,8 @@ export class Heartbeats {
   private lastRenewal: number;
   private resumedAt = 0;
   private readonly hostSeen = new Map<string, number>();
+  /** Names asked about that have no Host and no Lease, since when (see lostAt). */
+  private readonly unknownSeen = new Map<string, number>();
   private readonly listeners: ((host: string, wasLost: boolean) => void)[] = [];
 
   constructor(
@@ -121,7 +123,10 @@ export class Heartbeats {
         const name = host.metadata.name!;
         if (!this.hostSeen.has(name)) this.hostSeen.set(name, this.clock.now());
       },
-      onDelete: (host) => this.hostSeen.delete(host.metadata.name!),
+      onDelete: (host) => {
+        this.hostSeen.delete(host.metadata.name!);
+        this.unknownSeen.delete(host.metadata.name!);
+      },
     });
   }
 
@@ -130,9 +135,14 @@ export class Heartbeats {
     this.listeners.push(listener);
   }
 
-  /** When the Host counts as lost unless it renews its Lease first. */
+  /**
+   * When the Host counts as lost unless it renews its Lease first. A name with neither Lease nor
+   * Host (a deleted Host, or one a Container's nodeName made up) gets its grace period from the
+   * first time it is asked about, so its Containers are handled as a lost Host's.
+   */
   lostAt(host: string): number {
-    const seen = this.leaseSeen.get(host) ?? this.hostSeen.get(host) ?? this.clock.now();
+    let seen = this.leaseSeen.get(host) ?? this.hostSeen.get(host) ?? this.unknownSeen.get(host);
+    if (seen === undefined) this.unknownSeen.set(host, (seen = this.clock.now()));
     return Math.max(seen, this.resumedAt) + this.graceMs;
   }
 

@@ -9,6 +9,9 @@
 //  - but when no Host at all renews (Heartbeats.silent), nothing is evicted: every Container is
 //    shown Unknown, since a fault between this controller and the apiserver is likelier than
 //    every Host failing at once, and there would be nowhere to move the replicas anyway.
+// A Host that is deleted, or never existed but is named by a Container's nodeName, is lost a grace
+// period after this process first looked for it (unless its agent registers it again): its
+// Containers are handled the same way, and bare ones say that the Host does not exist.
 // When the Host returns, its agent's orphan sweep removes what still runs for deleted Containers.
 // The price is the one Kubernetes pays: a Host that is only cut off from the apiserver keeps
 // running its copies until it is back.
@@ -70,7 +73,7 @@ function lostHostContainers(caches: SharedCaches): Source {
     connect(enqueue) {
       const check = (c: Container): void => {
         const host = c.spec?.nodeName;
-        if (host && !caches.heartbeats.fresh(host)) enqueue(host);
+        if (host && (!caches.heartbeats.fresh(host) || !caches.hosts.cache.get(host))) enqueue(host);
       };
       caches.containers.addEventHandler({ onAdd: check, onUpdate: (_, c) => check(c) });
       caches.heartbeats.onRenewed((host, wasLost) => {
@@ -100,34 +103,37 @@ export class HostLifecycleReconciler implements Reconciler {
 
   async reconcile(name: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
     const host = this.deps.hosts.get(name);
+    const bound = this.deps.containers.byIndex(byHost, name);
     const wait = this.deps.heartbeats.lostAt(name) - this.clock.now();
-    if (!host || wait > 0) {
+    if (wait > 0 || (!host && bound.length === 0)) {
       this.lost.delete(name);
       lostHosts.set(this.lost.size);
       // Looked at again when the heartbeat would run out (a renewal requeues it sooner).
-      return host ? { requeueAfter: wait } : undefined;
+      return wait > 0 && (host || bound.length > 0) ? { requeueAfter: wait } : undefined;
     }
     const graceSeconds = Math.round(this.deps.heartbeats.graceMs / 1000);
     const silent = this.deps.heartbeats.silent();
     const message = silent
       ? `No Host renewed its heartbeat Lease for ${graceSeconds}s: nothing is evicted`
-      : `The Host's heartbeat Lease was not renewed for ${graceSeconds}s`;
-    await this.markHostUnknown(host, message);
+      : host
+        ? `The Host's heartbeat Lease was not renewed for ${graceSeconds}s`
+        : `Host ${name} does not exist (deleted, or never registered by an agent)`;
+    if (host) await this.markHostUnknown(host, message);
     if (!this.lost.has(name)) {
       this.lost.add(name);
       lostHosts.set(this.lost.size);
       hostsLostTotal.inc();
-      ctx.log.info('Host lost', { host: name, graceSeconds, evicting: !silent });
-      this.deps.recorder.event(host, 'Warning', 'HostLost', 'MarkUnknown', message);
+      ctx.log.info('Host lost', { host: name, graceSeconds, evicting: !silent, exists: !!host });
+      if (host) this.deps.recorder.event(host, 'Warning', 'HostLost', 'MarkUnknown', message);
     }
-    for (const c of this.deps.containers.byIndex(byHost, name)) {
+    for (const c of bound) {
       // A Container gone since the cache saw it needs nothing more.
       await ignoreNotFound(
         c.metadata.deletionTimestamp
           ? this.releaseFinalizer(c)
           : controllingWorkload(c) && !silent
             ? this.evict(c, name, ctx)
-            : this.markContainerUnknown(c, name, message),
+            : this.markContainerUnknown(c, name, message, !!host),
       );
     }
     // Renewals resuming give every Host a new grace period: look again when it would run out.
@@ -168,15 +174,21 @@ export class HostLifecycleReconciler implements Reconciler {
     );
   }
 
-  private async markContainerUnknown(c: Container, host: string, message: string): Promise<void> {
+  private async markContainerUnknown(
+    c: Container,
+    host: string,
+    message: string,
+    hostExists: boolean,
+  ): Promise<void> {
     const now = new Date(this.clock.now());
+    const reason = hostExists ? 'HostLost' : 'HostNotFound';
     const scheduled = scheduledStatus(c);
     const [ready] = setCondition(
       c.status?.conditions?.filter((cond) => cond.type === 'Ready'),
       {
         type: 'Ready',
         status: 'Unknown',
-        reason: 'HostLost',
+        reason,
         message,
         observedGeneration: c.metadata.generation,
       },
@@ -186,8 +198,8 @@ export class HostLifecycleReconciler implements Reconciler {
       splitKey(objectKey(c)),
       {
         phase: 'Unknown',
-        reason: 'HostLost',
-        message: `Host ${host} stopped reporting: ${message}`,
+        reason,
+        message: hostExists ? `Host ${host} stopped reporting: ${message}` : message,
         conditions: [...(scheduled.conditions ?? []), ready!],
       },
       { fieldManager, live: c },

@@ -57,10 +57,10 @@ function container(name: string, over: { owned?: boolean; deleting?: boolean } =
   };
 }
 
-function setup(lostAt: number, silent = false) {
+function setup(lostAt: number, silent = false, hostExists = true) {
   const clock = new FakeClock(1_000_000);
   const hosts = new Store<Host>();
-  hosts.set(host);
+  if (hostExists) hosts.set(host);
   const containers = new Store<Container>({ [byHost]: (c) => [c.spec?.nodeName ?? ''] });
   for (const c of [
     container('owned', { owned: true }),
@@ -132,6 +132,25 @@ describe('HostLifecycleReconciler', () => {
     );
   });
 
+  it('handles the Containers of a Host that does not exist (deleted, or a made-up nodeName) as a lost one', async () => {
+    const waiting = setup(1_030_000, false, false);
+    assert.deepEqual(await waiting.reconciler.reconcile('h2', ctx), { requeueAfter: 30_000 });
+    assert.deepEqual(waiting.calls, [], 'a grace period first: its agent may register it again');
+
+    const { reconciler, calls, written } = setup(999_000, false, false);
+    await reconciler.reconcile('h2', ctx);
+    assert.equal(written.has('host/h2'), false, 'no Host to write');
+    assert.deepEqual(calls.sort(), [
+      'delete owned',
+      'patch going {"metadata":{"resourceVersion":"5","finalizers":["example.com/keep"]}}',
+    ]);
+    const bare = written.get('bare') as { phase: string; reason: string; message: string };
+    assert.deepEqual(
+      [bare.phase, bare.reason, bare.message],
+      ['Unknown', 'HostNotFound', 'Host h2 does not exist (deleted, or never registered by an agent)'],
+    );
+  });
+
   it('evicts nothing when no Host renews at all, and looks again a grace period later', async () => {
     const { reconciler, calls, written } = setup(999_000, true);
     assert.deepEqual(await reconciler.reconcile('h2', ctx), { requeueAfter: 40_000 });
@@ -158,6 +177,15 @@ describe('Heartbeats', () => {
       update: (before: T, after: T) => handlers.forEach((h) => h.onUpdate?.(before, after)),
     };
   }
+
+  it('gives a name with no Host and no Lease a grace period from the first time it is asked about', () => {
+    const clock = new FakeClock(0);
+    const beats = new Heartbeats(40_000, clock, source<V1Lease>().informer, source<Host>().informer);
+    clock.advance(100_000);
+    assert.equal(beats.fresh('typo'), true, 'first asked now');
+    clock.advance(40_001);
+    assert.equal(beats.fresh('typo'), false);
+  });
 
   it('counts a Host lost a grace period after its last renewal, by this process clock', () => {
     const clock = new FakeClock(0);
