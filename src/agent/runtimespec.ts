@@ -5,7 +5,7 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import type { ContainerSpec } from '../api/v1alpha1/index.js';
 import { quantityNanos, workloadLabel } from '../api/v1alpha1/index.js';
-import type { ContainerConfig, PodSandboxConfig } from '../cri/client.js';
+import type { ContainerConfig, LinuxContainerSecurityContext, PodSandboxConfig } from '../cri/client.js';
 
 /** Labels on every sandbox and runtime container the agent creates. */
 export const labels = {
@@ -111,6 +111,8 @@ export function specHash(spec: ContainerSpec): string {
     workingDir: spec.workingDir,
     env: spec.env,
     resources: spec.resources,
+    // Absent stays absent in the JSON: containers made before the field existed keep their hash.
+    securityContext: spec.securityContext,
   };
   return crypto.createHash('sha256').update(JSON.stringify(shaping)).digest('hex').slice(0, 16);
 }
@@ -133,9 +135,31 @@ export function containerConfig(
     logPath: logPath(opts.attempt),
     linux: {
       resources: linuxResources(spec),
-      // Its own PID namespace, as the kubelet does: the process is PID 1 and a restore never
-      // collides with the sandbox's PIDs.
-      securityContext: { namespaceOptions: { pid: 'CONTAINER' } },
+      securityContext: securityContext(spec),
     },
+  };
+}
+
+/**
+ * The container's Linux security context: the Pod Security baseline level always (the runtime's
+ * default seccomp profile, NET_RAW dropped, no host namespaces, never privileged), and within it
+ * what spec.securityContext asks for. no_new_privs unless privilege escalation is allowed.
+ */
+export function securityContext(spec: ContainerSpec): LinuxContainerSecurityContext {
+  const sc = spec.securityContext ?? {};
+  const drop = sc.capabilities?.drop ?? [];
+  return {
+    // Its own PID namespace, as the kubelet does: the process is PID 1 and a restore never
+    // collides with the sandbox's PIDs.
+    namespaceOptions: { pid: 'CONTAINER' },
+    seccomp: { profileType: 'RuntimeDefault' },
+    noNewPrivs: !sc.allowPrivilegeEscalation,
+    capabilities: {
+      addCapabilities: sc.capabilities?.add ?? [],
+      dropCapabilities: drop.includes('ALL') ? ['ALL'] : [...new Set(['NET_RAW', ...drop])],
+    },
+    readonlyRootfs: !!sc.readOnlyRootFilesystem,
+    ...(sc.runAsUser !== undefined ? { runAsUser: { value: sc.runAsUser } } : {}),
+    ...(sc.runAsGroup !== undefined ? { runAsGroup: { value: sc.runAsGroup } } : {}),
   };
 }

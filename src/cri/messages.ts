@@ -39,6 +39,7 @@ export type PodSandboxConfig = Requiring<Sent<'PodSandboxConfig'>, 'metadata'>;
 export type ContainerConfig = Requiring<Sent<'ContainerConfig'>, 'metadata' | 'image'>;
 export type AuthConfig = Sent<'AuthConfig'>;
 export type NamespaceOption = Sent<'NamespaceOption'>;
+export type LinuxContainerSecurityContext = Sent<'LinuxContainerSecurityContext'>;
 export type PortMapping = Sent<'PortMapping'>;
 export type KeyValue = Sent<'KeyValue'>;
 

@@ -2,7 +2,9 @@
 // namespace tries to have another user's process restored into a Container of their own. The
 // gantry.dev/ annotation that asks for it is refused with a message that says why; and a Container
 // carrying it anyway (a cluster admin may set it) is held, never restored into: the agent gives a
-// checkpoint only to the Container the controller recorded in the Migration's status.
+// checkpoint only to the Container the controller recorded in the Migration's status. In a namespace
+// labelled for the restricted Pod Security level, the same user can create only Containers and
+// Workloads that meet it, and is told what is missing.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Container, Host, Migration } from '../../src/api/v1alpha1/index.js';
@@ -134,6 +136,89 @@ describe('a namespace editor', () => {
     // Cluster admins pass (they could remove the policy anyway); the next test relies on that.
     const admin = await kubectl(['create', '--dry-run=server', '-f', '-'], { input: forged });
     assert.equal(admin.code, 0, admin.stderr);
+  });
+});
+
+describe('a namespace that enforces the restricted level', () => {
+  const restrictedNs = `${ns}-restricted`;
+  const refused =
+    /ValidatingAdmissionPolicy 'gantry-local-restricted-level' with binding '[^']+' denied request/;
+  const inRestricted = (kind: string, name: string, spec: object) =>
+    JSON.stringify({
+      apiVersion: 'gantry.dev/v1alpha1',
+      kind,
+      metadata: { name, namespace: restrictedNs },
+      spec,
+    });
+
+  before(async () => {
+    await kubectlOk(['create', 'namespace', restrictedNs]);
+    await kubectlOk(['label', 'namespace', restrictedNs, 'pod-security.kubernetes.io/enforce=restricted']);
+    await kubectlOk([
+      'create',
+      'rolebinding',
+      'tenant-edit',
+      '-n',
+      restrictedNs,
+      '--clusterrole=edit',
+      `--user=${tenant}`,
+    ]);
+  });
+  after(() => deleteTestNamespace(restrictedNs));
+
+  it('refuses what its label forbids, naming what is missing, and runs what it allows', async () => {
+    const bare = await eventually('the policy to refuse a Container without securityContext', async () => {
+      const r = await asTenant(
+        ['create', '-f', '-'],
+        inRestricted('Container', 'bare', { image: cluster.images.web, nodeName: host1 }),
+      );
+      return r.code !== 0 ? r : undefined;
+    });
+    assert.match(bare.stderr, refused);
+    assert.match(
+      bare.stderr,
+      new RegExp(
+        `namespace ${restrictedNs} enforces the restricted level \\(pod-security.kubernetes.io/enforce=restricted\\), so spec.securityContext needs runAsNonRoot: true, capabilities.drop: \\[ALL\\]`,
+      ),
+    );
+    const template = (securityContext: object) => ({
+      replicas: 1,
+      selector: { matchLabels: { app: 'r' } },
+      template: { metadata: { labels: { app: 'r' } }, spec: { image: cluster.images.web, securityContext } },
+    });
+    const workload = await asTenant(
+      ['create', '-f', '-'],
+      inRestricted(
+        'Workload',
+        'r',
+        template({ runAsNonRoot: true, runAsUser: 65534, capabilities: { drop: ['ALL'], add: ['CHOWN'] } }),
+      ),
+    );
+    assert.match(workload.stderr, refused);
+    assert.match(
+      workload.stderr,
+      /spec.template.spec.securityContext needs capabilities.add: at most \[NET_BIND_SERVICE\]/,
+    );
+
+    const allowed = {
+      runAsNonRoot: true,
+      runAsUser: 65534,
+      capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+    };
+    const ok = await asTenant(
+      ['create', '-f', '-'],
+      inRestricted('Container', 'confined', {
+        image: cluster.images.web,
+        nodeName: host1,
+        securityContext: allowed,
+      }),
+    );
+    assert.equal(ok.code, 0, ok.stderr);
+    const running = await eventually('the compliant Container to run', async () => {
+      const c = await getObject<Container>(['containers.gantry.dev', '-n', restrictedNs, 'confined']);
+      return c?.status?.phase === 'Running' ? c : undefined;
+    });
+    assert.equal(running.status?.restartCount, 0);
   });
 });
 

@@ -163,6 +163,18 @@ export class ContainerLifecycle {
       if (!replacing) await this.deps.status.write(c, { ...image.waiting, restartCount: attempt });
       return image.requeueAfter ? { requeueAfter: image.requeueAfter } : undefined;
     }
+    const refusal = await this.rootRefusal(spec, image.image);
+    if (refusal) {
+      const message = `securityContext.runAsNonRoot is set, but ${refusal}`;
+      this.deps.recorder.event(c, 'Warning', 'CreateContainerConfigError', 'Create', message);
+      await this.deps.status.write(c, {
+        phase: 'Creating',
+        reason: 'CreateContainerConfigError',
+        message,
+        restartCount: attempt,
+      });
+      return;
+    }
     if (replacing) {
       this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', 'The spec changed: replacing the container');
       this.deps.health.stop(key);
@@ -221,6 +233,21 @@ export class ContainerLifecycle {
     if (started.sandbox && latest?.id === containerId && latest.state === 'CONTAINER_RUNNING')
       return this.reportRunning(key, c, spec, started.sandbox, latest);
     this.deps.enqueue(key);
+  }
+
+  /**
+   * Why a Container that must not run as root would (the kubelet's check): undefined when it may
+   * start. Without runAsUser the image's USER decides, and only a numeric one can be verified.
+   */
+  private async rootRefusal(spec: ContainerSpec, image: string): Promise<string | undefined> {
+    const sc = spec.securityContext;
+    if (!sc?.runAsNonRoot || sc.runAsUser !== undefined) return undefined;
+    const { image: status } = await this.deps.cri.imageStatus({ image: { image } });
+    const fix = 'set securityContext.runAsUser to a non-zero user ID';
+    if (status?.username)
+      return `the image's user "${status.username}" is not numeric, so it cannot be verified not to be root: ${fix}`;
+    if (!status?.uid || status.uid.value === 0n) return `the image runs as root (no USER, or USER 0): ${fix}`;
+    return undefined;
   }
 
   private async reportRunning(

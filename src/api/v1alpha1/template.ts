@@ -190,6 +190,85 @@ function stringList(maxItems: number) {
   return z.array(z.string().max(4096)).max(maxItems);
 }
 
+/**
+ * Capabilities the Pod Security baseline level lets a container add (containerd's defaults less
+ * NET_RAW, which Gantry drops): the only ones `add` accepts, and only useful after a drop of ALL.
+ */
+export const BASELINE_CAPABILITIES = [
+  'AUDIT_WRITE',
+  'CHOWN',
+  'DAC_OVERRIDE',
+  'FOWNER',
+  'FSETID',
+  'KILL',
+  'MKNOD',
+  'NET_BIND_SERVICE',
+  'SETFCAP',
+  'SETGID',
+  'SETPCAP',
+  'SETUID',
+  'SYS_CHROOT',
+] as const;
+
+/**
+ * How the process runs. Whatever is set here, Gantry runs every container with the runtime's
+ * default seccomp profile and without NET_RAW (the Pod Security baseline level); nothing here can
+ * widen that: there is no privileged mode, host namespace or unconfined profile.
+ */
+export const SecurityContextSchema = withRules(
+  z.object({
+    runAsUser: int32(0).optional().describe("The process's user ID; the image's USER when unset."),
+    runAsGroup: int32(0).optional().describe("The process's primary group ID; the image's when unset."),
+    runAsNonRoot: z
+      .boolean()
+      .optional()
+      .describe(
+        'Refuse to start as root: runAsUser must not be 0, and when it is unset the image must name a non-zero numeric USER.',
+      ),
+    readOnlyRootFilesystem: z.boolean().optional().describe("Mount the image's filesystem read-only."),
+    allowPrivilegeEscalation: z
+      .boolean()
+      .optional()
+      .describe(
+        'Let the process gain privileges it did not start with (setuid binaries, file capabilities). Unset means false: the process runs with no_new_privs.',
+      ),
+    capabilities: z
+      .object({
+        add: z
+          .array(z.enum(BASELINE_CAPABILITIES))
+          .max(BASELINE_CAPABILITIES.length)
+          .optional()
+          .describe('Capabilities to add back after a drop (the Pod Security baseline set only).'),
+        drop: z
+          .array(
+            z
+              .string()
+              .max(64)
+              .regex(/^(ALL|[A-Z][A-Z_]*)$/, 'must be ALL or a capability name such as NET_ADMIN'),
+          )
+          .max(64)
+          .optional()
+          .describe('Capabilities to drop from the runtime defaults, or ALL (names without CAP_).'),
+      })
+      .optional()
+      .describe('Linux capabilities to drop, and to add back within the baseline level.'),
+  }),
+  {
+    rule: '!has(self.runAsGroup) || has(self.runAsUser)',
+    message: 'runAsGroup needs runAsUser (the runtime takes a group only with a user)',
+    fieldPath: '.runAsGroup',
+    check: (s) => s.runAsGroup === undefined || s.runAsUser !== undefined,
+  },
+  {
+    rule: '!has(self.runAsNonRoot) || !self.runAsNonRoot || !has(self.runAsUser) || self.runAsUser != 0',
+    message: 'runAsNonRoot is true but runAsUser is 0 (root)',
+    fieldPath: '.runAsUser',
+    check: (s) => !s.runAsNonRoot || s.runAsUser !== 0,
+  },
+).describe(
+  "Who the process runs as and with which privileges (a subset of a Pod container's securityContext).",
+);
+
 /** Fields of one container, shared by Container.spec and Workload.spec.template.spec. */
 export const containerTemplateFields = {
   image: ImageReferenceSchema.describe(
@@ -228,6 +307,7 @@ export const containerTemplateFields = {
       'Restart the process when it exits: Always, OnFailure (non-zero exit) or Never; back-off as Docker.',
     ),
   healthCheck: HealthCheckSchema.optional(),
+  securityContext: SecurityContextSchema.optional(),
   terminationGracePeriodSeconds: int32(0, 3600)
     .default(30)
     .describe('Seconds between SIGTERM and SIGKILL when the container is stopped.'),

@@ -137,6 +137,72 @@ describe('containers run', () => {
   });
 });
 
+describe('containers run at the baseline level, and as their securityContext says', () => {
+  /** /proc/1/status of the Container's process, as fields. */
+  const processStatus = async (c: Container, host: string) => {
+    const r = await cri[host]!.execSync({
+      containerId: c.status!.containerID!,
+      cmd: ['cat', '/proc/1/status'],
+      timeout: 5,
+    });
+    return Object.fromEntries(
+      r.stdout
+        .toString()
+        .split('\n')
+        .map((line) => line.split(':\t') as [string, string]),
+    );
+  };
+  const bit = (hex: string, n: number) => (BigInt(`0x${hex}`) >> BigInt(n)) & 1n;
+
+  test('every container: seccomp filter on, no_new_privs, no NET_RAW', async () => {
+    await apply('baseline', { image: cluster.images.web, nodeName: host1 });
+    const c = await waitStatus('baseline', 'Running', running);
+    const status = await processStatus(c, host1);
+    assert.equal(status.Seccomp, '2', 'the runtime default seccomp profile filters system calls');
+    assert.equal(status.NoNewPrivs, '1');
+    assert.equal(bit(status.CapBnd!, 13), 0n, 'CAP_NET_RAW (13) is dropped');
+    assert.equal(bit(status.CapBnd!, 10), 1n, 'CAP_NET_BIND_SERVICE (10) is kept');
+  });
+
+  test('runAsUser, runAsGroup, a read-only root filesystem and capabilities dropped to ALL', async () => {
+    await apply('confined', {
+      image: cluster.images.web,
+      nodeName: host2,
+      securityContext: {
+        runAsUser: 65534,
+        runAsGroup: 65534,
+        runAsNonRoot: true,
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'] },
+      },
+    });
+    const c = await waitStatus('confined', 'Running', running);
+    const status = await processStatus(c, host2);
+    assert.match(status.Uid!, /^65534\t/);
+    assert.match(status.Gid!, /^65534\t/);
+    assert.equal(BigInt(`0x${status.CapBnd}`), 0n, 'no capability at all');
+    const write = await cri[host2]!.execSync({
+      containerId: c.status!.containerID!,
+      cmd: ['touch', '/written'],
+      timeout: 5,
+    });
+    assert.notEqual(write.exitCode, 0, 'the root filesystem is read-only');
+    assert.match(write.stderr.toString(), /Read-only file system/);
+  });
+
+  test('runAsNonRoot refuses an image that runs as root, and says how to fix it', async () => {
+    await apply('rooted', {
+      image: cluster.images.web,
+      nodeName: host1,
+      securityContext: { runAsNonRoot: true },
+    });
+    const c = await waitStatus('rooted', 'refused', (s) => s.reason === 'CreateContainerConfigError');
+    assert.match(c.status?.message ?? '', /runs as root .* set securityContext.runAsUser/);
+    assert.equal(c.status?.conditions?.find((x) => x.type === 'Stalled')?.status, 'True');
+    assert.deepEqual(await runtimeObjects(host1, c.metadata.uid!), { sandboxes: 0, containers: [] });
+  });
+});
+
 describe('health checks and restart policies', () => {
   test('a failing health check flips Ready to False', async () => {
     await apply('flaky', {

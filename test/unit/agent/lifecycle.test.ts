@@ -56,6 +56,21 @@ describe('Container lifecycle', () => {
     assert.ok(a.recorder.reasons().includes('Warning CreateContainerError'));
   });
 
+  it('refuses to start as root what must not run as root, saying how to fix it', async () => {
+    const a = agent();
+    // The simulated runtime's images name no user: they run as root.
+    a.cache.set(container('app', { securityContext: { runAsNonRoot: true } }));
+    await a.reconcile('app');
+    assert.equal((await a.runtime.held('app-uid')).containers.length, 0, 'nothing was created');
+    assert.equal(a.api.status('app')?.reason, 'CreateContainerConfigError');
+    assert.match(a.api.status('app')?.message ?? '', /runs as root .* set securityContext.runAsUser/);
+    assert.ok(a.recorder.reasons().includes('Warning CreateContainerConfigError'));
+
+    a.cache.set(container('user', { securityContext: { runAsNonRoot: true, runAsUser: 1000 } }));
+    await a.run(a.cache.get(`${ns}/user`)!);
+    assert.equal(a.api.status('user')?.phase, 'Running', 'runAsUser decides, not the image');
+  });
+
   it('restarts an exited process after a back-off that doubles with each quick crash, counting restarts', async () => {
     const a = agent({ backoff: { initialMs: 10_000, maxMs: 300_000, resetAfterMs: 600_000 } });
     const first = await a.run(container('app'));

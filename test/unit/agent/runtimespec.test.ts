@@ -6,6 +6,7 @@ import {
   labels,
   linuxResources,
   sandboxConfig,
+  securityContext,
   specHash,
 } from '../../../src/agent/runtimespec.js';
 
@@ -55,4 +56,60 @@ test('the spec hash changes with what shapes the process, not with scheduling fi
   assert.notEqual(specHash(spec({ image: '127.0.0.1:5000/gantry/web:2' })), base);
   assert.equal(specHash(spec({ nodeName: 'host-1' })), base);
   assert.equal(specHash(spec({ healthCheck: { tcpSocket: { port: 80 } } })), base);
+});
+
+test('every container runs at the baseline level: RuntimeDefault seccomp, no NET_RAW, no_new_privs', () => {
+  const sc = containerConfig(id, spec({}), { image: 'img', attempt: 0 }).linux?.securityContext;
+  assert.deepEqual(sc, {
+    namespaceOptions: { pid: 'CONTAINER' },
+    seccomp: { profileType: 'RuntimeDefault' },
+    noNewPrivs: true,
+    capabilities: { addCapabilities: [], dropCapabilities: ['NET_RAW'] },
+    readonlyRootfs: false,
+  });
+});
+
+test('securityContext: user, group, read-only root, capabilities within the baseline level', () => {
+  const sc = securityContext(
+    spec({
+      securityContext: {
+        runAsUser: 1000,
+        runAsGroup: 3000,
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: true,
+        capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+      },
+    }),
+  );
+  assert.deepEqual(sc.runAsUser, { value: 1000 });
+  assert.deepEqual(sc.runAsGroup, { value: 3000 });
+  assert.equal(sc.readonlyRootfs, true);
+  assert.equal(sc.noNewPrivs, false);
+  assert.deepEqual(sc.capabilities, { addCapabilities: ['NET_BIND_SERVICE'], dropCapabilities: ['ALL'] });
+  assert.deepEqual(sc.seccomp, { profileType: 'RuntimeDefault' }, 'nothing turns seccomp off');
+  assert.deepEqual(
+    securityContext(spec({ securityContext: { capabilities: { drop: ['NET_ADMIN'] } } })).capabilities
+      ?.dropCapabilities,
+    ['NET_RAW', 'NET_ADMIN'],
+  );
+});
+
+test('securityContext is refused outside the baseline level, and when it contradicts itself', () => {
+  const refused = (securityContext: object) => parseSpec('Container', { image: 'img', securityContext });
+  for (const [sc, why] of [
+    [{ capabilities: { add: ['NET_RAW'] } }, /NET_BIND_SERVICE/],
+    [{ capabilities: { add: ['SYS_ADMIN'] } }, /SYS_CHROOT/],
+    [{ capabilities: { drop: ['cap_net_raw'] } }, /must be ALL or a capability name/],
+    [{ runAsNonRoot: true, runAsUser: 0 }, /runAsNonRoot is true but runAsUser is 0/],
+    [{ runAsGroup: 10 }, /runAsGroup needs runAsUser/],
+  ] as const) {
+    const r = refused(sc);
+    assert.equal(r.ok, false, JSON.stringify(sc));
+    assert.match(r.ok ? '' : r.error, why, JSON.stringify(sc));
+  }
+});
+
+test('a Container without securityContext keeps the spec hash it had before the field existed', () => {
+  assert.equal(specHash(spec({})), specHash({ ...spec({}), securityContext: undefined }));
+  assert.notEqual(specHash(spec({})), specHash(spec({ securityContext: { runAsUser: 1 } })));
 });

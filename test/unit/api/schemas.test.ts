@@ -123,6 +123,24 @@ const ruleCases: RuleCase[] = [
       container({ nodeSelector: { '': 'x' } }),
     ],
   },
+  ...(['Container', 'Workload'] as const).flatMap((kind): RuleCase[] => {
+    const spec = (securityContext: object) =>
+      kind === 'Container' ? container({ securityContext }) : workload({}, { securityContext });
+    return [
+      {
+        kind,
+        message: 'runAsGroup needs runAsUser (the runtime takes a group only with a user)',
+        valid: [spec({ runAsUser: 10, runAsGroup: 10 }), spec({ runAsUser: 10 })],
+        invalid: [spec({ runAsGroup: 10 })],
+      },
+      {
+        kind,
+        message: 'runAsNonRoot is true but runAsUser is 0 (root)',
+        valid: [spec({ runAsNonRoot: true, runAsUser: 1 }), spec({ runAsNonRoot: false, runAsUser: 0 })],
+        invalid: [spec({ runAsNonRoot: true, runAsUser: 0 })],
+      },
+    ];
+  }),
   {
     kind: 'Workload',
     message: 'keys must be annotation keys',

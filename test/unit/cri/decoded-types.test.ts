@@ -20,12 +20,19 @@ type Decl =
   | { kind: 'message'; fields: Map<string, { optional: boolean; type: string }> };
 const decls = new Map<string, Decl>();
 
-/** runtime.v1.<name>'s generated declaration: an enum's values, or the fields of <name>__Output. */
+/**
+ * runtime.v1.<name>'s generated declaration: an enum's values, or the fields of <name>__Output. A
+ * nested enum (Parent_Nested) is declared in its parent's file, as _runtime_v1_Parent_Nested.
+ */
 function decl(name: string): Decl {
   let d = decls.get(name);
   if (d) return d;
-  const source = fs.readFileSync(path.join(GENERATED_DIR, 'runtime/v1', `${name}.ts`), 'utf8');
-  const enumBody = source.match(/^export const \w+ = \{\n([\s\S]*?)\n\} as const;/m)?.[1];
+  const [file, nested] = name.split('_');
+  const source = fs.readFileSync(path.join(GENERATED_DIR, 'runtime/v1', `${file}.ts`), 'utf8');
+  const constName = nested ? `_runtime_v1_${name}` : name;
+  const enumBody = source.match(
+    new RegExp(`^export const ${constName} = \\{\\n([\\s\\S]*?)\\n\\} as const;`, 'm'),
+  )?.[1];
   if (enumBody !== undefined) {
     const values = [...enumBody.matchAll(/^\s+\w+: (.+),$/gm)].map((m) =>
       JSON.parse(m[1]!.replace(/'/g, '"')),
