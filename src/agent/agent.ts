@@ -120,6 +120,7 @@ export function setUpAgent(
     concurrency: o.pullConcurrency,
     initialBackoffMs: o.restartBackoffSeconds * 1000,
     maxBackoffMs: o.restartBackoffMaxSeconds * 1000,
+    recordFile: path.join(o.stateDir, 'pulled-with.json'),
   });
   const stats = new StatsCollector(cri, log);
   const readSecret = secretReader(client);

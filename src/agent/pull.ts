@@ -1,6 +1,16 @@
 // Pulls images through CRI for containers and Image objects alike: one pull per reference at a
 // time (concurrent callers share it), at most `concurrency` pulls at once, failures classified
 // into reasons a user can act on and retried only after a growing back-off.
+//
+// An image on the host is not everyone's to run: one pulled with a namespace's registry
+// credentials is run with other credentials (or none) only after the registry said yes to those
+// too, by a pull with them (the kubelet's "ensure secret pulled images" rule; the layers are
+// there already, so it costs a manifest request). The credentials each image was pulled with are
+// recorded per image and repository (the same image may be public in one repository and private
+// in another), as digests, in a file under the agent's state directory, so the record outlives the
+// agent. An image that the agent did not pull (preloaded, or the kubelet's) is not checked.
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import { type AuthConfig, type CriClient, CriError } from '../cri/client.js';
 import { imagePullBytes, imagePullDuration } from './metrics.js';
 
@@ -41,6 +51,16 @@ export interface PullerOptions {
   /** First retry delay after a failed pull; doubles per failure up to maxBackoffMs. */
   initialBackoffMs: number;
   maxBackoffMs: number;
+  /** The file that records which credentials pulled each image (see above). */
+  recordFile: string;
+}
+
+/** A digest of the credentials a pull was made with; 'anonymous' for none. Never the secret itself. */
+function credentialsDigest(auth?: AuthConfig): string {
+  if (!auth) return 'anonymous';
+  const { serverAddress, username, password, auth: basic, identityToken, registryToken } = auth;
+  const material = JSON.stringify([serverAddress, username, password, basic, identityToken, registryToken]);
+  return crypto.createHash('sha256').update(material).digest('hex');
 }
 
 /**
@@ -60,16 +80,32 @@ export class ImagePuller {
   private readonly failures = new Map<string, Failure>();
   private running = 0;
   private readonly waiting: (() => void)[] = [];
+  /** "<image ID> <repository>" -> digests of the credentials it was pulled (or verified) with. */
+  private readonly pulledWith: Map<string, Set<string>>;
 
   constructor(
     private readonly cri: CriClient,
     private readonly opts: PullerOptions,
-  ) {}
+  ) {
+    this.pulledWith = readRecord(opts.recordFile);
+  }
 
   /** The image's ID when the runtime has it, else undefined. */
   async present(ref: string): Promise<string | undefined> {
     const { image } = await this.cri.imageStatus({ image: { image: ref } });
     return image?.id;
+  }
+
+  /** Image `imageId`, present as `ref`, is anyone's: pulled without credentials, or not by this agent. */
+  openToAll(imageId: string, ref: string): boolean {
+    const record = this.pulledWith.get(recordKey(imageId, ref));
+    return !record || record.has('anonymous');
+  }
+
+  /** Image `imageId`, present as `ref`, may run with `auth` (undefined: none) without asking the registry. */
+  usable(imageId: string, ref: string, auth: AuthConfig | undefined): boolean {
+    const record = this.pulledWith.get(recordKey(imageId, ref));
+    return !record || record.has('anonymous') || record.has(credentialsDigest(auth));
   }
 
   /**
@@ -79,7 +115,8 @@ export class ImagePuller {
   async ensure(ref: string, policy: PullPolicy, auth?: AuthConfig): Promise<string> {
     if (policy !== 'Always') {
       const id = await this.present(ref);
-      if (id) return id;
+      // Present but pulled with other credentials: these are checked by a pull (above).
+      if (id && this.usable(id, ref, auth)) return id;
       if (policy === 'Never') {
         throw new PullError(
           'ErrImageNeverPull',
@@ -124,6 +161,7 @@ export class ImagePuller {
       const { imageRef } = await this.cri.pullImage({ image: { image: ref }, ...(auth ? { auth } : {}) });
       imagePullDuration.observe({ result: 'success' }, (performance.now() - started) / 1000);
       this.failures.delete(key);
+      this.record(recordKey(imageRef, ref), credentialsDigest(auth));
       const { image } = await this.cri.imageStatus({ image: { image: ref } });
       if (image) imagePullBytes.inc(Number(image.size));
       return imageRef;
@@ -153,4 +191,32 @@ export class ImagePuller {
     if (next) next();
     else this.running--;
   }
+  private record(key: string, credentials: string): void {
+    const record = this.pulledWith.get(key) ?? new Set<string>();
+    if (record.has(credentials)) return;
+    record.add(credentials);
+    this.pulledWith.set(key, record);
+    const json = Object.fromEntries([...this.pulledWith].map(([k, creds]) => [k, [...creds]]));
+    // Written whole, then renamed: a crash never leaves half a record.
+    fs.writeFileSync(`${this.opts.recordFile}.tmp`, JSON.stringify(json));
+    fs.renameSync(`${this.opts.recordFile}.tmp`, this.opts.recordFile);
+  }
+}
+
+/** The record's key: the image and the repository it was named by (the reference less tag and digest). */
+function recordKey(imageId: string, ref: string): string {
+  const named = ref.split('@')[0]!;
+  const tag = named.lastIndexOf(':');
+  return `${imageId} ${tag > named.lastIndexOf('/') ? named.slice(0, tag) : named}`;
+}
+
+function readRecord(file: string): Map<string, Set<string>> {
+  let json: Record<string, string[]>;
+  try {
+    json = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, string[]>;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+    throw new Error(`the record of pulled images ${file} cannot be read: ${String(e)}`, { cause: e });
+  }
+  return new Map(Object.entries(json).map(([id, creds]) => [id, new Set(creds)]));
 }

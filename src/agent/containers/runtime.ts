@@ -109,7 +109,8 @@ export class RuntimeObjects {
     const { puller } = this.deps;
     if (policy !== 'Always') {
       const present = await puller.present(ref);
-      if (present) return { image: present };
+      // Open to any credentials: no need to read this Container's (ensure checks them otherwise).
+      if (present && puller.openToAll(present, ref)) return { image: present };
     }
     const { auth, problems } = await this.deps.pullAuth(c, ref);
     try {

@@ -392,6 +392,10 @@ describe('errors show their reason and never block other containers', () => {
     }
     await waitStatus('good-login', 'Running with the right credentials', running);
     await waitStatus('bystander', 'Running', running);
+    // The private image is on host-1 now; without credentials it is still not everyone's to run.
+    await apply('borrower', { image: cluster.authRegistry.image, nodeName: host1 });
+    const borrower = await waitStatus('borrower', 'refused', (s) => s.reason === 'ImagePullUnauthorized');
+    assert.deepEqual(await runtimeObjects(host1, borrower.metadata.uid!), { sandboxes: 0, containers: [] });
     const events = await kubectlOk([
       'get',
       'events',

@@ -258,7 +258,12 @@ export function agent(setup: AgentSetup = {}) {
       cri,
       cache,
       containers: api,
-      puller: new ImagePuller(cri, { concurrency: 2, initialBackoffMs: 1000, maxBackoffMs: 10_000 }),
+      puller: new ImagePuller(cri, {
+        concurrency: 2,
+        initialBackoffMs: 1000,
+        maxBackoffMs: 10_000,
+        recordFile: path.join(stateDir, 'pulled-with.json'),
+      }),
       health: new HealthMonitor(cri, () => {}),
       recorder,
       pullAuth: async () => ({ problems: [] }),

@@ -1,7 +1,11 @@
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import type { V1Secret } from '@kubernetes/client-node';
 import { test } from 'node:test';
-import { classifyPullError } from '../../../src/agent/pull.js';
+import { classifyPullError, ImagePuller } from '../../../src/agent/pull.js';
+import type { AuthConfig, CriClient } from '../../../src/cri/client.js';
 import { pullAuth } from '../../../src/agent/pullsecrets.js';
 import type { DockerConfig } from '../../../src/kube/dockerconfig.js';
 
@@ -43,4 +47,59 @@ test('pull Secrets become a CRI AuthConfig whose server address is a URL', async
     auth: undefined,
     problems: ['pull secret ns/gone does not exist'],
   });
+});
+
+test('an image pulled with credentials runs with other credentials only once the registry accepted them', async () => {
+  // A registry with one private repository that knows one password, and a public one, behind a
+  // runtime that keeps what it pulled; both repositories hold the same image.
+  const pulled = new Set<string>();
+  const pulls: (string | undefined)[] = [];
+  const cri = {
+    imageStatus: async ({ image }: { image: { image: string } }) => ({
+      image: pulled.has(image.image) ? { id: 'sha256:img', size: 1n } : undefined,
+    }),
+    pullImage: async ({ image, auth }: { image: { image: string }; auth?: AuthConfig }) => {
+      pulls.push(auth?.password);
+      const open = image.image.startsWith('public.example/');
+      if (!open && auth?.password !== 'right') throw new Error('pulling: 401 Unauthorized');
+      pulled.add(image.image);
+      return { imageRef: 'sha256:img' };
+    },
+  } as unknown as CriClient;
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-pull-'));
+  const recordFile = path.join(dir, 'pulled-with.json');
+  const options = { concurrency: 1, initialBackoffMs: 1, maxBackoffMs: 1, recordFile };
+  const puller = new ImagePuller(cri, options);
+  const ref = 'registry.example/private:1';
+  const right = { username: 'a', password: 'right' };
+
+  assert.equal(await puller.ensure('public.example/copy:1', 'IfNotPresent'), 'sha256:img');
+  assert.equal(await puller.ensure(ref, 'IfNotPresent', right), 'sha256:img');
+  assert.equal(puller.openToAll('sha256:img', 'public.example/copy:1'), true);
+  assert.equal(puller.openToAll('sha256:img', ref), false, 'public elsewhere opens nothing here');
+  assert.equal(
+    puller.usable('sha256:img', 'registry.example/private@sha256:abc', right),
+    true,
+    'by repository',
+  );
+  await assert.rejects(
+    puller.ensure(ref, 'IfNotPresent'),
+    /401/,
+    'no credentials: the registry is asked, and says no',
+  );
+  await new Promise((r) => setTimeout(r, 5)); // past the back-off
+  await assert.rejects(puller.ensure(ref, 'IfNotPresent', { username: 'b', password: 'wrong' }), /401/);
+  assert.deepEqual(pulls, [undefined, 'right', undefined, 'wrong']);
+
+  // The record outlives the agent: a new puller over the same file knows the same.
+  const restarted = new ImagePuller(cri, options);
+  assert.equal(restarted.usable('sha256:img', ref, right), true);
+  assert.equal(restarted.usable('sha256:img', ref, undefined), false);
+  assert.ok(!fs.readFileSync(recordFile, 'utf8').includes('right'), 'digests, never the password');
+  assert.equal(
+    restarted.openToAll('sha256:img', 'elsewhere.example/never-pulled:1'),
+    true,
+    'what this agent never pulled is not checked',
+  );
+  fs.rmSync(dir, { recursive: true, force: true });
 });
