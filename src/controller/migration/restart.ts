@@ -74,6 +74,10 @@ export class RestartFlow {
     if (m.spec.targetHost === sourceHost) {
       return this.status.finish(m, 'Failed', 'SameHost', `the Container already runs on ${sourceHost}`);
     }
+    // Checked before anything stops: a bare Container's copy pinned to no Host would never run.
+    if (m.spec.targetHost && !this.deps.hosts.get(m.spec.targetHost)) {
+      return this.status.finish(m, 'Failed', 'TargetNotFound', `Host ${m.spec.targetHost} does not exist`);
+    }
     // A bare Container stops before its copy starts: the copy waits behind a scheduling gate,
     // and is also the record of what to start once the source is gone.
     const bare = !controllingWorkload(source);

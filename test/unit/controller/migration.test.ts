@@ -313,6 +313,19 @@ describe('MigrationReconciler, checkpoint mode', () => {
 });
 
 describe('MigrationReconciler, restart mode', () => {
+  it('fails at once, stopping nothing, when the target Host does not exist', async () => {
+    const m = migration('Restart');
+    const t = setup({ ...m, spec: { ...m.spec, targetHost: 'nowhere' } }, [container('app', 'h1')]);
+    await t.reconcile();
+    assert.equal(t.status()?.phase, 'Failed');
+    assert.equal(t.status()?.message, 'Host nowhere does not exist');
+    assert.deepEqual(
+      t.calls.filter((c) => !c.startsWith('status')),
+      [],
+      'no target created, no source deleted',
+    );
+  });
+
   it('stops a bare Container first and lifts the gate of its copy after', async () => {
     const t = setup(migration('Restart'), [container('app', 'h1')]);
     await t.reconcile();
