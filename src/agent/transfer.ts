@@ -76,13 +76,36 @@ export function serveTransfers(source: CheckpointSource, bind: BindAddress): Pro
   return listen(transferApp(source), bind);
 }
 
+/** What bounds a fetch: the size the source reported for the archive, and a deadline. */
+export interface FetchLimits {
+  /** More bytes than this fail the fetch (a sender cannot fill the target's disk). */
+  maxBytes?: number;
+  /** Aborts the fetch (the Migration's own deadline). */
+  signal?: AbortSignal;
+}
+
+/** A pass-through stream that fails once more than `max` bytes went through it. */
+function capped(max: number, endpoint: string): Transform {
+  let seen = 0;
+  return new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      seen += chunk.length;
+      if (seen > max)
+        done(
+          new Error(`the checkpoint from ${endpoint} is larger than the ${max} bytes its source reported`),
+        );
+      else done(null, chunk);
+    },
+  });
+}
+
 /** Downloads a migration's archive into `dest` (atomically), checking it against the sender's digest. */
 export async function fetchCheckpoint(
   endpoint: string,
   migrationUid: string,
   token: string,
   dest: string,
-  signal?: AbortSignal,
+  { maxBytes, signal }: FetchLimits = {},
 ): Promise<number> {
   const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
     const req = http.get(
@@ -100,7 +123,9 @@ export async function fetchCheckpoint(
   const partial = `${dest}.partial`;
   const hash = hashing();
   try {
-    await pipeline(res, hash, fs.createWriteStream(partial, { highWaterMark: chunkBytes }));
+    const limit = capped(maxBytes ?? Number.POSITIVE_INFINITY, endpoint);
+    const file = fs.createWriteStream(partial, { highWaterMark: chunkBytes });
+    await pipeline(res, limit, hash, file, { signal });
     // The trailers arrive with the end of the body.
     const expected = res.trailers[digestTrailer];
     if (!expected || hash.digest() !== expected) {

@@ -194,14 +194,22 @@ export class MigrationSupport implements CheckpointSource {
     return {};
   }
 
-  /** Target side: fetches the archive from the source agent. Resolves with its size. */
-  async fetch(m: Migration, signal?: AbortSignal): Promise<number> {
+  /**
+   * Target side: fetches the archive from the source agent, no larger than the source reported
+   * and no later than the Migration's deadline. Resolves with its size.
+   */
+  async fetch(m: Migration): Promise<number> {
     const source = await this.deps.hostsApi.get({ name: m.status!.sourceHost! });
     const endpoint = source?.status?.transferEndpoint;
     if (!endpoint) throw new Error(`Host ${m.status!.sourceHost} reports no transfer endpoint`);
     const token = await this.readToken(m);
     if (!token) throw new Error(`the transfer Secret ${transferSecretName(m.metadata.uid!)} has no token`);
-    return fetchCheckpoint(endpoint, m.metadata.uid!, token, this.archivePath(m), signal);
+    const maxBytes = m.status?.checkpointSizeBytes;
+    if (maxBytes === undefined) throw new Error('the source reported no checkpoint size');
+    const started = Date.parse(m.status?.startedAt ?? '');
+    const deadline = (Number.isFinite(started) ? started : Date.now()) + m.spec.timeoutSeconds * 1000;
+    const signal = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
+    return fetchCheckpoint(endpoint, m.metadata.uid!, token, this.archivePath(m), { maxBytes, signal });
   }
 
   /** Removes archives of migrations that are over or gone. */

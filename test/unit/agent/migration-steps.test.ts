@@ -29,9 +29,9 @@ function migration(phase: string, sourceHost: string, targetHost: string): Migra
 }
 
 /** The controller moves the Migration on to `phase`, keeping what the agents reported. */
-function advance(a: Agent, phase: string): void {
+function advance(a: Agent, phase: string, fields: object = {}): void {
   const m = a.migrations.get(`${ns}/move`)!;
-  a.migrations.set({ ...m, status: { ...m.status!, phase } as Migration['status'] });
+  a.migrations.set({ ...m, status: { ...m.status!, phase, ...fields } as Migration['status'] });
 }
 
 describe('migration source', () => {
@@ -146,7 +146,8 @@ describe('migration target', () => {
     assert.equal(a.api.status('app-moved')?.reason, 'WaitingForCheckpoint');
     assert.deepEqual(await a.runtime.held('app-moved-uid'), { sandboxes: [], containers: [] });
 
-    advance(a, 'Transferring');
+    // The source reported the archive's size with Checkpointed: the fetch takes no more.
+    advance(a, 'Transferring', { checkpointSizeBytes: checkpoint.length });
     await a.reconcile('app-moved');
     const archive = a.migrationSupport.archivePath(a.migrations.get(`${ns}/move`)!);
     assert.deepEqual(fs.readFileSync(archive), checkpoint);

@@ -46,6 +46,24 @@ describe('checkpoint transfer', () => {
     assert.equal(fs.existsSync(dest), false);
   });
 
+  it('takes no more than the source reported, and gives up at the deadline', async () => {
+    const dest = path.join(dir, 'bounded.tar');
+    await assert.rejects(
+      fetchCheckpoint(endpoint, 'm1', 'token-m1', dest, { maxBytes: content.length - 1 }),
+      new RegExp(`larger than the ${content.length - 1} bytes its source reported`),
+    );
+    await assert.rejects(
+      fetchCheckpoint(endpoint, 'm1', 'token-m1', dest, { signal: AbortSignal.abort() }),
+      /abort/i,
+    );
+    assert.equal(fs.existsSync(dest), false);
+    assert.equal(fs.existsSync(`${dest}.partial`), false, 'nothing half-written is kept');
+    assert.equal(
+      await fetchCheckpoint(endpoint, 'm1', 'token-m1', dest, { maxBytes: content.length }),
+      content.length,
+    );
+  });
+
   it('keeps nothing that does not match the digest the sender announced', async () => {
     const app = express();
     app.get('/v1/checkpoints/:uid', (req, res) => {
