@@ -10,6 +10,7 @@ import type { EventRecorder } from '../../kube/events.js';
 import { type Container as RuntimeContainer, type CriClient, CriError } from '../../cri/client.js';
 import { notTargetReason, stepConditions, type MigrationRole, type MigrationSupport } from './migration.js';
 import type { RuntimeObjects, RuntimeState } from './runtime.js';
+import { BackgroundCalls } from './background.js';
 import type { StatusWriter } from './status.js';
 
 export interface MigrationStepsDeps {
@@ -25,7 +26,12 @@ export interface MigrationStepsDeps {
 export type StepOutcome = ReconcileResult | void | 'continue';
 
 export class MigrationSteps {
-  constructor(private readonly deps: MigrationStepsDeps) {}
+  /** Checkpoint fetches, by Migration UID, resolving with the archive's size (background.ts). */
+  private readonly fetches: BackgroundCalls<number>;
+
+  constructor(private readonly deps: MigrationStepsDeps) {
+    this.fetches = new BackgroundCalls(deps.enqueue);
+  }
 
   /**
    * The source of a migration: checkpoint and stop the process when asked, then hold it (no
@@ -159,12 +165,14 @@ export class MigrationSteps {
         return image.requeueAfter ? { requeueAfter: image.requeueAfter } : undefined;
       }
       try {
-        const size = await migrations.fetch(m);
+        const fetch = this.fetches.poll(m.metadata.uid!);
+        if (fetch === undefined) this.fetches.start(m.metadata.uid!, key, () => migrations.fetch(m));
+        if (fetch === undefined || fetch === 'running') return this.hold(c, 'Transferring', latest);
         await migrations.report(m, {
           type: 'Transferred',
           status: 'True',
           reason: 'Transferred',
-          message: `${size} bytes`,
+          message: `${fetch.result} bytes`,
         });
       } catch (e) {
         await this.migrationStepFailed(c, m, 'Transfer', e);

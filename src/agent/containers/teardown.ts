@@ -15,7 +15,7 @@ import type { HealthMonitor } from '../health.js';
 import { labels, logDirectory, managedByValue } from '../runtimespec.js';
 import { ignoreNotFound, removeSandbox } from './runtime.js';
 import type { StatusWriter } from './status.js';
-import { GracefulStops } from './stops.js';
+import { BackgroundCalls } from './background.js';
 
 export interface TeardownOptions {
   /** Root of the containers' log directories. */
@@ -52,13 +52,14 @@ function terminatingStatus(s: ContainerStatus | undefined, graceSeconds: number)
 }
 
 export class Teardown {
-  private readonly stops: GracefulStops;
+  /** Graceful stops, by runtime container ID (background.ts). */
+  private readonly stops: BackgroundCalls<void>;
 
   constructor(
     private readonly opts: TeardownOptions,
     private readonly deps: TeardownDeps,
   ) {
-    this.stops = new GracefulStops(deps.cri, deps.enqueue);
+    this.stops = new BackgroundCalls(deps.enqueue);
   }
 
   /** Removes everything the runtime holds for a UID: a graceful stop first, then the sandbox. */
@@ -105,7 +106,7 @@ export class Teardown {
   }
 
   /**
-   * A deleted Container: Terminating while its process stops (in the background, see stops.ts;
+   * A deleted Container: Terminating while its process stops (in the background, see background.ts;
    * the Container is queued again when the stop ends), then everything removed and the finalizer
    * lifted.
    */
@@ -119,14 +120,19 @@ export class Teardown {
     });
     const running = containers.filter((rc) => rc.state === 'CONTAINER_RUNNING');
     if (running.length > 0) {
-      const toStop = running.filter((rc) => !this.stops.stopping(rc.id));
+      const toStop = running.filter((rc) => this.stops.poll(rc.id) !== 'running');
       if (toStop.length === 0) return;
       // Terminating is shown before the process gets SIGTERM.
       this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', `Stopping container (grace period ${grace}s)`);
       await this.deps.status.write(c, terminatingStatus(c.status, grace));
-      for (const rc of toStop) this.stops.start(key, rc.id, grace);
+      for (const rc of toStop)
+        this.stops.start(rc.id, key, () =>
+          this.deps.cri.stopContainer({ containerId: rc.id, timeout: grace }),
+        );
       return;
     }
+    // The stops that ended are done with (taking their outcome forgets them).
+    for (const rc of containers) this.stops.poll(rc.id);
     // The object as written: its resourceVersion is the one the finalizer's patch is made on.
     const live = await this.deps.status.write(c, terminatingStatus(c.status, grace));
     await this.removeAll(uid, grace, log);

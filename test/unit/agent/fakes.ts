@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 // What the Container reconciler's unit tests share: the simulated runtime with a few controls
 // (make a process exit, fail or record a call), an apiserver that records the writes and applies
 // them to the cache, an event recorder that keeps what it is told, and an agent wired from them.
@@ -288,6 +289,12 @@ export function agent(setup: AgentSetup = {}) {
     reconciler,
     /** One reconcile of the Container named `name`. */
     reconcile,
+    /** Resolves once the Container named `name` was queued again `times` times in all (work in the background ended). */
+    async queued(name: string, times = 1) {
+      const count = () => enqueued.filter((k) => k === `${ns}/${name}`).length;
+      for (let i = 0; i < 200 && count() < times; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(count(), times, `${name} queued again ${times} time(s)`);
+    },
     /** Adds a Container and reconciles it until it runs (two passes: create and start, then report). */
     async run(c: Container) {
       cache.set(c);

@@ -149,6 +149,9 @@ describe('migration target', () => {
     // The source reported the archive's size with Checkpointed: the fetch takes no more.
     advance(a, 'Transferring', { checkpointSizeBytes: checkpoint.length });
     await a.reconcile('app-moved');
+    assert.equal(a.api.status('app-moved')?.reason, 'Transferring', 'the fetch runs beside the workers');
+    await a.queued('app-moved');
+    await a.reconcile('app-moved');
     const archive = a.migrationSupport.archivePath(a.migrations.get(`${ns}/move`)!);
     assert.deepEqual(fs.readFileSync(archive), checkpoint);
     assert.deepEqual(a.migrationsApi.conditions(), ['Transferred=True']);
@@ -176,9 +179,14 @@ describe('migration target', () => {
   it('reports a transfer that fails, and starts nothing', async () => {
     const a = agent({ transferEndpoints: { h0: endpoint }, transferToken: 'wrong' });
     a.migrations.set(migration('Transferring', 'h0', host));
+    advance(a, 'Transferring', { checkpointSizeBytes: checkpoint.length });
     a.cache.set(target());
     await a.reconcile('app-moved');
+    await a.queued('app-moved');
+    await a.reconcile('app-moved');
     assert.deepEqual(a.migrationsApi.conditions(), ['Transferred=False']);
+    const [transferred] = a.migrationsApi.reports.at(-1)!.conditions as { message: string }[];
+    assert.match(transferred!.message, /answered 401/, 'refused for its token, nothing else');
     assert.ok(a.recorder.reasons().includes('Warning TransferFailed'));
     assert.equal(a.api.status('app-moved')?.phase, 'Migrating');
     assert.deepEqual((await a.runtime.held('app-moved-uid')).containers, []);

@@ -17,13 +17,6 @@ describe('Container teardown', () => {
     a.cache.set({ ...live, metadata: { ...live.metadata, deletionTimestamp: new Date() } });
   };
 
-  /** Resolves when `key` has been queued again `times` times in all. */
-  const queued = async (a: Agent, key: string, times = 1) => {
-    for (let i = 0; i < 100 && a.enqueued.filter((k) => k === key).length < times; i++)
-      await new Promise((r) => setTimeout(r, 10));
-    assert.equal(a.enqueued.filter((k) => k === key).length, times, `${key} queued again`);
-  };
-
   it('on deletion, stops the process gracefully, then removes the sandbox and logs and lifts the finalizer', async () => {
     const a = agent();
     const rc = await a.run(container('app', { terminationGracePeriodSeconds: 5 }));
@@ -34,7 +27,7 @@ describe('Container teardown', () => {
 
     await a.reconcile('app');
     assert.ok(a.recorder.events.includes('Normal Killing: Stopping container (grace period 5s)'));
-    await queued(a, `${ns}/app`);
+    await a.queued('app');
     await a.reconcile('app');
     assert.deepEqual(
       a.runtime.calls.map((x) => [x.method, x.timeout]),
@@ -73,7 +66,7 @@ describe('Container teardown', () => {
     assert.equal(other.state, 'CONTAINER_RUNNING', 'another Container starts meanwhile');
 
     exit();
-    await queued(a, `${ns}/stubborn`);
+    await a.queued('stubborn');
     await a.reconcile('stubborn');
     assert.deepEqual(await a.runtime.held('stubborn-uid'), { sandboxes: [], containers: [] });
     assert.deepEqual(a.api.finalizers.at(-1), { name: 'stubborn', finalizers: [] });
@@ -88,11 +81,11 @@ describe('Container teardown', () => {
     };
     remove(a, 'app');
     await a.reconcile('app');
-    await queued(a, `${ns}/app`);
+    await a.queued('app');
     await assert.rejects(a.reconcile('app'), /the runtime is away/);
     a.runtime.stopContainer = stop;
     await a.reconcile('app');
-    await queued(a, `${ns}/app`, 2);
+    await a.queued('app', 2);
     await a.reconcile('app');
     assert.deepEqual(a.api.finalizers.at(-1), { name: 'app', finalizers: [] });
   });
@@ -110,7 +103,7 @@ describe('Container teardown', () => {
     };
 
     await a.reconcile('app');
-    await queued(a, `${ns}/app`);
+    await a.queued('app');
     assert.equal(atStop?.phase, 'Terminating', 'written before the process got SIGTERM');
     assert.equal(atStop?.reason, 'Deleted');
     assert.match(atStop?.message ?? '', /SIGTERM, and SIGKILL if it still runs after 30s/);
