@@ -166,14 +166,7 @@ export class ContainerLifecycle {
     const refusal = await this.rootRefusal(spec, image.image);
     if (refusal) {
       const message = `securityContext.runAsNonRoot is set, but ${refusal}`;
-      this.deps.recorder.event(c, 'Warning', 'CreateContainerConfigError', 'Create', message);
-      await this.deps.status.write(c, {
-        phase: 'Creating',
-        reason: 'CreateContainerConfigError',
-        message,
-        restartCount: attempt,
-      });
-      return;
+      return this.cannotCreate(c, 'CreateContainerConfigError', message, attempt);
     }
     if (replacing) {
       this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', 'The spec changed: replacing the container');
@@ -199,13 +192,7 @@ export class ContainerLifecycle {
     } catch (e) {
       if (!(e instanceof CriError)) throw e;
       const message = `The runtime could not create or start the container: ${e.details}`;
-      this.deps.recorder.event(c, 'Warning', 'CreateContainerError', 'Create', message);
-      await this.deps.status.write(c, {
-        phase: 'Creating',
-        reason: 'CreateContainerError',
-        message,
-        restartCount: attempt,
-      });
+      await this.cannotCreate(c, 'CreateContainerError', message, attempt);
       throw e;
     }
     if (containerId === undefined) return this.deps.enqueue(key);
@@ -233,6 +220,12 @@ export class ContainerLifecycle {
     if (started.sandbox && latest?.id === containerId && latest.state === 'CONTAINER_RUNNING')
       return this.reportRunning(key, c, spec, started.sandbox, latest);
     this.deps.enqueue(key);
+  }
+
+  /** A start that failed before anything ran: a Warning and the status say why (kstatus Stalled). */
+  private async cannotCreate(c: Container, reason: string, message: string, attempt: number): Promise<void> {
+    this.deps.recorder.event(c, 'Warning', reason, 'Create', message);
+    await this.deps.status.write(c, { phase: 'Creating', reason, message, restartCount: attempt });
   }
 
   /**
