@@ -39,7 +39,7 @@ import { pullAuth } from './pullsecrets.js';
 import { secretReader } from '../kube/pullsecrets.js';
 import { MigrationSupport } from './containers/migration.js';
 import { labels } from './runtimespec.js';
-import { serveTransfers } from './transfer.js';
+import { serveTransfers, TransferKey } from './transfer.js';
 import { StatsCollector } from './stats.js';
 import { StreamServer } from './streams.js';
 
@@ -100,6 +100,7 @@ export function setUpAgent(
   });
   const nodes = manager.informer<V1Node>({ path: '/api/v1/nodes', fieldSelector: `metadata.name=${host}` });
   const migrations = manager.informer<Migration>({ path: migrationsApi.collectionPath() });
+  const transferKey = TransferKey.loadOrCreate(path.join(o.stateDir, 'transfer-key.pem'));
   const migrationSupport = new MigrationSupport(
     {
       host,
@@ -107,7 +108,7 @@ export function setUpAgent(
       stateDir: o.stateDir,
       secretNamespace: o.transferSecretNamespace ?? o.leaseNamespace,
     },
-    { client, migrations: migrations.cache, migrationsApi, hostsApi },
+    { client, migrations: migrations.cache, migrationsApi, hostsApi, transferKey },
   );
 
   const recorder = new EventRecorder({
@@ -175,6 +176,7 @@ export function setUpAgent(
       probeImage: o.probeImage,
       stateDir: o.stateDir,
       transferEndpoint,
+      transferPublicKey: transferKey.publicKey,
     },
     {
       client,
@@ -268,7 +270,7 @@ export function setUpAgent(
     name: 'checkpoint-transfer',
     needLeaderElection: false,
     start: async (signal) => {
-      const server = await serveTransfers(migrationSupport, transferBind);
+      const server = await serveTransfers(migrationSupport, transferKey, transferBind);
       log.info('Serving checkpoints to other agents', { ...server.address, endpoint: transferEndpoint });
       await new Promise((r) => signal.addEventListener('abort', r, { once: true }));
       await server.close();

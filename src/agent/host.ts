@@ -39,6 +39,8 @@ export interface HostReporterOptions {
   stateDir: string;
   /** Where other agents fetch checkpoints from this one. */
   transferEndpoint: string;
+  /** The public half of this agent's transfer key: checkpoints sent here are encrypted for it. */
+  transferPublicKey: string;
 }
 
 export interface HostReporterDeps {
@@ -273,6 +275,7 @@ export class HostReporter {
       ...(cpu !== undefined ? { cpuUsageCores: Math.round(cpu * 100) / 100 } : {}),
       ...(workloadUsage ? { workloadUsage } : {}),
       transferEndpoint: this.opts.transferEndpoint,
+      transferPublicKey: this.opts.transferPublicKey,
       agentVersion: this.opts.agentVersion,
       conditions: conds,
     };

@@ -1,7 +1,7 @@
 // The agent's part in migrations. The controller drives a Migration through its phases; the
 // agents do the runtime work and report it on the Migration's status with their own field
 // manager (conditions Checkpointed, Transferred, Restored, Resumed; frozenAt, restoredAt,
-// checkpointSizeBytes). The runtime calls are the Container reconciler's (migration-steps.ts, one
+// checkpointSizeBytes, checkpointSHA256). The runtime calls are the Container reconciler's (migration-steps.ts, one
 // worker per key); this module answers "what is this Container's role in a migration" and holds
 // the archives, the transfer and the reports.
 import fs from 'node:fs';
@@ -20,7 +20,13 @@ import type { KubeClient } from '../../kube/client.js';
 import { getCondition, setCondition, type Condition, type ConditionUpdate } from '../../kube/conditions.js';
 import type { CustomResourceClient } from '../../kube/customresource.js';
 import type { Cache } from '../../kube/store.js';
-import { type CheckpointSource, fetchCheckpoint } from '../transfer.js';
+import {
+  type CheckpointSource,
+  fetchCheckpoint,
+  type TransferGrant,
+  type TransferKey,
+  transferContext,
+} from '../transfer.js';
 
 const sourcePhases = new Set(['Checkpointing', 'Transferring', 'Restoring', 'RollingBack']);
 
@@ -77,6 +83,12 @@ export const stepConditions = {
 
 type AgentCondition = (typeof stepConditions)[keyof typeof stepConditions];
 
+/** Status fields an agent reports beside its conditions: the source's, or the target's. */
+type SideFields = Pick<
+  NonNullable<Migration['status']>,
+  'frozenAt' | 'restoredAt' | 'checkpointSizeBytes' | 'checkpointSHA256'
+>;
+
 export interface MigrationSupportOptions {
   host: string;
   fieldManager: string;
@@ -95,6 +107,8 @@ export class MigrationSupport implements CheckpointSource {
       migrations: Cache<Migration>;
       migrationsApi: Pick<CustomResourceClient<Migration>, 'applyStatus'>;
       hostsApi: Pick<CustomResourceClient<Host>, 'get'>;
+      /** This agent's transfer key: archives are encrypted for the target Host's. */
+      transferKey: TransferKey;
     },
   ) {
     this.dir = path.join(opts.stateDir, 'checkpoints');
@@ -138,15 +152,23 @@ export class MigrationSupport implements CheckpointSource {
     return path.join(this.dir, `${m.metadata.uid}.tar`);
   }
 
-  archive(migrationUid: string): string | undefined {
+  private archive(migrationUid: string): string | undefined {
     const file = path.join(this.dir, `${migrationUid}.tar`);
     return /^[0-9a-f-]+$/.test(migrationUid) && fs.existsSync(file) ? file : undefined;
   }
 
-  async token(migrationUid: string): Promise<string | undefined> {
+  async grant(migrationUid: string): Promise<TransferGrant | undefined> {
     const m = this.deps.migrations.list().find((x) => x.metadata.uid === migrationUid);
-    if (!m) return undefined;
-    return this.readToken(m);
+    if (!m || m.status?.sourceHost !== this.opts.host || !m.status.targetHost) return undefined;
+    const token = await this.readToken(m);
+    if (!token) return undefined;
+    const target = await this.deps.hostsApi.get({ name: m.status.targetHost });
+    return {
+      token,
+      archive: this.archive(migrationUid),
+      recipientKey: target?.status?.transferPublicKey,
+      context: transferContext(migrationUid, this.opts.host, m.status.targetHost),
+    };
   }
 
   private async readToken(m: Migration): Promise<string | undefined> {
@@ -167,7 +189,7 @@ export class MigrationSupport implements CheckpointSource {
   async report(
     m: Migration,
     update: Omit<ConditionUpdate, 'observedGeneration'> & { type: AgentCondition },
-    fields: { frozenAt?: string; restoredAt?: string; checkpointSizeBytes?: number } = {},
+    fields: SideFields = {},
   ): Promise<void> {
     // Every condition this agent owns goes in each apply: one left out would be removed.
     const types: AgentCondition[] =
@@ -188,6 +210,7 @@ export class MigrationSupport implements CheckpointSource {
       return {
         frozenAt: s.frozenAt,
         ...(s.checkpointSizeBytes !== undefined ? { checkpointSizeBytes: s.checkpointSizeBytes } : {}),
+        ...(s.checkpointSHA256 ? { checkpointSHA256: s.checkpointSHA256 } : {}),
       };
     }
     if (s.targetHost === this.opts.host && s.restoredAt) return { restoredAt: s.restoredAt };
@@ -195,21 +218,39 @@ export class MigrationSupport implements CheckpointSource {
   }
 
   /**
-   * Target side: fetches the archive from the source agent, no larger than the source reported
-   * and no later than the Migration's deadline. Resolves with its size.
+   * Target side: fetches the archive from the source agent, no larger than the source reported,
+   * no later than the Migration's deadline, and only as the source published it. Resolves with
+   * its size.
    */
   async fetch(m: Migration): Promise<number> {
-    const source = await this.deps.hostsApi.get({ name: m.status!.sourceHost! });
+    const s = m.status!;
+    const source = await this.deps.hostsApi.get({ name: s.sourceHost! });
     const endpoint = source?.status?.transferEndpoint;
-    if (!endpoint) throw new Error(`Host ${m.status!.sourceHost} reports no transfer endpoint`);
+    if (!endpoint) throw new Error(`Host ${s.sourceHost} reports no transfer endpoint`);
+    const senderKey = source.status?.transferPublicKey;
+    if (!senderKey)
+      throw new Error(`Host ${s.sourceHost} publishes no transfer key (an older Gantry agent?)`);
     const token = await this.readToken(m);
     if (!token) throw new Error(`the transfer Secret ${transferSecretName(m.metadata.uid!)} has no token`);
-    const maxBytes = m.status?.checkpointSizeBytes;
-    if (maxBytes === undefined) throw new Error('the source reported no checkpoint size');
-    const started = Date.parse(m.status?.startedAt ?? '');
+    if (s.checkpointSizeBytes === undefined || !s.checkpointSHA256) {
+      throw new Error('the source reported no checkpoint size or SHA-256');
+    }
+    const started = Date.parse(s.startedAt ?? '');
     const deadline = (Number.isFinite(started) ? started : Date.now()) + m.spec.timeoutSeconds * 1000;
-    const signal = AbortSignal.timeout(Math.max(0, deadline - Date.now()));
-    return fetchCheckpoint(endpoint, m.metadata.uid!, token, this.archivePath(m), { maxBytes, signal });
+    return fetchCheckpoint(
+      {
+        endpoint,
+        migrationUid: m.metadata.uid!,
+        token,
+        senderKey,
+        context: transferContext(m.metadata.uid!, s.sourceHost!, this.opts.host),
+        sha256: s.checkpointSHA256,
+        maxBytes: s.checkpointSizeBytes,
+        signal: AbortSignal.timeout(Math.max(0, deadline - Date.now())),
+      },
+      this.deps.transferKey,
+      this.archivePath(m),
+    );
   }
 
   /** Removes archives of migrations that are over or gone. */

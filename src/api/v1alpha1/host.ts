@@ -119,6 +119,14 @@ export const HostStatusSchema = z
       .describe(
         'Where other agents fetch checkpoints from this Host (http://<address>:<port>), for migrations.',
       ),
+    transferPublicKey: z
+      .string()
+      .max(128)
+      .regex(/^[A-Za-z0-9+/]+={0,2}$/, 'must be base64')
+      .optional()
+      .describe(
+        "The agent's X25519 public key (base64 SPKI DER): checkpoints sent to this Host are encrypted for it.",
+      ),
     agentVersion: z.string().max(128).optional().describe('Version of the Gantry agent.'),
     lastHeartbeatTime: dateTime()
       .optional()

@@ -93,6 +93,14 @@ export const MigrationStatusSchema = z
       .optional()
       .describe('Seconds the process was not running: restoredAt minus frozenAt.'),
     checkpointSizeBytes: int64().optional().describe('Size of the checkpoint archive that was copied.'),
+    checkpointSHA256: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/, 'must be a SHA-256 in lowercase hex')
+      .optional()
+      .describe(
+        'SHA-256 of the checkpoint archive, published by the source agent: the target restores only an ' +
+          'archive that matches it.',
+      ),
     message: z.string().max(32768).optional().describe('Details of the current phase, or of the failure.'),
     conditions: conditions(
       'Ready: finished (True when Succeeded, False when Failed or RolledBack); reported by the agents: ' +
@@ -100,7 +108,7 @@ export const MigrationStatusSchema = z
     ),
   })
   .describe(
-    'Progress and timings: phases by the controller; frozenAt, checkpointSizeBytes, restoredAt and the ' +
+    'Progress and timings: phases by the controller; frozenAt, checkpointSizeBytes, checkpointSHA256, restoredAt and the ' +
       "agents' conditions by the source and target agents.",
   );
 

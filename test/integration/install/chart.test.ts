@@ -184,6 +184,7 @@ describe('Helm chart charts/gantry', () => {
       'Service',
       'ValidatingAdmissionPolicy',
       'ValidatingAdmissionPolicyBinding',
+      'NetworkPolicy',
     ]) {
       assert.ok(kindsRendered.has(kind), `no ${kind} rendered`);
     }
@@ -327,6 +328,52 @@ describe('Helm chart charts/gantry', () => {
       noGc.volumes?.map((v) => v.name),
       ['runtime', 'state'],
     );
+  });
+
+  it("opens the agents' transfer port to the agents' pods alone, and metrics and probes to metricsFrom (NetworkPolicy)", async () => {
+    const objects = await parseObjects(await render());
+    const ds = find(objects, 'DaemonSet', `${release}-agent`);
+    const template = (ds.spec as { template: { metadata: { labels: Record<string, string> } } }).template;
+    const ports = (podSpec(ds).containers[0] as unknown as { ports: { name: string }[] }).ports.map(
+      (p) => p.name,
+    );
+    type Rule = {
+      from?: { podSelector?: { matchLabels: Record<string, string> } }[];
+      ports: { port: string }[];
+    };
+    const policy = find(objects, 'NetworkPolicy', `${release}-agent`);
+    assert.equal(policy.metadata.namespace, agentNs);
+    const spec = policy.spec as { podSelector: { matchLabels: Record<string, string> }; ingress: Rule[] };
+    const selects = (labels: Record<string, string>) =>
+      Object.entries(labels).every(([k, v]) => template.metadata.labels[k] === v);
+    assert.ok(selects(spec.podSelector.matchLabels), "it selects the agents' pods");
+    const [transfer, metrics] = spec.ingress;
+    assert.deepEqual(
+      transfer!.ports.map((p) => p.port),
+      ['transfer'],
+    );
+    assert.equal(transfer!.from?.length, 1);
+    assert.ok(selects(transfer!.from![0]!.podSelector!.matchLabels), 'from the agents alone');
+    assert.deepEqual(
+      metrics!.ports.map((p) => p.port),
+      ['metrics', 'probes'],
+    );
+    assert.equal(metrics!.from, undefined, 'metrics from anyone by default');
+    for (const rule of spec.ingress)
+      for (const p of rule.ports) assert.ok(ports.includes(p.port), `no port ${p.port}`);
+    assert.equal(spec.ingress.length, 2, 'nothing else reaches the agents');
+
+    const prometheus = [
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+    ];
+    const narrowed = find(
+      await parseObjects(await render({ agent: { networkPolicy: { metricsFrom: prometheus } } })),
+      'NetworkPolicy',
+      `${release}-agent`,
+    );
+    assert.deepEqual((narrowed.spec as { ingress: Rule[] }).ingress[1]!.from, prometheus);
+    const off = await parseObjects(await render({ agent: { networkPolicy: { enabled: false } } }));
+    assert.ok(!off.some((o) => o.kind === 'NetworkPolicy'));
   });
 
   it('needs the privileged level for the agent only for the documented reasons (host paths, root)', async () => {

@@ -794,7 +794,12 @@ describe('RBAC and admission policy of the chart, with the real controller and a
     const ownTimes = await applyStatus(
       kc.agent,
       { kind: 'Migration', name: 'from-here', namespace: appNs },
-      { ...checkpointed, frozenAt: checkpointed.conditions[0]!.lastTransitionTime, checkpointSizeBytes: 5 },
+      {
+        ...checkpointed,
+        frozenAt: checkpointed.conditions[0]!.lastTransitionTime,
+        checkpointSizeBytes: 5,
+        checkpointSHA256: 'a'.repeat(64),
+      },
       true,
     );
     assert.equal(ownTimes.ok, true, ownTimes.message);
@@ -845,6 +850,15 @@ describe('RBAC and admission policy of the chart, with the real controller and a
       true,
     );
     assert.match(sourceSide.message, controllerFields);
+    // The digest the target checks the archive against is the source's word alone.
+    const digest = await applyStatus(
+      kc.agent,
+      { kind: 'Migration', name: 'to-here', namespace: appNs },
+      { ...condition('Transferred'), checkpointSHA256: 'b'.repeat(64) },
+      true,
+    );
+    assert.equal(digest.ok, false, 'the target agent published the checkpoint digest');
+    assert.match(digest.message, controllerFields);
     const theirs = await applyStatus(
       kc.agent,
       { kind: 'Migration', name: 'to-here', namespace: appNs },

@@ -12,6 +12,7 @@ import { ContainerReconciler } from '../../../src/agent/containers/reconciler.js
 import { HealthMonitor } from '../../../src/agent/health.js';
 import { MigrationSupport } from '../../../src/agent/containers/migration.js';
 import { ImagePuller } from '../../../src/agent/pull.js';
+import { TransferKey } from '../../../src/agent/transfer.js';
 import type { BackoffSettings } from '../../../src/agent/restart.js';
 import { labels } from '../../../src/agent/runtimespec.js';
 import type { AgentRuntime, CriClient } from '../../../src/cri/client.js';
@@ -216,6 +217,10 @@ export interface AgentSetup {
   backoff?: BackoffSettings;
   /** Where other agents serve checkpoints, by Host name. */
   transferEndpoints?: Record<string, string>;
+  /** Other agents' transfer public keys, by Host name. */
+  transferKeys?: Record<string, string>;
+  /** This agent's transfer key (a new one in its state directory by default). */
+  transferKey?: TransferKey;
   /** The transfer token in every migration's Secret. */
   transferToken?: string;
 }
@@ -245,8 +250,15 @@ export function agent(setup: AgentSetup = {}) {
       migrationsApi,
       hostsApi: {
         get: async ({ name }) =>
-          ({ metadata: { name }, status: { transferEndpoint: setup.transferEndpoints?.[name] } }) as Host,
+          ({
+            metadata: { name },
+            status: {
+              transferEndpoint: setup.transferEndpoints?.[name],
+              transferPublicKey: setup.transferKeys?.[name],
+            },
+          }) as Host,
       },
+      transferKey: setup.transferKey ?? TransferKey.loadOrCreate(path.join(stateDir, 'transfer-key.pem')),
     },
   );
   const reconciler = new ContainerReconciler(

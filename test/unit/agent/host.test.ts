@@ -58,6 +58,7 @@ test("a failed relabel after the Node's labels change is retried, and never cras
       allocatable: { cpu: '2', memory: '1Gi' },
       probeImage: '',
       stateDir: '/nonexistent',
+      transferPublicKey: 'a2V5',
       transferEndpoint: 'http://127.0.0.1:1',
     },
     {

@@ -2,12 +2,13 @@
 // server on 127.0.0.1. Source: checkpoint and stop the process, hold it, resume it on a rollback.
 // Target: wait for the checkpoint, fetch it, restore it; never start from the image.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { restoreFromAnnotation, type Migration } from '../../../src/api/v1alpha1/index.js';
-import { serveTransfers } from '../../../src/agent/transfer.js';
+import { serveTransfers, TransferKey, transferContext } from '../../../src/agent/transfer.js';
 import type { RunningServer } from '../../../src/obs/http.js';
 import { agent, container, host, ns, type Agent } from './fakes.js';
 
@@ -56,6 +57,10 @@ describe('migration source', () => {
     const report = a.migrationsApi.reports.at(-1)!;
     assert.ok(report.frozenAt);
     assert.equal(report.checkpointSizeBytes, fs.statSync(archive).size);
+    assert.equal(
+      report.checkpointSHA256,
+      crypto.createHash('sha256').update(fs.readFileSync(archive)).digest('hex'),
+    );
     assert.ok(a.recorder.events.includes('Normal Checkpointed: Checkpointed for Migration move'));
     assert.equal(a.api.status('app')?.phase, 'Migrating');
     assert.equal(a.api.status('app')?.message, 'Frozen for Migration move: its checkpoint moves to h2');
@@ -116,19 +121,37 @@ describe('migration target', () => {
   let server: RunningServer;
   let endpoint: string;
   let fetches = 0;
+  const sourceKey = TransferKey.loadOrCreate(path.join(dir, 'source-key.pem'));
+  const targetKey = TransferKey.loadOrCreate(path.join(dir, 'target-key.pem'));
+  // What the source publishes with Checkpointed: the fetch takes no more, and nothing else.
+  const published = {
+    checkpointSizeBytes: checkpoint.length,
+    checkpointSHA256: crypto.createHash('sha256').update(checkpoint).digest('hex'),
+  };
   before(async () => {
     fs.writeFileSync(path.join(dir, 'm-uid.tar'), checkpoint);
     server = await serveTransfers(
       {
-        archive: (uid) => (uid === 'm-uid' ? path.join(dir, 'm-uid.tar') : undefined),
-        token: async () => {
+        grant: async (uid) => {
           fetches++;
-          return 'secret';
+          return {
+            token: 'secret',
+            archive: uid === 'm-uid' ? path.join(dir, 'm-uid.tar') : undefined,
+            recipientKey: targetKey.publicKey,
+            context: transferContext(uid, 'h0', host),
+          };
         },
       },
+      sourceKey,
       { host: '127.0.0.1', port: 0 },
     );
     endpoint = `http://127.0.0.1:${server.address.port}`;
+  });
+  const fromSource = (token: string) => ({
+    transferEndpoints: { h0: endpoint },
+    transferKeys: { h0: sourceKey.publicKey },
+    transferKey: targetKey,
+    transferToken: token,
   });
   after(async () => {
     await server.close();
@@ -138,7 +161,7 @@ describe('migration target', () => {
   const target = () => container('app-moved', {}, { annotations: { [restoreFromAnnotation]: 'move' } });
 
   it('waits for the checkpoint, fetches it, restores it, and reports each step', async () => {
-    const a = agent({ transferEndpoints: { h0: endpoint }, transferToken: 'secret' });
+    const a = agent(fromSource('secret'));
     a.migrations.set(migration('Checkpointing', 'h0', host));
     a.cache.set(target());
     await a.reconcile('app-moved');
@@ -146,8 +169,7 @@ describe('migration target', () => {
     assert.equal(a.api.status('app-moved')?.reason, 'WaitingForCheckpoint');
     assert.deepEqual(await a.runtime.held('app-moved-uid'), { sandboxes: [], containers: [] });
 
-    // The source reported the archive's size with Checkpointed: the fetch takes no more.
-    advance(a, 'Transferring', { checkpointSizeBytes: checkpoint.length });
+    advance(a, 'Transferring', published);
     await a.reconcile('app-moved');
     assert.equal(a.api.status('app-moved')?.reason, 'Transferring', 'the fetch runs beside the workers');
     await a.queued('app-moved');
@@ -177,9 +199,9 @@ describe('migration target', () => {
   });
 
   it('reports a transfer that fails, and starts nothing', async () => {
-    const a = agent({ transferEndpoints: { h0: endpoint }, transferToken: 'wrong' });
+    const a = agent(fromSource('wrong'));
     a.migrations.set(migration('Transferring', 'h0', host));
-    advance(a, 'Transferring', { checkpointSizeBytes: checkpoint.length });
+    advance(a, 'Transferring', published);
     a.cache.set(target());
     await a.reconcile('app-moved');
     await a.queued('app-moved');
@@ -229,7 +251,7 @@ describe('migration target', () => {
     ],
   ] as const) {
     it(`never fetches nor restores the checkpoint into ${what}`, async () => {
-      const a = agent({ transferEndpoints: { h0: endpoint }, transferToken: 'secret' });
+      const a = agent(fromSource('secret'));
       const c = impostor();
       a.cache.set(c);
       const fetched = fetches;
@@ -248,7 +270,7 @@ describe('migration target', () => {
   }
 
   it('never acts as the target on another Host than the one recorded', async () => {
-    const a = agent({ transferEndpoints: { h0: endpoint }, transferToken: 'secret' });
+    const a = agent(fromSource('secret'));
     a.migrations.set(migration('Transferring', 'h0', 'h2'));
     a.cache.set(target());
     await a.reconcile('app-moved');
@@ -258,7 +280,7 @@ describe('migration target', () => {
   });
 
   it('waits, fetching nothing, while the Migration has not recorded its target', async () => {
-    const a = agent({ transferEndpoints: { h0: endpoint }, transferToken: 'secret' });
+    const a = agent(fromSource('secret'));
     const m = migration('Transferring', 'h0', host);
     a.migrations.set({ ...m, status: { ...m.status!, targetContainerUID: undefined } });
     a.cache.set(target());

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { restoreFromAnnotation, type Container, type Migration } from '../../../src/api/v1alpha1/index.js';
 import { MigrationSupport, targetHold } from '../../../src/agent/containers/migration.js';
+import type { TransferKey } from '../../../src/agent/transfer.js';
 import type { KubeClient } from '../../../src/kube/client.js';
 import type { CustomResourceClient } from '../../../src/kube/customresource.js';
 import { Store } from '../../../src/kube/store.js';
@@ -29,6 +30,7 @@ function support(...migrations: Migration[]): MigrationSupport {
       migrations: cache,
       migrationsApi: {} as CustomResourceClient<Migration>,
       hostsApi: {} as CustomResourceClient<never>,
+      transferKey: {} as TransferKey,
     },
   );
 }
