@@ -256,11 +256,12 @@ export function setUpAgent(
       if (old.metadata.generation !== cur.metadata.generation) reporter.poke();
     },
   });
-  // Not on every Node update: a kubelet or the node controller updates the Node's status often.
+  // A cordoned Node makes the Host unschedulable. Not on every Node update: a kubelet or the node
+  // controller updates the Node's status often.
   nodes.addEventHandler({
-    onAdd: () => reporter.relabel(),
+    onAdd: () => reporter.poke(),
     onUpdate: (old, cur) => {
-      if (JSON.stringify(old.metadata?.labels) !== JSON.stringify(cur.metadata?.labels)) reporter.relabel();
+      if (!!old.spec?.unschedulable !== !!cur.spec?.unschedulable) reporter.poke();
     },
   });
 

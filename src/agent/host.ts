@@ -1,5 +1,5 @@
-// The Host object of this agent: registered at start (labels copied from the core Node of the
-// same name), a heartbeat Lease renewed every few seconds (cheap, like kubelet's node lease), and
+// The Host object of this agent: registered at start (with the label kubernetes.io/hostname only:
+// the controller copies the Node's labels, controller/hostlabels.ts), a heartbeat Lease renewed every few seconds (cheap, like kubelet's node lease), and
 // a status report: runtime, checkpoint support, capacity, images, pulls, containers, cordon.
 // The status is written when it changes and at least every reportIntervalMs (lastHeartbeatTime;
 // 5 minutes by default, as the kubelet's node status: liveness is the Lease's job, not this write's).
@@ -64,8 +64,12 @@ export function machineCapacity(): { cpu: string; memory: string } {
 export class HostReporter {
   private checkpoint: CheckpointProbeResult | undefined;
   private lastWrite = 0;
-  /** The Node's labels changed: the Host's follow with the next report. */
-  private relabelDue = false;
+  /**
+   * The Host exists but its registration failed: an older agent copied the Node's labels itself,
+   * and the admission policy refuses to let them go until the controller co-owns them. Retried
+   * with each report, never holding up the heartbeat or the status.
+   */
+  private registerDue = false;
   private wake: (() => void) | undefined;
   /** A poke that came while a report ran: the report may have read the state before the change. */
   private pokedWhileReporting = false;
@@ -81,20 +85,13 @@ export class HostReporter {
     else this.pokedWhileReporting = true;
   }
 
-  /** The Node's labels changed: they go to the Host with the next report (errors retried there). */
-  relabel(): void {
-    this.relabelDue = true;
-    this.poke();
-  }
-
-  /** Creates the Host if it does not exist and keeps its labels in step with the Node's. */
+  /**
+   * Creates the Host if it does not exist, with the one label an agent may give it. Labels decide
+   * where Workloads go, so the agent copies none: the controller copies the Node's, whose labels
+   * the kubelet's NodeRestriction already limits.
+   */
   private async register(): Promise<void> {
-    const node = this.deps.nodeCache.get(this.opts.host);
-    const labels = {
-      ...(node?.metadata?.labels ?? {}),
-      'kubernetes.io/hostname': this.opts.host,
-    };
-    const metadata = { name: this.opts.host, labels };
+    const metadata = { name: this.opts.host, labels: { 'kubernetes.io/hostname': this.opts.host } };
     // A write that changes nothing still costs the apiserver a request and every watcher an event.
     if (isApplyNoop({ metadata }, this.deps.hostCache.get(this.opts.host), this.opts.fieldManager)) return;
     await this.deps.hosts.apply(
@@ -127,6 +124,11 @@ export class HostReporter {
         await this.register();
         break;
       } catch (e) {
+        if (this.deps.hostCache.get(this.opts.host)) {
+          this.registerDue = true;
+          this.deps.log.info('Host registration is retried with the next report', { err: e });
+          break;
+        }
         this.deps.log.warn('Host registration failed', { err: e });
         await this.sleep(2000, signal);
         if (signal.aborted) return;
@@ -282,11 +284,11 @@ export class HostReporter {
   }
 
   private async report(): Promise<void> {
-    if (this.relabelDue) {
-      this.relabelDue = false;
+    if (this.registerDue) {
+      this.registerDue = false;
       await this.register().catch((e: unknown) => {
-        this.relabelDue = true;
-        throw e;
+        this.registerDue = true;
+        this.deps.log.info('Host registration is retried with the next report', { err: e });
       });
     }
     const status = await this.observe();

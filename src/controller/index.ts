@@ -5,6 +5,7 @@ import { setupSchedulingController } from './binding.js';
 import type { ControllerSetup } from './context.js';
 import { setupDrainController } from './drain.js';
 import { setupEndpointSliceController } from './endpointslice.js';
+import { setupHostLabelController } from './hostlabels.js';
 import { setupHostLifecycleController } from './hostlifecycle.js';
 import { setupImageController } from './image.js';
 import { setupMigrationController } from './migration/index.js';
@@ -17,6 +18,7 @@ export const controllers: readonly ControllerSetup[] = [
   setupWorkloadController,
   setupSchedulingController,
   setupHostLifecycleController,
+  setupHostLabelController,
   setupAutoscaleController,
   setupMigrationController,
   setupDrainController,

@@ -17,10 +17,11 @@ import {
   PatchStrategy,
   setHeaderOptions,
 } from '@kubernetes/client-node';
+import type { Host } from '../../../src/api/v1alpha1/index.js';
 import { chartDir, helm } from '../../../src/install/helm.js';
 import { installCrds } from '../../../src/localcluster/gantry.js';
 import { isAlive, startDaemon, stopPid, waitFor } from '../../../src/localcluster/proc.js';
-import { kubectl, kubectlOk, localCluster } from '../../support/cluster.js';
+import { getObject, kubectl, kubectlOk, localCluster } from '../../support/cluster.js';
 import { kstatus } from '../../support/kstatus.js';
 import { eventually } from '../../support/wait.js';
 import {
@@ -620,56 +621,87 @@ describe('RBAC and admission policy of the chart, with the real controller and a
     }
   });
 
-  step("refuses an agent's writes to another host's Host, and to its own Host's spec", async () => {
-    // RBAC allows patching Hosts; the admission policy narrows that to the agent's own.
-    assert.equal(
-      (await kubectl(['auth', 'can-i', 'patch', 'hosts.gantry.dev'], { kubeconfig: kc.agent })).stdout.trim(),
-      'yes',
-    );
-    const label = ['--type=merge', '-p', '{"metadata":{"labels":{"gantry.dev/test":"x"}}}'];
-    const other = await eventually(
-      'the policy to take effect',
-      async () => {
-        const r = await kubectl(['patch', 'host', elsewhere, ...label], { kubeconfig: kc.agent });
-        return r.code !== 0 && denied.test(r.stderr) ? r : undefined;
-      },
-      slow,
-    );
-    assert.match(other.stderr, new RegExp(`may write only Host ${host}, not ${elsewhere}`));
-    const status = await applyStatus(kc.agent, { kind: 'Host', name: elsewhere }, { containers: 7 });
-    assert.equal(status.ok, false);
-    assert.match(status.message, denied);
-    const create = await kubectl(['create', '-f', '-'], {
-      kubeconfig: kc.agent,
-      input: JSON.stringify({
-        apiVersion: 'gantry.dev/v1alpha1',
-        kind: 'Host',
-        metadata: { name: `${elsewhere}-2` },
-      }),
-    });
-    assert.match(create.stderr, denied);
-    // Its own Host: labels yes, spec (cordon) no.
-    const own = await kubectl(['patch', 'host', host, '--dry-run=server', ...label], {
-      kubeconfig: kc.agent,
-    });
-    assert.equal(own.code, 0, own.stderr);
-    const cordon = await kubectl(
-      ['patch', 'host', host, '--dry-run=server', '--type=merge', '-p', '{"spec":{"unschedulable":true}}'],
-      { kubeconfig: kc.agent },
-    );
-    assert.match(cordon.stderr, /may not change the spec of its Host/);
-    const drained = await applyStatus(
-      kc.agent,
-      { kind: 'Host', name: host },
-      { drain: { phase: 'Drained' } },
-      true,
-    );
-    assert.equal(drained.ok, false);
-    assert.match(drained.message, /may not change the drain status of its Host/);
-    // The controller is not bound by the policy.
-    const ctl = await applyStatus(kc.controller, { kind: 'Host', name: elsewhere }, { containers: 7 }, true);
-    assert.equal(ctl.ok, true, ctl.message);
+  step("gives a Host its Node's labels, which its agent could not", async () => {
+    const key = `gantry.test/rbac-${id}`;
+    const hostLabel = async () => (await getObject<Host>(['hosts.gantry.dev', host]))?.metadata.labels?.[key];
+    try {
+      await kubectlOk(['label', 'node', host, `${key}=copied`]);
+      await eventually(
+        'the controller to copy the label',
+        async () => (await hostLabel()) === 'copied' || undefined,
+      );
+      await kubectlOk(['label', 'node', host, `${key}-`]);
+      await eventually('the label to leave the Host with the Node', async () =>
+        (await hostLabel()) === undefined ? true : undefined,
+      );
+    } finally {
+      await kubectl(['label', 'node', host, `${key}-`]);
+    }
   });
+
+  step(
+    "refuses an agent's writes to another host's Host, and to its own Host's labels and spec",
+    async () => {
+      // RBAC allows patching Hosts; the admission policy narrows that to the agent's own.
+      assert.equal(
+        (
+          await kubectl(['auth', 'can-i', 'patch', 'hosts.gantry.dev'], { kubeconfig: kc.agent })
+        ).stdout.trim(),
+        'yes',
+      );
+      const label = ['--type=merge', '-p', '{"metadata":{"labels":{"gantry.dev/test":"x"}}}'];
+      const other = await eventually(
+        'the policy to take effect',
+        async () => {
+          const r = await kubectl(['patch', 'host', elsewhere, ...label], { kubeconfig: kc.agent });
+          return r.code !== 0 && denied.test(r.stderr) ? r : undefined;
+        },
+        slow,
+      );
+      assert.match(other.stderr, new RegExp(`may write only Host ${host}, not ${elsewhere}`));
+      const status = await applyStatus(kc.agent, { kind: 'Host', name: elsewhere }, { containers: 7 });
+      assert.equal(status.ok, false);
+      assert.match(status.message, denied);
+      const create = await kubectl(['create', '-f', '-'], {
+        kubeconfig: kc.agent,
+        input: JSON.stringify({
+          apiVersion: 'gantry.dev/v1alpha1',
+          kind: 'Host',
+          metadata: { name: `${elsewhere}-2` },
+        }),
+      });
+      assert.match(create.stderr, denied);
+      // Its own Host: neither labels (they would draw Workloads to it) nor spec (cordon).
+      const own = await kubectl(['patch', 'host', host, '--dry-run=server', ...label], {
+        kubeconfig: kc.agent,
+      });
+      assert.match(
+        own.stderr,
+        /may not change the labels of its Host \(the controller copies labels from the Node\)/,
+      );
+      const cordon = await kubectl(
+        ['patch', 'host', host, '--dry-run=server', '--type=merge', '-p', '{"spec":{"unschedulable":true}}'],
+        { kubeconfig: kc.agent },
+      );
+      assert.match(cordon.stderr, /may not change the spec of its Host/);
+      const drained = await applyStatus(
+        kc.agent,
+        { kind: 'Host', name: host },
+        { drain: { phase: 'Drained' } },
+        true,
+      );
+      assert.equal(drained.ok, false);
+      assert.match(drained.message, /may not change the drain status of its Host/);
+      // The controller is not bound by the policy.
+      const ctl = await applyStatus(
+        kc.controller,
+        { kind: 'Host', name: elsewhere },
+        { containers: 7 },
+        true,
+      );
+      assert.equal(ctl.ok, true, ctl.message);
+    },
+  );
 
   step(
     "refuses an agent's writes to Containers bound to another host, and to any Container spec",
