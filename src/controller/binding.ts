@@ -277,7 +277,13 @@ export class SchedulingReconciler implements Reconciler {
     conditions = setProgress(conditions, { state, reason, message }, generation).filter((cond) =>
       ['Scheduled', state].includes(cond.type),
     );
-    await this.writeStatus(c, { phase: 'Pending', reason, message, conditions });
+    await this.writeStatus(c, {
+      observedGeneration: generation,
+      phase: 'Pending',
+      reason,
+      message,
+      conditions,
+    });
     if (warn) this.deps.recorder.event(c, 'Warning', 'FailedScheduling', 'Scheduling', message);
   }
 
