@@ -24,14 +24,15 @@ type Suite = (typeof suites)[number];
  *  - integration: slowest agent/agent.test.ts 38 s, then install/rbac.test.ts 28 s and
  *    api/crds.test.ts 21 s, the other 15 files 2-17 s: 5 min, which also leaves room for a
  *    failing wait (at most 3 min in any of them) to fail with its own message.
- *  - e2e: workloads.test.ts 97 s, migration.test.ts 68 s, fencing.test.ts 49 s: 10 min.
+ *  - e2e: property.test.ts 342-473 s (1,000 specs through real hosts), workloads.test.ts 97 s,
+ *    migration.test.ts 68 s, fencing.test.ts 49 s: 15 min.
  *  - install: helm.test.ts keeps a Pod and a Gantry container beside a kubelet for ten minutes
  *    by design, then waits up to five more for the kubelet's image GC round: 25 min.
  */
 const fileTimeoutMs: Record<Suite, number> = {
   unit: 30_000,
   integration: 5 * 60_000,
-  e2e: 10 * 60_000,
+  e2e: 15 * 60_000,
   install: 25 * 60_000,
 };
 
