@@ -68,7 +68,7 @@ export class CustomResourceClient<T extends KubernetesObject, Input extends Kube
   async create(obj: Input): Promise<T> {
     const body = { ...obj, apiVersion: this.apiVersion, kind: this.type.kind };
     return (await (this.type.namespaced
-      ? this.api.createNamespacedCustomObject({ ...this.base(), namespace: this.ns(nameOf(obj)), body })
+      ? this.api.createNamespacedCustomObject({ ...this.base(), namespace: this.ns(createdName(obj)), body })
       : this.api.createClusterCustomObject({ ...this.base(), body }))) as T;
   }
 
@@ -150,6 +150,13 @@ export class CustomResourceClient<T extends KubernetesObject, Input extends Kube
       throw new Error(`${this.type.kind} ${name.name} is namespaced: a namespace is needed`);
     return name.namespace;
   }
+}
+
+/** The name to create `obj` under: its own, or the apiserver's pick from metadata.generateName. */
+function createdName(obj: KubernetesObject): ObjectName {
+  return obj.metadata?.generateName && !obj.metadata.name
+    ? { name: obj.metadata.generateName, namespace: obj.metadata.namespace }
+    : nameOf(obj);
 }
 
 function nameOf(obj: KubernetesObject): ObjectName {

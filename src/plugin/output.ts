@@ -57,14 +57,3 @@ export function kindOf(o: KubernetesObject): string {
   const group = o.apiVersion?.includes('/') ? o.apiVersion.split('/')[0] : '';
   return `${o.kind?.toLowerCase()}${group ? `.${group}` : ''}`;
 }
-
-/** CPU in cores as kubectl top shows it ("12m"), memory in Mi ("34Mi"), from Kubernetes quantities. */
-export function topCpu(quantity: string): string {
-  const n = /^(\d+)n$/.exec(quantity);
-  return n ? `${Math.round(Number(n[1]) / 1e6)}m` : quantity;
-}
-
-export function topMemory(quantity: string): string {
-  const ki = /^(\d+)Ki$/.exec(quantity);
-  return ki ? `${Math.round(Number(ki[1]) / 1024)}Mi` : quantity;
-}

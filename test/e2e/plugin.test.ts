@@ -1,4 +1,4 @@
-// `kubectl gantry ps` and `logs` as a user types them: the cluster's own kubectl finds the plugin
+// `kubectl gantry` (run, ps, logs, inspect, rm, migrate) as a user types them: the cluster's own kubectl finds the plugin
 // on the PATH, and each user is a ServiceAccount with its own token, so the apiserver
 // authenticates them and RBAC decides. Logs travel apiserver -> Gantry's aggregated API server
 // (which asks the apiserver whether the user may get containers/log) -> the agent of the
@@ -105,6 +105,19 @@ function rbac(): string {
       {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'ClusterRole',
+        metadata: meta(`${rbacName}-edit`, { 'rbac.authorization.k8s.io/aggregate-to-edit': 'true' }),
+        rules: [
+          {
+            apiGroups: ['gantry.dev'],
+            resources: ['containers', 'workloads', 'migrations'],
+            verbs: ['get', 'list', 'watch', 'create', 'delete'],
+          },
+          { apiGroups: ['gantry.dev'], resources: ['containers/log'], verbs: ['get'] },
+        ],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'ClusterRole',
         metadata: meta(`${rbacName}-access`),
         rules: [{ apiGroups: ['subresources.gantry.dev'], resources: ['containers/log'], verbs: ['get'] }],
       },
@@ -150,6 +163,7 @@ function recordedLog(): string {
 let reader: string; // bound to view in ns
 let stranger: string; // a ServiceAccount of ns with no rights there
 let outsider: string; // bound to view in another namespace only
+let editor: string; // bound to edit in ns
 
 describe('kubectl gantry', { timeout: 600_000 }, () => {
   before(async () => {
@@ -166,6 +180,16 @@ describe('kubectl gantry', { timeout: 600_000 }, () => {
     reader = await userKubeconfig(ns, 'reader');
     stranger = await userKubeconfig(ns, 'stranger');
     outsider = await userKubeconfig(otherNs, 'outsider');
+    editor = await userKubeconfig(ns, 'editor');
+    await kubectlOk([
+      'create',
+      'rolebinding',
+      'editor-edit',
+      '-n',
+      ns,
+      '--clusterrole=edit',
+      `--serviceaccount=${ns}:editor`,
+    ]);
     await kubectlOk([
       'create',
       'rolebinding',
@@ -206,7 +230,14 @@ describe('kubectl gantry', { timeout: 600_000 }, () => {
   after(async () => {
     await stopSubresources(cluster);
     for (const n of [ns, otherNs]) await kubectl(['delete', 'namespace', n, '--wait=false']);
-    await kubectl(['delete', 'clusterrole', `${rbacName}-view`, `${rbacName}-access`, '--ignore-not-found']);
+    await kubectl([
+      'delete',
+      'clusterrole',
+      `${rbacName}-view`,
+      `${rbacName}-edit`,
+      `${rbacName}-access`,
+      '--ignore-not-found',
+    ]);
     await kubectl(['delete', 'clusterrolebinding', `${rbacName}-access`, '--ignore-not-found']);
     fs.rmSync(work, { recursive: true, force: true });
   });
@@ -321,5 +352,148 @@ describe('kubectl gantry', { timeout: 600_000 }, () => {
       ),
     );
     assert.doesNotMatch(r.stdout + r.stderr, new RegExp(marker));
+  });
+
+  /** The phase of a Container of ns, as the admin sees it. */
+  const phaseOf = async (name: string) =>
+    kubectlOk(['get', 'container', name, '-n', ns, '-o', 'jsonpath={.status.phase}']);
+
+  it('run starts a Container with ports, environment and a command, as docker run does; inspect shows it; rm removes it', async () => {
+    const run = await typed(editor, [
+      'gantry',
+      'run',
+      cluster.images.web,
+      '--name',
+      'runner',
+      '-p',
+      '8080',
+      '-e',
+      `GREETING=${marker}-hello`,
+      '--',
+      '/bin/sh',
+      '-c',
+      'echo "$GREETING"; trap "exit 0" TERM; sleep 600 & wait',
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stdout, 'container.gantry.dev/runner created\n');
+    await eventually('runner to run', async () => (await phaseOf('runner')) === 'Running', {
+      timeoutMs: 120_000,
+      intervalMs: 1000,
+    });
+    const inspected = await typed(editor, ['gantry', 'inspect', 'runner']);
+    assert.equal(inspected.code, 0, inspected.stderr);
+    const c = JSON.parse(inspected.stdout) as {
+      spec: {
+        image: string;
+        args: string[];
+        ports: { containerPort: number }[];
+        env: { name: string; value: string }[];
+      };
+      status: { phase: string };
+    };
+    assert.equal(c.spec.image, cluster.images.web);
+    assert.deepEqual(c.spec.args, [
+      '/bin/sh',
+      '-c',
+      'echo "$GREETING"; trap "exit 0" TERM; sleep 600 & wait',
+    ]);
+    assert.deepEqual(
+      c.spec.ports.map((p) => p.containerPort),
+      [8080],
+    );
+    assert.deepEqual(c.spec.env, [{ name: 'GREETING', value: `${marker}-hello` }]);
+    assert.equal(c.status.phase, 'Running');
+    await eventually(
+      'its output',
+      async () => (await typed(editor, ['gantry', 'logs', 'runner'])).stdout === `${marker}-hello\n`,
+    );
+
+    const removed = await typed(editor, ['gantry', 'rm', '--wait', 'runner']);
+    assert.equal(removed.code, 0, removed.stderr);
+    assert.equal(removed.stdout, 'container.gantry.dev "runner" deleted\n');
+    assert.equal(
+      (await kubectl(['get', 'container', 'runner', '-n', ns])).code,
+      1,
+      'gone once rm --wait returns',
+    );
+    const again = await typed(editor, ['gantry', 'rm', 'runner']);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /Error from server \(NotFound\): containers.gantry.dev "runner" not found/);
+  });
+
+  it('run --replicas N makes a Workload of N Containers', async () => {
+    const r = await typed(editor, ['gantry', 'run', cluster.images.web, '--replicas', '2', '--name', 'webs']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'workload.gantry.dev/webs created\n');
+    await eventually(
+      'two replicas running',
+      async () => {
+        const phases = await kubectlOk([
+          'get',
+          'containers',
+          '-n',
+          ns,
+          '-l',
+          'gantry.dev/run=webs',
+          '-o',
+          'jsonpath={.items[*].status.phase}',
+        ]);
+        return phases === 'Running Running';
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
+    await kubectlOk(['delete', 'workload', 'webs', '-n', ns, '--wait=true']);
+  });
+
+  it('run and rm are refused, saying why, to a user bound to view; run with a bad flag says what is wrong', async () => {
+    const run = await typed(reader, ['gantry', 'run', cluster.images.web, '--name', 'nope']);
+    assert.equal(run.code, 1);
+    assert.match(
+      run.stderr,
+      new RegExp(
+        `^Error from server \\(Forbidden\\): .*"system:serviceaccount:${ns}:reader" cannot create resource "containers"`,
+      ),
+    );
+    const rm = await typed(reader, ['gantry', 'rm', 'talker']);
+    assert.equal(rm.code, 1);
+    assert.match(rm.stderr, /cannot delete resource "containers"/);
+    assert.equal(await phaseOf('talker'), 'Running');
+    const bad = await typed(editor, ['gantry', 'run', cluster.images.web, '-p', 'http']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^error: invalid port "http": give PORT or PORT\/udp \(1-65535\)/);
+  });
+
+  it('migrate moves a Container to the other host, printing its phases and how long it did not run', async () => {
+    await kubectlOk(['apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'gantry.dev/v1alpha1',
+        kind: 'Container',
+        metadata: { name: 'mover', namespace: ns },
+        spec: { image: cluster.images.counter, nodeName: cluster.hosts[0]!.name },
+      }),
+    });
+    await eventually('mover to run', async () => (await phaseOf('mover')) === 'Running', {
+      timeoutMs: 120_000,
+      intervalMs: 1000,
+    });
+    const to = cluster.hosts[1]!.name;
+    const r = await typed(editor, ['gantry', 'migrate', 'mover', '--to', to], 180_000);
+    assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
+    const lines = r.stdout.trimEnd().split('\n');
+    assert.match(lines[0]!, /^migration\.gantry\.dev\/mover-\w+ created$/);
+    assert.match(
+      lines.at(-1)!,
+      new RegExp(
+        `^mover moved from ${cluster.hosts[0]!.name} to ${to} as (mover-\\S+), not running for [\\d.]+s$`,
+      ),
+    );
+    const target = /as (mover-\S+),/.exec(lines.at(-1)!)![1]!;
+    assert.equal(
+      await kubectlOk(['get', 'container', target, '-n', ns, '-o', 'jsonpath={.spec.nodeName}']),
+      to,
+    );
+    const failed = await typed(editor, ['gantry', 'migrate', 'absent']);
+    assert.equal(failed.code, 1);
+    assert.match(failed.stderr, /^error: migration\.gantry\.dev\/absent-\w+ Failed: /);
   });
 });

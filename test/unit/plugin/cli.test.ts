@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { commandIndex, main, type Command } from '../../../src/plugin/cli.js';
 import { age, table } from '../../../src/plugin/output.js';
+import { commands } from '../../../src/plugin/commands.js';
+import { nameFromImage } from '../../../src/plugin/lifecycle.js';
 
 function recorder(): { commands: Command[]; seen: { values: unknown; positionals: string[] }[] } {
   const seen: { values: unknown; positionals: string[] }[] = [];
@@ -117,5 +119,31 @@ describe('kubectl gantry output', () => {
       ),
       'NAME     STATUS\na        Up 5s\nlonger\n',
     );
+  });
+});
+
+describe('run', () => {
+  it('names a Container after its image, as kubectl run does', () => {
+    assert.equal(nameFromImage('127.0.0.1:5000/gantry/web:1'), 'web');
+    assert.equal(nameFromImage('docker.io/library/busybox@sha256:' + 'a'.repeat(64)), 'busybox');
+    assert.equal(nameFromImage('registry.example/My_App:2'), 'my-app');
+    assert.equal(nameFromImage('registry.example/___:2'), 'container');
+  });
+
+  it('refuses a port or a replica count it cannot read, before any request', async () => {
+    const errors: string[] = [];
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = ((s: string) => errors.push(s) > 0) as typeof process.stderr.write;
+    try {
+      assert.equal(await main(['run', 'web:1', '-p', '70000', '--kubeconfig', '/nonexistent'], commands), 1);
+      assert.equal(
+        await main(['run', 'web:1', '--replicas', 'two', '--kubeconfig', '/nonexistent'], commands),
+        1,
+      );
+    } finally {
+      process.stderr.write = write;
+    }
+    assert.match(errors[0]!, /^error: invalid port "70000": give PORT or PORT\/udp \(1-65535\)/);
+    assert.match(errors[1]!, /^error: --replicas must be a whole number, not "two"/);
   });
 });

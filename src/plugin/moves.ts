@@ -1,0 +1,72 @@
+// `kubectl gantry migrate`: moving a container to another host with a Migration, waited on the
+// way `kubectl rollout status` waits: until the controller reports an end, printing each phase and
+// then where it went and how long it did not run. Exit code 1 when the move did not succeed.
+import { migrationEnded, type Migration } from '../api/v1alpha1/index.js';
+import { type Command, type Context, usageError } from './cli.js';
+import { CliError } from './client.js';
+
+const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export const migrate: Command = {
+  name: 'migrate',
+  summary: 'Move a container to another host',
+  usage: 'NAME [--to HOST] [--mode Checkpoint|Restart] [--fallback None|Restart] [--no-wait]',
+  description:
+    'Create a Migration of the Container NAME and wait for it to end, printing where it went and ' +
+    'how long it was not running. Checkpoint (the default) carries its memory over with CRIU; ' +
+    'Restart starts it again on the target. Without --to the scheduler picks the host.',
+  examples: ['kubectl gantry migrate counter', 'kubectl gantry migrate counter --to node-2 --mode Restart'],
+  options: {
+    to: { type: 'string' },
+    mode: { type: 'string' },
+    fallback: { type: 'string' },
+    'no-wait': { type: 'boolean' },
+  },
+  async run(ctx: Context) {
+    const [name, ...extra] = ctx.positionals;
+    if (!name) throw usageError(migrate, 'a container name is required');
+    if (extra.length > 0) throw usageError(migrate, `unexpected argument "${extra[0]}"`);
+    const mode = (ctx.values.mode as string | undefined) ?? 'Checkpoint';
+    if (mode !== 'Checkpoint' && mode !== 'Restart')
+      throw usageError(migrate, `--mode is Checkpoint or Restart, not "${mode}"`);
+    const fallback = (ctx.values.fallback as string | undefined) ?? 'None';
+    if (fallback !== 'None' && fallback !== 'Restart')
+      throw usageError(migrate, `--fallback is None or Restart, not "${fallback}"`);
+    const cluster = ctx.cluster();
+    const api = cluster.api('Migration');
+    const created = await api.create({
+      apiVersion: 'gantry.dev/v1alpha1',
+      kind: 'Migration',
+      metadata: { generateName: `${name}-`, namespace: cluster.namespace },
+      spec: {
+        container: name,
+        mode,
+        fallback,
+        ...(ctx.values.to ? { targetHost: ctx.values.to as string } : {}),
+      },
+    });
+    const key = { namespace: cluster.namespace, name: created.metadata.name! };
+    ctx.out(`migration.gantry.dev/${key.name} created\n`);
+    if (ctx.values['no-wait']) return 0;
+    let m: Migration | undefined = created;
+    let phase = '';
+    while (m && !migrationEnded(m)) {
+      if (m.status?.phase && m.status.phase !== phase) {
+        phase = m.status.phase;
+        ctx.out(`${phase}${m.status.targetHost ? ` (to ${m.status.targetHost})` : ''}\n`);
+      }
+      await pause(500);
+      m = await api.get(key);
+    }
+    if (!m) throw new CliError(`migration.gantry.dev/${key.name} was deleted before it ended`);
+    const s = m.status!;
+    if (s.phase !== 'Succeeded') {
+      throw new CliError(`migration.gantry.dev/${key.name} ${s.phase}: ${s.message ?? ''}`.trimEnd());
+    }
+    ctx.out(
+      `${name} moved from ${s.sourceHost} to ${s.targetHost} as ${s.targetContainer}` +
+        `${s.downtimeSeconds !== undefined ? `, not running for ${s.downtimeSeconds}s` : ''}\n`,
+    );
+    return 0;
+  },
+};
