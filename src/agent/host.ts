@@ -1,6 +1,7 @@
-// The Host object of this agent: registered at start (with the label kubernetes.io/hostname only:
-// the controller copies the Node's labels, controller/hostlabels.ts), a heartbeat Lease renewed every few seconds (cheap, like kubelet's node lease), and
-// a status report: runtime, checkpoint support, capacity, images, pulls, containers, cordon.
+// The Host object of this agent: registered at start (labelled kubernetes.io/hostname only: the
+// controller copies the Node's labels, controller/hostlabels.ts), a heartbeat Lease renewed every
+// few seconds (cheap, like kubelet's node lease), and a status report: runtime, checkpoint
+// support, capacity, images, pulls, containers, cordon, the transfer endpoint and key.
 // The status is written when it changes and at least every reportIntervalMs (lastHeartbeatTime;
 // 5 minutes by default, as the kubelet's node status: liveness is the Lease's job, not this write's).
 import os from 'node:os';

@@ -1,9 +1,9 @@
 // The agent's part in migrations. The controller drives a Migration through its phases; the
 // agents do the runtime work and report it on the Migration's status with their own field
 // manager (conditions Checkpointed, Transferred, Restored, Resumed; frozenAt, restoredAt,
-// checkpointSizeBytes, checkpointSHA256). The runtime calls are the Container reconciler's (migration-steps.ts, one
-// worker per key); this module answers "what is this Container's role in a migration" and holds
-// the archives, the transfer and the reports.
+// checkpointSizeBytes, checkpointSHA256). The runtime calls are the Container reconciler's
+// (migration-steps.ts, one worker per key); this module answers "what is this Container's role
+// in a migration" and holds the archives, the transfer and the reports.
 import fs from 'node:fs';
 import path from 'node:path';
 import { CoreV1Api } from '@kubernetes/client-node';
