@@ -25,8 +25,8 @@ export interface MigrationStepsDeps {
 
 /**
  * What the source publishes of its archive with Checkpointed: the target takes no more bytes and
- * restores only what matches. Hashing re-reads the archive while the process is frozen (0.7 s a
- * GiB here, from the page cache) so that the digest reaches the target through the API.
+ * restores only what matches. Hashing re-reads the archive while the process is frozen (about 1 s
+ * a GiB here, from the page cache) so that the digest reaches the target through the API.
  */
 async function archiveFacts(
   archive: string,
