@@ -1,4 +1,4 @@
-// `kubectl gantry` (run, ps, logs, inspect, rm, migrate) as a user types them: the cluster's own kubectl finds the plugin
+// `kubectl gantry` (run, ps, logs, inspect, rm, images, pull, migrate) as a user types them: the cluster's own kubectl finds the plugin
 // on the PATH, and each user is a ServiceAccount with its own token, so the apiserver
 // authenticates them and RBAC decides. Logs travel apiserver -> Gantry's aggregated API server
 // (which asks the apiserver whether the user may get containers/log) -> the agent of the
@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { CriClient } from '../../src/cri/client.js';
 import { attemptLogFile, findContainerLogs, parseCriLog } from '../../src/agent/logs.js';
 import { startApiserver, stopApiserver } from '../../src/localcluster/cluster.js';
 import { agentStateDir, startGantry } from '../../src/localcluster/gantry.js';
@@ -109,7 +110,7 @@ function rbac(): string {
         rules: [
           {
             apiGroups: ['gantry.dev'],
-            resources: ['containers', 'workloads', 'migrations'],
+            resources: ['containers', 'workloads', 'migrations', 'images'],
             verbs: ['get', 'list', 'watch', 'create', 'delete'],
           },
           { apiGroups: ['gantry.dev'], resources: ['containers/log'], verbs: ['get'] },
@@ -495,5 +496,49 @@ describe('kubectl gantry', { timeout: 600_000 }, () => {
     const failed = await typed(editor, ['gantry', 'migrate', 'absent']);
     assert.equal(failed.code, 1);
     assert.match(failed.stderr, /^error: migration\.gantry\.dev\/absent-\w+ Failed: /);
+  });
+
+  it('pull puts an image on every host and images lists it, as docker pull and docker images do', async () => {
+    const image = cluster.images.web2;
+    const r = await typed(editor, ['gantry', 'pull', image, '--name', 'web2'], 180_000);
+    assert.equal(r.code, 0, r.stderr);
+    const [created, pulled] = r.stdout.trimEnd().split('\n');
+    assert.equal(created, 'image.gantry.dev/web2 created');
+    const digest = new RegExp(
+      `^${image.replace(/[.]/g, '\\.')}: (sha256:[0-9a-f]{64}) on 2 of 2 hosts$`,
+    ).exec(pulled!)?.[1];
+    assert.ok(digest, pulled);
+    // The runtimes' own records: each host holds that digest.
+    for (const h of cluster.hosts) {
+      const cri = new CriClient(h.criSocket);
+      try {
+        const held = await cri.imageStatus({ image: { image } });
+        assert.ok(
+          held.image?.repoDigests.some((d) => d.endsWith(`@${digest}`)),
+          `${h.name} does not hold ${digest}`,
+        );
+      } finally {
+        cri.close();
+      }
+    }
+    const list = await typed(reader, ['gantry', 'images']);
+    assert.equal(list.code, 0, list.stderr);
+    const [header, ...rows] = list.stdout.trimEnd().split('\n');
+    assert.match(header!, /^NAME\s+REPOSITORY\s+TAG\s+DIGEST\s+HOSTS\s+SIZE\s+AGE$/);
+    assert.equal(rows.length, 1, list.stdout);
+    assert.match(
+      rows[0]!,
+      new RegExp(`^web2\\s+\\S+/gantry/web\\s+2\\s+${digest.slice(7, 19)}\\s+2/2\\s+\\d`),
+    );
+
+    const absent = await typed(editor, [
+      'gantry',
+      'pull',
+      image.replace(':2', ':no-such-tag'),
+      '--name',
+      'absent',
+    ]);
+    assert.equal(absent.code, 1);
+    assert.match(absent.stderr, /^error: \S+:no-such-tag: \w+: /);
   });
 });

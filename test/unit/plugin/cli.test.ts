@@ -4,6 +4,7 @@ import { describe, it } from 'node:test';
 import { commandIndex, main, type Command } from '../../../src/plugin/cli.js';
 import { age, table } from '../../../src/plugin/output.js';
 import { commands } from '../../../src/plugin/commands.js';
+import { humanSize } from '../../../src/plugin/images.js';
 import { nameFromImage } from '../../../src/plugin/lifecycle.js';
 
 function recorder(): { commands: Command[]; seen: { values: unknown; positionals: string[] }[] } {
@@ -145,5 +146,15 @@ describe('run', () => {
     }
     assert.match(errors[0]!, /^error: invalid port "70000": give PORT or PORT\/udp \(1-65535\)/);
     assert.match(errors[1]!, /^error: --replicas must be a whole number, not "two"/);
+  });
+});
+
+describe('images', () => {
+  it('shows sizes as docker images does, in powers of 1000', () => {
+    assert.equal(humanSize(undefined), '<unknown>');
+    assert.equal(humanSize(512), '512B');
+    assert.equal(humanSize(812_345), '812kB');
+    assert.equal(humanSize(34_512_345), '34.5MB');
+    assert.equal(humanSize(1_234_000_000), '1.23GB');
   });
 });
