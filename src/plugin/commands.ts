@@ -8,7 +8,7 @@ import { CliError } from './client.js';
 import { images, pull } from './images.js';
 import { inspect, rm, run } from './lifecycle.js';
 import { migrate } from './moves.js';
-import { age, printObjects, table } from './output.js';
+import { age, listForTable, table } from './output.js';
 
 function status(c: Container): string {
   const phase = c.status?.phase ?? 'Pending';
@@ -28,28 +28,8 @@ export const ps: Command = {
   examples: ['kubectl gantry ps', 'kubectl gantry ps -A -o wide'],
   async run(ctx: Context) {
     if (ctx.positionals.length > 0) throw usageError(ps, `unexpected argument "${ctx.positionals[0]}"`);
-    const cluster = ctx.cluster();
-    const api = cluster.api('Container');
-    const list = ctx.flags.allNamespaces
-      ? await api.list()
-      : await api.list({ namespace: cluster.namespace });
-    const items = [...list].sort(
-      (a, b) =>
-        (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') ||
-        (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''),
-    );
-    if (ctx.format === 'json' || ctx.format === 'yaml' || ctx.format === 'name') {
-      ctx.out(printObjects(items, ctx.format, false));
-      return;
-    }
-    if (items.length === 0) {
-      process.stderr.write(
-        ctx.flags.allNamespaces
-          ? 'No resources found\n'
-          : `No resources found in ${cluster.namespace} namespace.\n`,
-      );
-      return;
-    }
+    const items = await listForTable(ctx, 'Container');
+    if (!items) return;
     const wide = ctx.format === 'wide';
     const header = [
       ...(ctx.flags.allNamespaces ? ['NAMESPACE'] : []),

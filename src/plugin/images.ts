@@ -6,7 +6,7 @@ import { parseImageReference, repository } from '../api/v1alpha1/index.js';
 import { type Command, type Context, usageError } from './cli.js';
 import { getCondition } from '../kube/conditions.js';
 import { CliError } from './client.js';
-import { age, printObjects, table } from './output.js';
+import { age, listForTable, table } from './output.js';
 import { nameFromImage } from './lifecycle.js';
 
 /** Bytes as docker images shows them: 1.2GB, 34.5MB, 812kB (powers of 1000). */
@@ -32,28 +32,8 @@ export const images: Command = {
   examples: ['kubectl gantry images', 'kubectl gantry images -A'],
   async run(ctx: Context) {
     if (ctx.positionals.length > 0) throw usageError(images, `unexpected argument "${ctx.positionals[0]}"`);
-    const cluster = ctx.cluster();
-    const api = cluster.api('Image');
-    const list = ctx.flags.allNamespaces
-      ? await api.list()
-      : await api.list({ namespace: cluster.namespace });
-    const items = [...list].sort(
-      (a, b) =>
-        (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') ||
-        (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''),
-    );
-    if (ctx.format === 'json' || ctx.format === 'yaml' || ctx.format === 'name') {
-      ctx.out(printObjects(items, ctx.format, false));
-      return;
-    }
-    if (items.length === 0) {
-      process.stderr.write(
-        ctx.flags.allNamespaces
-          ? 'No resources found\n'
-          : `No resources found in ${cluster.namespace} namespace.\n`,
-      );
-      return;
-    }
+    const items = await listForTable(ctx, 'Image');
+    if (!items) return;
     const header = [
       ...(ctx.flags.allNamespaces ? ['NAMESPACE'] : []),
       'NAME',

@@ -1,6 +1,8 @@
 // Output as kubectl prints it: aligned columns in capitals (three spaces apart), ages like
 // "45s", "3m12s", "2d4h", and -o json | yaml | name | wide.
 import { dumpYaml, type KubernetesObject } from '@kubernetes/client-node';
+import type { ObjectOf } from '../api/v1alpha1/index.js';
+import type { Context } from './cli.js';
 import { CliError } from './client.js';
 
 export type Format = 'table' | 'wide' | 'json' | 'yaml' | 'name';
@@ -56,4 +58,36 @@ export function printObjects(
 export function kindOf(o: KubernetesObject): string {
   const group = o.apiVersion?.includes('/') ? o.apiVersion.split('/')[0] : '';
   return `${o.kind?.toLowerCase()}${group ? `.${group}` : ''}`;
+}
+
+/**
+ * The Containers or Images of the namespace (of every namespace with -A), sorted as kubectl sorts
+ * them, for a command that prints them as a table. With -o json, yaml or name they are printed
+ * here, and with none kubectl's "No resources found" is: then it resolves undefined.
+ */
+export async function listForTable<K extends 'Container' | 'Image'>(
+  ctx: Context,
+  kind: K,
+): Promise<ObjectOf<K>[] | undefined> {
+  const cluster = ctx.cluster();
+  const api = cluster.api(kind);
+  const list = ctx.flags.allNamespaces ? await api.list() : await api.list({ namespace: cluster.namespace });
+  const items = [...list].sort(
+    (a, b) =>
+      (a.metadata.namespace ?? '').localeCompare(b.metadata.namespace ?? '') ||
+      (a.metadata.name ?? '').localeCompare(b.metadata.name ?? ''),
+  );
+  if (ctx.format === 'json' || ctx.format === 'yaml' || ctx.format === 'name') {
+    ctx.out(printObjects(items, ctx.format, false));
+    return undefined;
+  }
+  if (items.length === 0) {
+    process.stderr.write(
+      ctx.flags.allNamespaces
+        ? 'No resources found\n'
+        : `No resources found in ${cluster.namespace} namespace.\n`,
+    );
+    return undefined;
+  }
+  return items;
 }
