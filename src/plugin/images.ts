@@ -5,6 +5,7 @@
 import { parseImageReference, repository } from '../api/v1alpha1/index.js';
 import { type Command, type Context, usageError } from './cli.js';
 import { getCondition } from '../kube/conditions.js';
+import { realClock, sleep } from '../kube/clock.js';
 import { CliError } from './client.js';
 import { age, listForTable, table } from './output.js';
 import { nameFromImage } from './lifecycle.js';
@@ -110,7 +111,7 @@ export const pull: Command = {
         ctx.out(`${ref}: ${s?.digest ?? ''} on ${s?.readyHosts ?? 0} of ${s?.desiredHosts ?? 0} hosts\n`);
         return 0;
       }
-      await new Promise((r) => setTimeout(r, 500));
+      await sleep(realClock, 500);
     }
   },
 };

@@ -2,6 +2,7 @@
 // run creates a Container (or a Workload with --replicas), rm deletes Containers, inspect prints
 // one as the API holds it. RBAC on containers (and workloads) decides who may do what.
 import type { Container, Workload } from '../api/v1alpha1/index.js';
+import { realClock, sleep } from '../kube/clock.js';
 import { type Command, type Context, usageError } from './cli.js';
 import { CliError } from './client.js';
 import { kindOf, printObjects } from './output.js';
@@ -121,8 +122,7 @@ export const rm: Command = {
     }
     if (ctx.values.wait) {
       for (const name of ctx.positionals) {
-        while (await api.get({ namespace: cluster.namespace, name }))
-          await new Promise((r) => setTimeout(r, 500));
+        while (await api.get({ namespace: cluster.namespace, name })) await sleep(realClock, 500);
       }
     }
     return missing > 0 ? 1 : 0;

@@ -2,10 +2,9 @@
 // way `kubectl rollout status` waits: until the controller reports an end, printing each phase and
 // then where it went and how long it did not run. Exit code 1 when the move did not succeed.
 import { migrationEnded, type Migration } from '../api/v1alpha1/index.js';
+import { realClock, sleep } from '../kube/clock.js';
 import { type Command, type Context, usageError } from './cli.js';
 import { CliError } from './client.js';
-
-const pause = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export const migrate: Command = {
   name: 'migrate',
@@ -55,7 +54,7 @@ export const migrate: Command = {
         phase = m.status.phase;
         ctx.out(`${phase}${m.status.targetHost ? ` (to ${m.status.targetHost})` : ''}\n`);
       }
-      await pause(500);
+      await sleep(realClock, 500);
       m = await api.get(key);
     }
     if (!m) throw new CliError(`migration.gantry.dev/${key.name} was deleted before it ended`);

@@ -6,7 +6,6 @@
 // the apiserver's own (a watch recorded from before the first create), not samples.
 // PROPERTY_SEED replays a run; a failure prints the seed and each unexplained object's spec.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { CustomObjectsApi } from '@kubernetes/client-node';
@@ -20,6 +19,7 @@ import {
 } from '../../src/api/v1alpha1/index.js';
 import { getCondition } from '../../src/kube/conditions.js';
 import { pids, startGantry } from '../../src/localcluster/gantry.js';
+import { livePid } from '../../src/localcluster/proc.js';
 import { deleteTestNamespace, kubeConfig, kubectlOk, localCluster } from '../support/cluster.js';
 import { eventually } from '../support/wait.js';
 import { WatchRecorder } from '../support/watch.js';
@@ -198,12 +198,6 @@ function workloadExplained(w: Workload): string | undefined {
     : undefined;
 }
 
-function livePid(file: string): number {
-  const pid = Number(fs.readFileSync(path.join(pids, file), 'utf8').trim());
-  process.kill(pid, 0); // throws if it is gone
-  return pid;
-}
-
 describe(`${total} random valid specs (seed ${seed})`, () => {
   const api = kubeConfig().makeApiClient(CustomObjectsApi);
   let containers: WatchRecorder<Container>;
@@ -213,7 +207,13 @@ describe(`${total} random valid specs (seed ${seed})`, () => {
 
   before(async () => {
     await startGantry(cluster);
-    gantryPids = Object.fromEntries(processes.map((f) => [f, livePid(f)]));
+    gantryPids = Object.fromEntries(
+      processes.map((f) => {
+        const pid = livePid(path.join(pids, f));
+        assert.ok(pid, `no Gantry process runs for ${f}`);
+        return [f, pid];
+      }),
+    );
     await kubectlOk(['create', 'namespace', ns]);
     containers = await WatchRecorder.start(`/apis/gantry.dev/v1alpha1/namespaces/${ns}/containers`);
     workloads = await WatchRecorder.start(`/apis/gantry.dev/v1alpha1/namespaces/${ns}/workloads`);
@@ -325,7 +325,7 @@ describe(`${total} random valid specs (seed ${seed})`, () => {
         });
       previous = label;
       for (const [file, pid] of Object.entries(gantryPids))
-        assert.equal(livePid(file), pid, `${file}: restarted`);
+        assert.equal(livePid(path.join(pids, file)), pid, `${file}: died or restarted`);
     }
     await eventually(
       'every object deleted',
@@ -333,7 +333,7 @@ describe(`${total} random valid specs (seed ${seed})`, () => {
       { timeoutMs: 180_000, intervalMs: 1000 },
     );
     for (const [file, pid] of Object.entries(gantryPids))
-      assert.equal(livePid(file), pid, `${file}: restarted`);
+      assert.equal(livePid(path.join(pids, file)), pid, `${file}: died or restarted`);
     const tally: Record<string, number> = {};
     for (const why of seen.values()) tally[why] = (tally[why] ?? 0) + 1;
     console.error(`seed ${seed}; how the ${seen.size} objects were explained: ${JSON.stringify(tally)}`);
