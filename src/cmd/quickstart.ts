@@ -16,6 +16,7 @@ import { chartDir, helm } from '../install/helm.js';
 import { up } from '../localcluster/cluster.js';
 import { agentLog, chartValues, controllerLog, startGantry, stopGantry } from '../localcluster/gantry.js';
 import { ensureGantryImage } from '../localcluster/image.js';
+import { stopSubresources } from '../localcluster/subresources.js';
 import type { LocalCluster } from '../localcluster/state.js';
 import { PrerequisiteError } from '../localcluster/prerequisites.js';
 import { run } from '../localcluster/proc.js';
@@ -32,8 +33,11 @@ const { values: flags } = parseArgs({
 async function installWithHelm(cluster: LocalCluster): Promise<void> {
   console.log("building Gantry's image (npm run image:build; cached once built)");
   const image = await ensureGantryImage();
-  // Gantry run as processes before (npm start --no-kubelet, the tests) would compete with the chart's.
+  // Gantry run as processes before (npm start --no-kubelet, the tests) would compete with the
+  // chart's, and the aggregated API server's registration has the names of the chart's APIService
+  // and Service: the chart installs that server itself.
   await stopGantry(cluster);
+  await stopSubresources(cluster);
   console.log(`installing charts/gantry with ${image.ref}@${image.digest}`);
   const r = await helm(
     [

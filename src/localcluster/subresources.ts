@@ -26,17 +26,17 @@ export const subresourcesRegistration = {
   service: 'gantry-subresources',
 };
 
+/** Who made the objects of the process's registration (the chart's say Helm). */
+const localManager = 'gantry-local-cluster';
+
 /**
  * The APIService, and a Service without selector whose EndpointSlice names the server's in-cluster
  * address (network.ts answers there for its loopback port).
  */
 function registration(): object {
   const { apiService, service } = subresourcesRegistration;
-  const meta = (name: string) => ({
-    name,
-    namespace: systemNamespace,
-    labels: { 'app.kubernetes.io/part-of': 'gantry' },
-  });
+  const labels = { 'app.kubernetes.io/part-of': 'gantry', 'app.kubernetes.io/managed-by': localManager };
+  const meta = (name: string) => ({ name, namespace: systemNamespace, labels });
   return {
     apiVersion: 'v1',
     kind: 'List',
@@ -53,8 +53,9 @@ function registration(): object {
         metadata: {
           ...meta(`${service}-local`),
           labels: {
+            ...labels,
             'kubernetes.io/service-name': service,
-            'endpointslice.kubernetes.io/managed-by': 'gantry-local-cluster',
+            'endpointslice.kubernetes.io/managed-by': localManager,
           },
         },
         addressType: 'IPv4',
@@ -64,7 +65,7 @@ function registration(): object {
       {
         apiVersion: 'apiregistration.k8s.io/v1',
         kind: 'APIService',
-        metadata: { name: apiService, labels: { 'app.kubernetes.io/part-of': 'gantry' } },
+        metadata: { name: apiService, labels },
         // caBundle: the server puts its CA there (src/subresources/pki.ts).
         spec: {
           group: 'subresources.gantry.dev',
@@ -163,20 +164,55 @@ export async function startSubresources(
   ]);
 }
 
-/** Stops the server and unregisters it first, so no APIService is left without a server. */
-export async function stopSubresources(cluster: LocalCluster): Promise<void> {
-  if (fs.existsSync(registrationFile)) {
-    const kubectl = path.join(cluster.binDir, 'kubectl');
-    await run(kubectl, [
-      '--kubeconfig',
-      cluster.kubeconfig,
+/**
+ * Deletes the process's registration by name: the APIService, Service and EndpointSlice it applies,
+ * but none that Helm made (the chart installs an APIService of the same name and a Service of the
+ * same name for release `gantry`, as `npm start` and the install suite do). Objects without a
+ * managed-by label are from a checkout before the registration carried one: the process's too.
+ */
+async function deleteRegistration(cluster: LocalCluster): Promise<void> {
+  const kubectl = [path.join(cluster.binDir, 'kubectl'), '--kubeconfig', cluster.kubeconfig] as const;
+  const { apiService, service } = subresourcesRegistration;
+  const objects: [kind: string, name: string, namespace?: string][] = [
+    ['apiservice', apiService],
+    ['service', service, systemNamespace],
+    ['endpointslice', `${service}-local`, systemNamespace],
+  ];
+  for (const [kind, name, namespace] of objects) {
+    const where = namespace ? ['--namespace', namespace] : [];
+    const found = await run(kubectl[0], [
+      ...kubectl.slice(1),
+      'get',
+      kind,
+      name,
+      ...where,
+      '--ignore-not-found',
+      '--output=json',
+    ]);
+    if (found.trim() === '') continue;
+    const manager = (JSON.parse(found) as { metadata: { labels?: Record<string, string> } }).metadata
+      .labels?.['app.kubernetes.io/managed-by'];
+    if (manager !== undefined && manager !== localManager) continue;
+    await run(kubectl[0], [
+      ...kubectl.slice(1),
       'delete',
+      kind,
+      name,
+      ...where,
       '--ignore-not-found',
       '--wait=false',
-      '-f',
-      registrationFile,
     ]);
-    fs.rmSync(registrationFile);
   }
+}
+
+/**
+ * Stops the server and unregisters it first, so no APIService is left without a server. The
+ * registration goes even when this checkout did not apply it (a server started from another
+ * checkout, or its file lost), so that the chart can be installed afterwards: its APIService has
+ * the same name.
+ */
+export async function stopSubresources(cluster: LocalCluster): Promise<void> {
+  await deleteRegistration(cluster);
+  fs.rmSync(registrationFile, { force: true });
   await stopGantryProcess(path.join(pids, 'subresources.pid'), 'subresources', 'SIGTERM');
 }
