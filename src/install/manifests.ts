@@ -37,7 +37,7 @@ export async function renderManifests(): Promise<Map<string, string>> {
     [
       'gantry.yaml',
       header(
-        'Gantry with the chart defaults: CRDs, controller in gantry-system, agents in gantry-system-agent.',
+        'Gantry with the chart defaults: CRDs, controller and aggregated API server in gantry-system, agents in gantry-system-agent.',
         'kubectl apply --server-side -f manifests/gantry.yaml',
       ) + gantry,
     ],

@@ -47,6 +47,11 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-agent" (include "gantry.fullname" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{/* Gantry's aggregated API server (subresources.gantry.dev): its Deployment, Service and ServiceAccount. */}}
+{{- define "gantry.subresources.name" -}}
+{{- printf "%s-subresources" (include "gantry.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "gantry.controller.selectorLabels" -}}
 {{ include "gantry.selectorLabels" . }}
 app.kubernetes.io/component: controller
@@ -57,12 +62,39 @@ app.kubernetes.io/component: controller
 app.kubernetes.io/component: agent
 {{- end }}
 
+{{- define "gantry.subresources.selectorLabels" -}}
+{{ include "gantry.selectorLabels" . }}
+app.kubernetes.io/component: subresources
+{{- end }}
+
 {{- define "gantry.controller.serviceAccountName" -}}
 {{- default (include "gantry.controller.name" .) .Values.controller.serviceAccount.name }}
 {{- end }}
 
 {{- define "gantry.agent.serviceAccountName" -}}
 {{- default (include "gantry.agent.name" .) .Values.agent.serviceAccount.name }}
+{{- end }}
+
+{{- define "gantry.subresources.serviceAccountName" -}}
+{{- default (include "gantry.subresources.name" .) .Values.subresources.serviceAccount.name }}
+{{- end }}
+
+{{/*
+The APIService of the aggregated API: one per cluster, named as Kubernetes names them
+(<version>.<group>), whatever the release.
+*/}}
+{{- define "gantry.subresources.apiService" -}}
+v1alpha1.subresources.gantry.dev
+{{- end }}
+
+{{/* The Secret (release namespace) where the aggregated API server keeps its CA and certificates. */}}
+{{- define "gantry.subresources.pkiSecret" -}}
+{{- printf "%s-pki" (include "gantry.subresources.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The agents' TLS identity for their stream endpoint (agents' namespace), issued by that server. */}}
+{{- define "gantry.agent.tlsSecret" -}}
+{{- printf "%s-tls" (include "gantry.agent.name" .) | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
 {{/* The agents' namespace: agent.namespace.name, or <release namespace>-agent. */}}

@@ -19,6 +19,7 @@ import {
 import { manifestsDir, renderManifests } from '../../../src/install/manifests.js';
 import { installCrds } from '../../../src/localcluster/gantry.js';
 import { kubectl, kubectlOk, localCluster } from '../../support/cluster.js';
+import { eventually } from '../../support/wait.js';
 import { find, objectId, parseObjects, repoRoot, runId, type KubeObject } from './support.js';
 
 const id = runId();
@@ -79,6 +80,26 @@ function everyFlag(): Record<string, unknown> {
       },
       podAnnotations: { 'example.com/scrape': 'true' },
       podLabels: { 'example.com/tier': 'node' },
+    },
+    subresources: {
+      enabled: true,
+      replicas: 3,
+      apiService: { groupPriorityMinimum: 2000, versionPriority: 20 },
+      logLevel: 'debug',
+      extraEnv: [{ name: 'NODE_OPTIONS', value: '--max-old-space-size=256' }],
+      serviceAccount: { annotations: { 'example.com/role': 'gantry-api' } },
+      priorityClassName: 'system-cluster-critical',
+      tolerations: [{ key: 'example.com/dedicated', operator: 'Exists', effect: 'NoSchedule' }],
+      topologySpreadConstraints: [
+        {
+          maxSkew: 1,
+          topologyKey: 'topology.kubernetes.io/zone',
+          whenUnsatisfiable: 'ScheduleAnyway',
+          labelSelector: { matchLabels: { 'app.kubernetes.io/component': 'subresources' } },
+        },
+      ],
+      podAnnotations: { 'example.com/scrape': 'true' },
+      podLabels: { 'example.com/tier': 'api' },
     },
     metrics: {
       service: { enabled: true, port: 8080 },
@@ -185,6 +206,7 @@ describe('Helm chart charts/gantry', () => {
       'ValidatingAdmissionPolicy',
       'ValidatingAdmissionPolicyBinding',
       'NetworkPolicy',
+      'APIService',
     ]) {
       assert.ok(kindsRendered.has(kind), `no ${kind} rendered`);
     }
@@ -214,6 +236,9 @@ describe('Helm chart charts/gantry', () => {
         ['ConfigMap', `${release}-dashboard`],
         ['ClusterRole', `${release}-view`],
         ['ClusterRole', `${release}-edit`],
+        ['ClusterRole', `${release}-subresources`],
+        ['APIService', 'v1alpha1.subresources.gantry.dev'],
+        ['PodDisruptionBudget', `${release}-subresources`],
         [variant === 'cluster-wide pull secrets' ? 'ClusterRole' : 'Role', `${release}-pull-secrets`],
         ['Namespace', ns],
         ['Namespace', agentNs],
@@ -263,8 +288,261 @@ describe('Helm chart charts/gantry', () => {
     const single = await parseObjects(
       await render({ controller: { replicas: 1, leaderElection: { enabled: false } } }),
     );
-    assert.ok(!single.some((o) => o.kind === 'PodDisruptionBudget'));
-    assert.ok(podSpec(find(single, 'Deployment')).containers[0]!.args.includes('--leader-elect=false'));
+    assert.ok(
+      !single.some((o) => o.kind === 'PodDisruptionBudget' && o.metadata.name === `${release}-controller`),
+    );
+    assert.ok(
+      podSpec(find(single, 'Deployment', `${release}-controller`)).containers[0]!.args.includes(
+        '--leader-elect=false',
+      ),
+    );
+  });
+
+  it('runs the aggregated API server from the same image under the restricted level, 2 replicas, probes, a PDB, behind its Service and APIService', async () => {
+    const objects = await parseObjects(await render());
+    const name = `${release}-subresources`;
+    const deploy = find(objects, 'Deployment', name);
+    assert.equal(deploy.metadata.namespace, ns);
+    assert.equal((deploy.spec as { replicas: number }).replicas, 2);
+    const spec = podSpec(deploy);
+    const [c] = spec.containers;
+    assert.ok(c);
+    assert.equal(spec.serviceAccountName, name);
+    assert.deepEqual(spec.securityContext.seccompProfile, { type: 'RuntimeDefault' });
+    assert.equal(spec.securityContext.runAsNonRoot, true);
+    assert.equal(c.securityContext.runAsNonRoot, true);
+    assert.equal(c.securityContext.readOnlyRootFilesystem, true);
+    assert.equal(c.securityContext.allowPrivilegeEscalation, false);
+    assert.deepEqual(c.securityContext.capabilities, { drop: ['ALL'] });
+    assert.equal(c.livenessProbe.httpGet.path, '/healthz');
+    assert.equal(c.readinessProbe.httpGet.path, '/readyz');
+    assert.ok(c.resources.requests?.cpu && c.resources.requests.memory && c.resources.limits?.memory);
+    // The image's entry point for it, as dist/cmd/controller.js for the controller.
+    assert.equal(c.args[0], 'dist/cmd/subresources.js');
+    const agent = podSpec(find(objects, 'DaemonSet', `${release}-agent`)).containers[0]!;
+    for (const arg of [
+      '--bind-address=:8443',
+      '--health-probe-bind-address=:8081',
+      `--namespace=${ns}`,
+      `--service-name=${name}`,
+      '--api-service=v1alpha1.subresources.gantry.dev',
+      `--pki-secret=${name}-pki`,
+      `--agent-namespace=${agentNs}`,
+      `--agent-tls-secret=${release}-agent-tls`,
+    ])
+      assert.ok(c.args.includes(arg), `server args lack ${arg}: ${c.args.join(' ')}`);
+    // The agents serve logs at their pod's IP, with the certificate this server issues them.
+    for (const arg of [
+      '--stream-bind-address=:9444',
+      `--stream-tls-secret=${release}-agent-tls`,
+      '--advertise-address=$(POD_IP)',
+    ])
+      assert.ok(agent.args.includes(arg), `agent args lack ${arg}: ${agent.args.join(' ')}`);
+    type Ports = { ports: { name: string; containerPort: number }[] };
+    assert.deepEqual(
+      (agent as unknown as Ports).ports.find((p) => p.name === 'streams')?.containerPort,
+      9444,
+    );
+    const https = (c as unknown as Ports).ports.find((p) => p.name === 'https');
+    assert.equal(https?.containerPort, 8443);
+    const pdb = find(objects, 'PodDisruptionBudget', name);
+    assert.equal((pdb.spec as { minAvailable: number }).minAvailable, 1);
+
+    // The Service: 443 to its HTTPS port, selecting its pods alone.
+    const service = find(objects, 'Service', name);
+    const svc = service.spec as {
+      selector: Record<string, string>;
+      ports: { port: number; targetPort: string }[];
+    };
+    assert.deepEqual(
+      svc.ports.map((p) => [p.port, p.targetPort]),
+      [[443, 'https']],
+    );
+    const podLabels = (deploy.spec as { template: { metadata: { labels: Record<string, string> } } }).template
+      .metadata.labels;
+    assert.ok(Object.entries(svc.selector).every(([k, v]) => podLabels[k] === v));
+    assert.equal(svc.selector['app.kubernetes.io/component'], 'subresources');
+
+    // The APIService, as the local cluster's registration makes it, and without a caBundle: the
+    // server writes its CA there, and an upgrade must not take it away.
+    const apiService = find(objects, 'APIService', 'v1alpha1.subresources.gantry.dev');
+    assert.deepEqual(apiService.spec, {
+      group: 'subresources.gantry.dev',
+      version: 'v1alpha1',
+      service: { name, namespace: ns, port: 443 },
+      groupPriorityMinimum: 1000,
+      versionPriority: 15,
+    });
+
+    // Every user may reach the API; the server's check on gantry.dev decides.
+    const access = find(objects, 'ClusterRoleBinding', `${name}-access`);
+    assert.deepEqual((access as unknown as { subjects: unknown[] }).subjects, [
+      { apiGroup: 'rbac.authorization.k8s.io', kind: 'Group', name: 'system:authenticated' },
+    ]);
+
+    // One replica: no budget. Off: none of it, and no stream endpoint on the agents.
+    const single = await parseObjects(await render({ subresources: { replicas: 1 } }));
+    assert.ok(!single.some((o) => o.kind === 'PodDisruptionBudget' && o.metadata.name === name));
+    const off = await parseObjects(await render({ subresources: { enabled: false } }));
+    const left = off.filter(
+      (o) => o.kind === 'APIService' || o.metadata.labels?.['app.kubernetes.io/component'] === 'subresources',
+    );
+    assert.deepEqual(left.map(objectId), []);
+    const quiet = podSpec(find(off, 'DaemonSet', `${release}-agent`)).containers[0]!;
+    assert.ok(!quiet.args.some((a) => a.startsWith('--stream-')), quiet.args.join(' '));
+  });
+
+  it('grants the aggregated API server exactly the calls it makes, and users containers/log with view, containers/exec with edit (RBAC, for real)', async () => {
+    // Only the RBAC objects, applied for real under a release name of their own (no APIService:
+    // one without its server would keep every namespace of the shared cluster from being deleted).
+    const api = `api-${id}`;
+    const name = `${api}-gantry-subresources`;
+    const yaml = await renderChart({
+      release: api,
+      namespace: ns,
+      showOnly: [
+        'templates/rbac-subresources.yaml',
+        'templates/rbac-aggregate.yaml',
+        'templates/serviceaccounts.yaml',
+      ],
+    });
+    const cleanUp = async () => {
+      await kubectl(['delete', 'clusterrole,clusterrolebinding', '-l', `app.kubernetes.io/instance=${api}`]);
+      await kubectl([
+        'delete',
+        'rolebinding',
+        '-n',
+        'kube-system',
+        `${name}-auth-reader`,
+        '--ignore-not-found',
+      ]);
+    };
+    // The chart's own aggregated roles carry them (the cluster's view and edit may have them from elsewhere).
+    type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
+    const rendered = await parseObjects(yaml);
+    const rulesOf = (role: string) =>
+      (find(rendered, 'ClusterRole', role) as unknown as { rules: Rule[] }).rules;
+    assert.deepEqual(
+      rulesOf(`${api}-gantry-view`).find((r) => r.resources.includes('containers/log')),
+      { apiGroups: ['gantry.dev'], resources: ['containers/log'], verbs: ['get'] },
+    );
+    assert.deepEqual(
+      rulesOf(`${api}-gantry-edit`).find((r) => r.resources.includes('containers/exec')),
+      { apiGroups: ['gantry.dev'], resources: ['containers/exec'], verbs: ['create', 'get'] },
+    );
+    try {
+      await kubectlOk(['apply', '-f', '-'], { input: yaml });
+      const sa = `system:serviceaccount:${ns}:${name}`;
+      const can = async (as: string, ...args: string[]) =>
+        (await kubectl(['auth', 'can-i', ...args, `--as=${as}`])).stdout.trim();
+      const server = (...args: string[]) => can(sa, ...args);
+      const apiService = 'apiservices.apiregistration.k8s.io/v1alpha1.subresources.gantry.dev';
+      const expected: [string, string[]][] = [
+        // index.ts: informers on Containers and Hosts.
+        ['yes', ['list', 'containers.gantry.dev', '-A']],
+        ['yes', ['watch', 'hosts.gantry.dev', '-A']],
+        // authorize.ts: a SubjectAccessReview per request; no TokenReviews (the apiserver authenticates).
+        ['yes', ['create', 'subjectaccessreviews.authorization.k8s.io']],
+        ['no', ['create', 'tokenreviews.authentication.k8s.io']],
+        // frontproxy.ts: the apiserver's front-proxy settings, and no other ConfigMap.
+        ['yes', ['get', 'configmaps/extension-apiserver-authentication', '-n', 'kube-system']],
+        ['no', ['get', 'configmaps/kube-proxy', '-n', 'kube-system']],
+        // pki.ts: its CA into its own APIService only.
+        ['yes', ['get', apiService]],
+        ['yes', ['patch', apiService]],
+        ['no', ['delete', apiService]],
+        ['no', ['patch', 'apiservices.apiregistration.k8s.io/v1.apps']],
+        // pki.ts: its Secret (read, create, replace) and the agents' TLS Secret, nothing else.
+        ['yes', ['create', 'secrets', '-n', ns]],
+        ['yes', ['get', `secrets/${name}-pki`, '-n', ns]],
+        ['yes', ['update', `secrets/${name}-pki`, '-n', ns]],
+        ['no', ['get', 'secrets/other', '-n', ns]],
+        ['no', ['list', 'secrets', '-n', ns]],
+        ['no', ['delete', `secrets/${name}-pki`, '-n', ns]],
+        ['yes', ['create', 'secrets', '-n', agentNs]],
+        ['yes', ['get', `secrets/${api}-gantry-agent-tls`, '-n', agentNs]],
+        ['yes', ['update', `secrets/${api}-gantry-agent-tls`, '-n', agentNs]],
+        ['no', ['get', 'secrets/gantry-migration-x', '-n', agentNs]],
+        ['no', ['get', 'secrets', '-n', 'default']],
+        // Nothing of the Containers it serves but reading them.
+        ['no', ['patch', 'containers.gantry.dev', '-A']],
+        ['no', ['list', 'pods', '-A']],
+      ];
+      for (const [want, args] of expected)
+        assert.equal(
+          await server(...args),
+          want,
+          `the server ${want === 'yes' ? 'may not' : 'may'} ${args.join(' ')}`,
+        );
+
+      // Any authenticated user reaches the aggregated API's resources; anonymous requests do not.
+      // (A SubjectAccessReview: kubectl auth can-i cannot name a group the apiserver does not serve yet.)
+      const review = async (
+        user: string,
+        groups: string[],
+        verb: string,
+        resource: string,
+        subresource = '',
+      ) => {
+        const out = await kubectlOk(['create', '-o', 'json', '-f', '-'], {
+          input: JSON.stringify({
+            apiVersion: 'authorization.k8s.io/v1',
+            kind: 'SubjectAccessReview',
+            spec: {
+              user,
+              groups,
+              resourceAttributes: {
+                group: 'subresources.gantry.dev',
+                resource,
+                subresource,
+                verb,
+                namespace: 'default',
+              },
+            },
+          }),
+        });
+        return (JSON.parse(out) as { status: { allowed: boolean } }).status.allowed;
+      };
+      for (const [verb, resource, sub] of [
+        ['get', 'containers', 'log'],
+        ['create', 'containers', 'exec'],
+        ['get', 'containers', 'exec'],
+        ['get', 'containermetrics', ''],
+        ['list', 'containermetrics', ''],
+      ] as const) {
+        const what = `${verb} ${resource}${sub ? `/${sub}` : ''}`;
+        assert.ok(await review(`someone-${id}`, ['system:authenticated'], verb, resource, sub), what);
+        assert.ok(!(await review('system:anonymous', ['system:unauthenticated'], verb, resource, sub)), what);
+      }
+      assert.ok(!(await review(`someone-${id}`, ['system:authenticated'], 'delete', 'containers')));
+      assert.ok(!(await review(`someone-${id}`, ['system:authenticated'], 'get', 'containers', 'attach')));
+
+      // The check that counts, on gantry.dev: view reads logs, edit also execs (aggregated, as
+      // pods/log and pods/exec are in the built-in roles).
+      const [viewer, editor] = [`viewer-${id}`, `editor-${id}`];
+      await kubectlOk(['create', 'rolebinding', 'v', '-n', ns, '--clusterrole=view', `--user=${viewer}`]);
+      await kubectlOk(['create', 'rolebinding', 'e', '-n', ns, '--clusterrole=edit', `--user=${editor}`]);
+      const on = (user: string, verb: string, sub: string) =>
+        can(user, verb, 'containers.gantry.dev', `--subresource=${sub}`, '-n', ns);
+      await eventually(
+        'the aggregation controller to give view and edit the rights on logs and exec',
+        async () =>
+          (await on(viewer, 'get', 'log')) === 'yes' && (await on(editor, 'create', 'exec')) === 'yes'
+            ? true
+            : undefined,
+        { timeoutMs: 60_000, intervalMs: 1000 },
+      );
+      assert.equal(await on(editor, 'get', 'log'), 'yes');
+      assert.equal(await on(editor, 'get', 'exec'), 'yes');
+      assert.equal(await on(viewer, 'create', 'exec'), 'no');
+      assert.equal(await on(viewer, 'get', 'exec'), 'no');
+      assert.equal(
+        await can(viewer, 'get', 'containers.gantry.dev', '--subresource=log', '-n', 'default'),
+        'no',
+      );
+    } finally {
+      await cleanUp();
+    }
   });
 
   it("mounts only Gantry's own runtime (its socket directory), the state directory and (read-only) the runtime root into the agent, at the same paths, unprivileged", async () => {
@@ -338,7 +616,10 @@ describe('Helm chart charts/gantry', () => {
       (p) => p.name,
     );
     type Rule = {
-      from?: { podSelector?: { matchLabels: Record<string, string> } }[];
+      from?: {
+        podSelector?: { matchLabels: Record<string, string> };
+        namespaceSelector?: { matchLabels: Record<string, string> };
+      }[];
       ports: { port: string }[];
     };
     const policy = find(objects, 'NetworkPolicy', `${release}-agent`);
@@ -347,13 +628,32 @@ describe('Helm chart charts/gantry', () => {
     const selects = (labels: Record<string, string>) =>
       Object.entries(labels).every(([k, v]) => template.metadata.labels[k] === v);
     assert.ok(selects(spec.podSelector.matchLabels), "it selects the agents' pods");
-    const [transfer, metrics] = spec.ingress;
+    const [transfer, streams, metrics] = spec.ingress;
     assert.deepEqual(
       transfer!.ports.map((p) => p.port),
       ['transfer'],
     );
     assert.equal(transfer!.from?.length, 1);
     assert.ok(selects(transfer!.from![0]!.podSelector!.matchLabels), 'from the agents alone');
+    // The stream port (logs) from the aggregated API server's pods alone, in the release namespace.
+    const server = find(objects, 'Deployment', `${release}-subresources`);
+    const serverLabels = (server.spec as { template: { metadata: { labels: Record<string, string> } } })
+      .template.metadata.labels;
+    assert.deepEqual(
+      streams!.ports.map((p) => p.port),
+      ['streams'],
+    );
+    assert.deepEqual(streams!.from, [
+      {
+        namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } },
+        podSelector: { matchLabels: streams!.from![0]!.podSelector!.matchLabels },
+      },
+    ]);
+    const fromServer = streams!.from![0]!.podSelector!.matchLabels;
+    assert.ok(
+      Object.entries(fromServer).every(([k, v]) => serverLabels[k] === v) && !selects(fromServer),
+      "from the server's pods, not the agents'",
+    );
     assert.deepEqual(
       metrics!.ports.map((p) => p.port),
       ['metrics', 'probes'],
@@ -361,7 +661,7 @@ describe('Helm chart charts/gantry', () => {
     assert.equal(metrics!.from, undefined, 'metrics from anyone by default');
     for (const rule of spec.ingress)
       for (const p of rule.ports) assert.ok(ports.includes(p.port), `no port ${p.port}`);
-    assert.equal(spec.ingress.length, 2, 'nothing else reaches the agents');
+    assert.equal(spec.ingress.length, 3, 'nothing else reaches the agents');
 
     const prometheus = [
       { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
@@ -371,9 +671,19 @@ describe('Helm chart charts/gantry', () => {
       'NetworkPolicy',
       `${release}-agent`,
     );
-    assert.deepEqual((narrowed.spec as { ingress: Rule[] }).ingress[1]!.from, prometheus);
+    assert.deepEqual((narrowed.spec as { ingress: Rule[] }).ingress[2]!.from, prometheus);
     const off = await parseObjects(await render({ agent: { networkPolicy: { enabled: false } } }));
     assert.ok(!off.some((o) => o.kind === 'NetworkPolicy'));
+    // Without the aggregated API the agents open no stream port.
+    const noApi = find(
+      await parseObjects(await render({ subresources: { enabled: false } })),
+      'NetworkPolicy',
+      `${release}-agent`,
+    );
+    assert.deepEqual(
+      (noApi.spec as { ingress: Rule[] }).ingress.map((r) => r.ports.map((p) => p.port)),
+      [['transfer'], ['metrics', 'probes']],
+    );
   });
 
   it('needs the privileged level for the agent only for the documented reasons (host paths, root)', async () => {
@@ -436,6 +746,15 @@ describe('Helm chart charts/gantry', () => {
       ['unknown key under agent', { agent: { privileged: true } }],
       ['port out of range', { metrics: { service: { port: 70000 } } }],
       ['bad scrape interval', { metrics: { serviceMonitor: { interval: 'often' } } }],
+      ['subresources.enabled as a string', { subresources: { enabled: 'yes' } }],
+      ['no replica of the aggregated API server', { subresources: { replicas: 0 } }],
+      ['aggregated API replicas as a string', { subresources: { replicas: '2' } }],
+      ['unknown key under subresources', { subresources: { leaderElection: { enabled: true } } }],
+      ['aggregated API port as a string', { subresources: { port: '8443' } }],
+      ['groupPriorityMinimum of 0', { subresources: { apiService: { groupPriorityMinimum: 0 } } }],
+      ['a caBundle in the values', { subresources: { apiService: { caBundle: 'LS0t' } } }],
+      ['stream port out of range', { agent: { streamPort: 70000 } }],
+      ['stream port as a string', { agent: { streamPort: '9444' } }],
     ];
     for (const [why, values] of bad) {
       const r = await templateChart({ release, namespace: ns, values });
@@ -447,6 +766,9 @@ describe('Helm chart charts/gantry', () => {
       { admissionPolicy: { validationActions: ['Warn', 'Audit'] } },
       { agent: { capacity: { cpu: '1500m', memory: '' } } },
       { image: { digest: `sha256:${'a'.repeat(64)}` } },
+      { subresources: { enabled: false } },
+      { subresources: { replicas: 1, podDisruptionBudget: { minAvailable: 0 } } },
+      { agent: { streamPort: 10250 } },
     ];
     for (const values of good) {
       const r = await templateChart({ release, namespace: ns, values });
@@ -552,6 +874,17 @@ describe('Helm chart charts/gantry', () => {
       new RegExp(`Pull secrets are readable in: ${ns}`),
     );
     assert.match(await notes('admissionPolicy.enabled=false'), /WARNING: admissionPolicy.enabled=false/);
+    assert.match(
+      plain,
+      new RegExp(
+        `APIService v1alpha1\\.subresources\\.gantry\\.dev: Deployment ${release}-subresources in ${notesNs} \\(2 replicas`,
+      ),
+    );
+    assert.match(plain, /kubectl get apiservice v1alpha1\.subresources\.gantry\.dev/);
+    assert.match(
+      await notes('subresources.enabled=false'),
+      /API +not installed \(subresources\.enabled=false\)/,
+    );
   });
 
   it('describes the CRDs for Artifact Hub as they are, with examples the apiserver accepts', async () => {
