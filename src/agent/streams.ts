@@ -1,13 +1,17 @@
-// The agent's end of `kubectl gantry logs`: an HTTPS endpoint that only Gantry's aggregated API
-// server may call (mutual TLS, src/kube/streamtls.ts), which has authenticated the user and
-// checked RBAC before it comes here. It serves a Container's log from the runtime's files.
-import type http from 'node:http';
+// The agent's end of `kubectl gantry logs` and `exec`: an HTTPS endpoint that only Gantry's
+// aggregated API server may call (mutual TLS, src/kube/streamtls.ts), which has authenticated the
+// user and checked RBAC before it comes here. It serves a Container's log from the runtime's
+// files, and joins an exec's WebSocket to the runtime's streaming server (CRI Exec's URL).
+import http from 'node:http';
 import https from 'node:https';
+import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { API_VERSION, type Container, type Host, streamEndpointAnnotation } from '../api/v1alpha1/index.js';
 import { realClock, sleep } from '../kube/clock.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
-import { HttpError, sendStatus } from '../kube/streaming.js';
+import { HttpError, parseExecOptions, sendStatus } from '../kube/streaming.js';
+import { joinUpgrade, refuseUpgrade, upgradeHeaders } from '../kube/upgrade.js';
+import type { CriClient } from '../cri/client.js';
 import { joinKey } from '../kube/keys.js';
 import type { SecretReader } from '../kube/pullsecrets.js';
 import type { Cache } from '../kube/store.js';
@@ -15,7 +19,7 @@ import { readTlsSecret, sameIdentity, subresourcesClientName, type TlsIdentity }
 import type { BindAddress } from '../obs/http.js';
 import type { Logger } from '../obs/logger.js';
 import { NoPreviousRun, readLog } from './logstream.js';
-import { logDirectory } from './runtimespec.js';
+import { labels, logDirectory } from './runtimespec.js';
 
 export interface StreamOptions {
   host: string;
@@ -30,6 +34,7 @@ export interface StreamOptions {
 
 export interface StreamDeps {
   containers: Cache<Container>;
+  cri: CriClient;
   readSecret: SecretReader;
   hosts: Cache<Host>;
   hostsApi: CustomResourceClient<Host>;
@@ -51,7 +56,8 @@ function target(containers: Cache<Container>, parts: string[], uid: string | nul
   return c;
 }
 
-const route = /^\/v1\/namespaces\/([^/]+)\/containers\/([^/]+)\/log$/;
+const logRoute = /^\/v1\/namespaces\/([^/]+)\/containers\/([^/]+)\/log$/;
+const execRoute = /^\/v1\/namespaces\/([^/]+)\/containers\/([^/]+)\/exec$/;
 
 export class StreamServer {
   private server: https.Server | undefined;
@@ -107,6 +113,9 @@ export class StreamServer {
       return;
     }
     const server = https.createServer(tls, (req, res) => void this.handle(req, res));
+    server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+      void this.exec(req, socket, head);
+    });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(this.o.bind.port, this.o.bind.host, () => resolve());
@@ -139,13 +148,58 @@ export class StreamServer {
       throw new HttpError(403, `only ${subresourcesClientName} may call this endpoint`);
   }
 
+  /** The running runtime container of `c` (CRI ID); 409 when it has none, as the kubelet answers. */
+  private async runningContainer(c: Container): Promise<string> {
+    const { containers } = await this.deps.cri.listContainers({
+      filter: { labelSelector: { [labels.uid]: c.metadata.uid! }, state: { state: 'CONTAINER_RUNNING' } },
+    });
+    const [latest] = containers.sort((a, b) => (b.metadata?.attempt ?? 0) - (a.metadata?.attempt ?? 0));
+    if (!latest) {
+      throw new HttpError(
+        409,
+        `container ${c.metadata.namespace}/${c.metadata.name} is not running (phase ${c.status?.phase ?? 'Pending'})`,
+      );
+    }
+    return latest.id;
+  }
+
+  /** exec: CRI Exec, then the caller's WebSocket joined to the runtime's streaming server. */
+  private async exec(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    try {
+      this.authorize(req);
+      const url = new URL(req.url ?? '/', 'https://agent');
+      const m = execRoute.exec(url.pathname);
+      if (req.method !== 'GET' || !m)
+        throw new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`);
+      const c = target(this.deps.containers, [m[1]!, m[2]!], url.searchParams.get('uid'));
+      const o = parseExecOptions(url.searchParams);
+      const containerId = await this.runningContainer(c);
+      const { command: cmd, ...streams } = o;
+      const { url: streamUrl } = await this.deps.cri.exec({ containerId, cmd, ...streams });
+      const upstream = http.request(new URL(streamUrl), { headers: upgradeHeaders(req) });
+      await joinUpgrade(
+        socket,
+        head,
+        upstream,
+        (e) =>
+          new HttpError(
+            502,
+            `the runtime's streaming server (${streamUrl.replace(/\/exec\/.*/, '')}) did not answer: ${e.message}`,
+          ),
+      );
+    } catch (e) {
+      if (!(e instanceof HttpError)) this.deps.log.warn('exec failed', { path: req.url, err: e });
+      refuseUpgrade(socket, e);
+    }
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const abort = new AbortController();
     res.on('close', () => abort.abort());
     try {
       this.authorize(req);
       const url = new URL(req.url ?? '/', 'https://agent');
-      const m = route.exec(url.pathname);
+      const m = logRoute.exec(url.pathname);
       if (req.method !== 'GET' || !m)
         throw new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`);
       const c = target(this.deps.containers, [m[1]!, m[2]!], url.searchParams.get('uid'));

@@ -110,6 +110,10 @@ export class CriClient extends CriConnection {
   execSync(req: CriRequest<'ExecSync'>, opts?: CriCallOptions): Promise<CriResponse<'ExecSync'>> {
     return this.unary('ExecSync', req, opts, req.timeout);
   }
+  /** A one-time URL of the runtime's streaming server for the command (it starts once connected). */
+  exec(req: CriRequest<'Exec'>, opts?: CriCallOptions): Promise<CriResponse<'Exec'>> {
+    return this.unary('Exec', req, opts);
+  }
   containerStats(
     req: CriRequest<'ContainerStats'>,
     opts?: CriCallOptions,

@@ -1,5 +1,5 @@
-// Plumbing of the log streams (the aggregated server and the agents): failures as Kubernetes
-// clients read them, a metav1.Status whose message says why.
+// Plumbing of the log and exec streams (the aggregated server and the agents): failures as
+// Kubernetes clients read them, a metav1.Status whose message says why; exec's options.
 import type http from 'node:http';
 
 const reasons: Record<number, string> = {
@@ -48,4 +48,39 @@ export function sendStatus(res: http.ServerResponse, err: unknown): void {
     return;
   }
   res.writeHead(code, { 'content-type': 'application/json' }).end(statusBody(code, message));
+}
+
+/** What an exec asks for: pods/exec's options (the `container` option has no meaning here). */
+export interface ExecOptions {
+  command: string[];
+  stdin: boolean;
+  stdout: boolean;
+  stderr: boolean;
+  tty: boolean;
+}
+
+const execFlag = (q: URLSearchParams, k: string) => q.get(k) === 'true' || q.get(k) === '1';
+
+/** Reads and checks exec's options from a query, with the apiserver's messages for pods. */
+export function parseExecOptions(q: URLSearchParams): ExecOptions {
+  const o: ExecOptions = {
+    command: q.getAll('command'),
+    stdin: execFlag(q, 'stdin'),
+    stdout: execFlag(q, 'stdout'),
+    stderr: execFlag(q, 'stderr'),
+    tty: execFlag(q, 'tty'),
+  };
+  if (o.command.length === 0 || o.command[0] === '') throw new HttpError(400, 'you must specify a command');
+  if (!o.stdin && !o.stdout && !o.stderr)
+    throw new HttpError(400, 'you must specify at least 1 of stdin, stdout, stderr');
+  if (o.tty && o.stderr) throw new HttpError(400, 'tty and stderr cannot both be true');
+  return o;
+}
+
+/** The query that asks for `o`, as parseExecOptions reads it. */
+export function execQuery(o: ExecOptions): URLSearchParams {
+  const q = new URLSearchParams();
+  for (const c of o.command) q.append('command', c);
+  for (const k of ['stdin', 'stdout', 'stderr', 'tty'] as const) if (o[k]) q.set(k, 'true');
+  return q;
 }

@@ -53,3 +53,17 @@ export function agentGet(
     );
   });
 }
+
+/** An upgrade request to the agent (not yet sent: joinUpgrade sends it). */
+export function agentUpgrade(
+  endpoint: URL,
+  identity: TlsIdentity,
+  path: string,
+  headers: Record<string, string>,
+): http.ClientRequest {
+  const req = https.request(new URL(path, endpoint), { ...tlsOptions(identity), headers, timeout: 10_000 });
+  // The timeout guards the handshake; a session may be idle for as long as its user likes.
+  req.on('upgrade', () => req.setTimeout(0));
+  req.on('timeout', () => req.destroy(new Error('timed out')));
+  return req;
+}

@@ -1,7 +1,8 @@
 // Whether the user may: a SubjectAccessReview on the Container's subresource in Gantry's own API
 // group, asked of the apiserver for every request. So RBAC on gantry.dev decides, as it does for
-// pods/log: whoever may get containers/log in a namespace (the `view` role, once the chart
-// aggregates it there) reads its Containers' output. The apiserver lets every authenticated user
+// pods/log and pods/exec: whoever may get containers/log in a namespace (the `view` role, as the
+// chart aggregates it there) reads its Containers' output; whoever may create containers/exec
+// (`edit`) runs commands in them. The apiserver lets every authenticated user
 // through to this API: this check is the one that counts.
 import { AuthorizationV1Api } from '@kubernetes/client-node';
 import { GROUP } from '../api/v1alpha1/index.js';
@@ -10,8 +11,8 @@ import { HttpError } from '../kube/streaming.js';
 import type { UserInfo } from './frontproxy.js';
 
 export interface Access {
-  verb: 'get';
-  subresource: 'log';
+  verb: 'get' | 'create';
+  subresource: 'log' | 'exec';
   namespace: string;
   name: string;
 }

@@ -2,18 +2,22 @@
 // proxy. Every request: who (frontproxy.ts), may they (authorize.ts), which Container and Host
 // (informer caches), then the Host's agent (agents.ts), whose answer goes back as it comes:
 //   GET  namespaces/{ns}/containers/{name}/log?follow&previous&tailLines&timestamps   pods/log's options
+//   GET  namespaces/{ns}/containers/{name}/exec?command&stdin&stdout&stderr&tty       a WebSocket upgrade,
+//        joined through the agent to the runtime's streaming server (src/kube/upgrade.ts)
 // plus discovery, which the apiserver reads to list the API.
 import type http from 'node:http';
 import https from 'node:https';
+import type { Duplex } from 'node:stream';
 import { type Container, type Host, subresourcesGroup } from '../api/v1alpha1/index.js';
 import { joinKey } from '../kube/keys.js';
 import type { Cache } from '../kube/store.js';
-import { HttpError, sendStatus } from '../kube/streaming.js';
+import { execQuery, HttpError, parseExecOptions, sendStatus } from '../kube/streaming.js';
+import { joinUpgrade, refuseUpgrade, upgradeHeaders } from '../kube/upgrade.js';
 import type { TlsIdentity } from '../kube/streamtls.js';
 import type { BindAddress } from '../obs/http.js';
 import type { Logger } from '../obs/logger.js';
-import { agentEndpoint, agentGet } from './agents.js';
-import type { Authorizer } from './authorize.js';
+import { agentEndpoint, agentGet, agentUpgrade } from './agents.js';
+import type { Access, Authorizer } from './authorize.js';
 import { authenticate, type RequestHeaderConfig, type UserInfo } from './frontproxy.js';
 import type { KeyPair } from './x509.js';
 
@@ -41,11 +45,19 @@ const discovery: Record<string, object> = {
     groupVersion: groupVersion.groupVersion,
     resources: [
       { name: 'containers/log', singularName: '', namespaced: true, kind: 'Container', verbs: ['get'] },
+      {
+        name: 'containers/exec',
+        singularName: '',
+        namespaced: true,
+        kind: 'Container',
+        verbs: ['create', 'get'],
+      },
     ],
   },
 };
 
 const logPath = new RegExp(`^${base}/namespaces/([^/]+)/containers/([^/]+)/log$`);
+const execPath = new RegExp(`^${base}/namespaces/([^/]+)/containers/([^/]+)/exec$`);
 
 /** The options of pods/log this API takes, checked; passed to the agent by their names there. */
 function logQuery(q: URLSearchParams, uid: string): URLSearchParams {
@@ -95,6 +107,9 @@ export class SubresourceServer {
     if (this.server) this.server.setSecureContext(options);
     else {
       this.server = https.createServer(options, (req, res) => void this.handle(req, res));
+      this.server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+        void this.exec(req, socket, head);
+      });
     }
   }
 
@@ -115,13 +130,49 @@ export class SubresourceServer {
     return authenticate(req, this.frontProxy!);
   }
 
-  /** The Container a log request names, after checking the user may get its log. */
-  private async resolve(req: http.IncomingMessage, m: RegExpExecArray): Promise<Container> {
+  /** The Container a request names, after checking the user may do `what` to it. */
+  private async resolve(
+    req: http.IncomingMessage,
+    m: RegExpExecArray,
+    what: Pick<Access, 'verb' | 'subresource'>,
+  ): Promise<Container> {
     const [namespace, name] = [decodeURIComponent(m[1]!), decodeURIComponent(m[2]!)];
-    await this.deps.authorizer.check(this.user(req), { verb: 'get', subresource: 'log', namespace, name });
+    await this.deps.authorizer.check(this.user(req), { ...what, namespace, name });
     const c = this.deps.containers.get(joinKey({ namespace, name }));
     if (!c) throw new HttpError(404, `containers.gantry.dev "${name}" not found in namespace "${namespace}"`);
     return c;
+  }
+
+  /**
+   * exec, as pods/exec over WebSocket: `create` on containers/exec is what RBAC must allow (the
+   * apiserver asks the same of pods/exec whatever the method), then the agent takes the socket.
+   */
+  private async exec(req: http.IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    try {
+      const url = new URL(req.url ?? '/', 'https://subresources');
+      const m = execPath.exec(url.pathname);
+      if (!m || req.method !== 'GET') {
+        throw new HttpError(
+          404,
+          `the server could not find the requested resource (${req.method} ${url.pathname} with an upgrade)`,
+        );
+      }
+      const c = await this.resolve(req, m, { verb: 'create', subresource: 'exec' });
+      const query = execQuery(parseExecOptions(url.searchParams));
+      query.set('uid', c.metadata.uid!);
+      const endpoint = agentEndpoint(c, this.deps.hosts);
+      const path = `/v1/namespaces/${encodeURIComponent(c.metadata.namespace!)}/containers/${encodeURIComponent(c.metadata.name!)}/exec?${query}`;
+      await joinUpgrade(
+        socket,
+        head,
+        agentUpgrade(endpoint, this.agentIdentity!, path, upgradeHeaders(req)),
+        (e) => new HttpError(502, `the agent at ${endpoint.host} did not answer: ${e.message}`),
+      );
+    } catch (e) {
+      if (!(e instanceof HttpError) || e.code >= 500)
+        this.deps.log.warn('exec failed', { path: req.url, err: e });
+      refuseUpgrade(socket, e);
+    }
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -136,7 +187,7 @@ export class SubresourceServer {
       }
       const sub = logPath.exec(url.pathname);
       if (sub && req.method === 'GET') {
-        const c = await this.resolve(req, sub);
+        const c = await this.resolve(req, sub, { verb: 'get', subresource: 'log' });
         const endpoint = agentEndpoint(c, this.deps.hosts);
         const path = `/v1/namespaces/${encodeURIComponent(c.metadata.namespace!)}/containers/${encodeURIComponent(c.metadata.name!)}/log`;
         const upstream = await agentGet(

@@ -1,8 +1,9 @@
-// `kubectl gantry` (run, ps, logs, inspect, rm, images, pull, migrate) as a user types them: the cluster's own kubectl finds the plugin
-// on the PATH, and each user is a ServiceAccount with its own token, so the apiserver
-// authenticates them and RBAC decides. Logs travel apiserver -> Gantry's aggregated API server
-// (which asks the apiserver whether the user may get containers/log) -> the agent of the
-// Container's Host, which reads the runtime's log files.
+// `kubectl gantry` (run, ps, logs, exec, inspect, rm, images, pull, migrate) as a user types them:
+// the cluster's own kubectl finds the plugin on the PATH, and each user is a ServiceAccount with
+// its own token, so the apiserver authenticates them and RBAC decides. Logs travel apiserver ->
+// Gantry's aggregated API server (which asks the apiserver whether the user may get
+// containers/log) -> the agent of the Container's Host, which reads the runtime's log files; an
+// exec's WebSocket goes the same way (create containers/exec) on to the runtime's streaming server.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -21,6 +22,7 @@ import {
   subresourcesPorts,
 } from '../../src/localcluster/subresources.js';
 import { kubectl, kubectlOk, localCluster, type CmdResult } from '../support/cluster.js';
+import { userKubeconfig } from '../support/users.js';
 import { eventually } from '../support/wait.js';
 
 const cluster = localCluster();
@@ -64,26 +66,6 @@ function typed(user: string, args: string[], timeoutMs = 60_000): Promise<CmdRes
   });
 }
 
-/** A kubeconfig for a ServiceAccount's token, on the admin kubeconfig's cluster. */
-async function userKubeconfig(namespace: string, sa: string): Promise<string> {
-  await kubectlOk(['create', 'serviceaccount', sa, '-n', namespace]);
-  const token = (await kubectlOk(['create', 'token', sa, '-n', namespace, '--duration=1h'])).trim();
-  const admin = JSON.parse(await kubectlOk(['config', 'view', '--raw', '-o', 'json'])) as {
-    clusters: { cluster: Record<string, string> }[];
-  };
-  const file = path.join(work, `${namespace}-${sa}.kubeconfig`);
-  const doc = {
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'local', cluster: admin.clusters[0]!.cluster }],
-    users: [{ name: sa, user: { token } }],
-    contexts: [{ name: sa, context: { cluster: 'local', user: sa, namespace } }],
-    'current-context': sa,
-  };
-  fs.writeFileSync(file, JSON.stringify(doc), { mode: 0o600 });
-  return file;
-}
-
 /**
  * What the chart grants: `view` may list Containers and get their log (aggregated into it), and
  * every authenticated user may reach the aggregated API, whose own check is the one that counts.
@@ -114,13 +96,21 @@ function rbac(): string {
             verbs: ['get', 'list', 'watch', 'create', 'delete'],
           },
           { apiGroups: ['gantry.dev'], resources: ['containers/log'], verbs: ['get'] },
+          { apiGroups: ['gantry.dev'], resources: ['containers/exec'], verbs: ['create'] },
         ],
       },
       {
         apiVersion: 'rbac.authorization.k8s.io/v1',
         kind: 'ClusterRole',
         metadata: meta(`${rbacName}-access`),
-        rules: [{ apiGroups: ['subresources.gantry.dev'], resources: ['containers/log'], verbs: ['get'] }],
+        rules: [
+          { apiGroups: ['subresources.gantry.dev'], resources: ['containers/log'], verbs: ['get'] },
+          {
+            apiGroups: ['subresources.gantry.dev'],
+            resources: ['containers/exec'],
+            verbs: ['get', 'create'],
+          },
+        ],
       },
       {
         apiVersion: 'rbac.authorization.k8s.io/v1',
@@ -148,6 +138,39 @@ function containerManifest(name: string): string {
       ],
     },
   });
+}
+
+let remoteId: Promise<string> | undefined;
+/** The runtime ID of `remote`, a Container on the second host (created once). */
+function remoteContainer(): Promise<string> {
+  remoteId ??= (async () => {
+    await kubectlOk(['apply', '-f', '-'], {
+      input: JSON.stringify({
+        apiVersion: 'gantry.dev/v1alpha1',
+        kind: 'Container',
+        metadata: { name: 'remote', namespace: ns },
+        spec: { image: cluster.images.web, nodeName: cluster.hosts[1]!.name },
+      }),
+    });
+    return eventually(
+      'remote to run',
+      async () => {
+        const out = await kubectlOk([
+          'get',
+          'container',
+          'remote',
+          '-n',
+          ns,
+          '-o',
+          'jsonpath={.status.phase} {.status.containerID}',
+        ]);
+        const [phase, id] = out.split(' ');
+        return phase === 'Running' && id ? id : undefined;
+      },
+      { timeoutMs: 120_000, intervalMs: 1000 },
+    );
+  })();
+  return remoteId;
 }
 
 /** The runtime's log file of talker's first run, on whichever host it runs. */
@@ -353,6 +376,88 @@ describe('kubectl gantry', { timeout: 600_000 }, () => {
       ),
     );
     assert.doesNotMatch(r.stdout + r.stderr, new RegExp(marker));
+  });
+
+  it('exec runs a command in a Container on the other host and exits with its exit code', async () => {
+    const remote = await remoteContainer();
+    const r = await typed(editor, [
+      'gantry',
+      'exec',
+      'remote',
+      '--',
+      '/bin/sh',
+      '-c',
+      `echo ${marker} > /tmp/exec-proof; echo out; echo err >&2; exit 3`,
+    ]);
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(r.stdout, 'out\n');
+    assert.equal(r.stderr, 'err\n');
+    // The runtime of that host ran it in that container: the file is there, read through CRI.
+    const cri = new CriClient(cluster.hosts[1]!.criSocket);
+    try {
+      const read = await cri.execSync({ containerId: remote, cmd: ['cat', '/tmp/exec-proof'], timeout: 10 });
+      assert.equal(String(read.stdout), `${marker}\n`);
+    } finally {
+      cri.close();
+    }
+    const missing = await typed(editor, ['gantry', 'exec', 'remote', '--', '/no/such/program']);
+    assert.notEqual(missing.code, 0);
+    assert.match(missing.stderr, /no such file or directory/);
+  });
+
+  it('exec -it gives the command a terminal that echoes what is typed', async () => {
+    await remoteContainer();
+    // `script` runs kubectl on a pseudo-terminal of its own and types what we write into it.
+    const child = spawn(
+      'script',
+      ['-qec', `${path.join(cluster.binDir, 'kubectl')} gantry exec -it remote -- /bin/sh`, '/dev/null'],
+      {
+        cwd: repoRoot,
+        env: { ...process.env, PATH: `${pluginDir}:${process.env.PATH}`, KUBECONFIG: editor, TERM: 'dumb' },
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d) => (out += String(d)));
+    child.stderr.on('data', (d) => (out += String(d)));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    try {
+      child.stdin.write('tty; echo $((6 * 7))\n');
+      await eventually('the answer', () => /^42\r?$/m.test(out), { timeoutMs: 30_000 });
+      child.stdin.write('exit 5\n');
+      assert.equal(await exited, 5, out);
+    } finally {
+      child.kill();
+    }
+    assert.match(out, /tty; echo \$\(\(6 \* 7\)\)/, 'the terminal echoes the typed line');
+    assert.match(out, /^\/dev\/pts\/\d+\r?$/m, 'the command has a terminal');
+  });
+
+  it('exec is refused, saying why, to a user bound to view and to a user of another namespace', async () => {
+    await remoteContainer();
+    for (const [who, user, where] of [
+      [`${ns}:reader`, reader, []],
+      [`${otherNs}:outsider`, outsider, ['-n', ns]],
+    ] as const) {
+      const r = await typed(user, ['gantry', 'exec', ...where, 'remote', '--', 'touch', '/tmp/refused']);
+      assert.equal(r.code, 1);
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `^Error from server \\(Forbidden\\): User "system:serviceaccount:${who}" cannot create resource "containers/exec" in API group "gantry.dev" in the namespace "${ns}"`,
+        ),
+      );
+    }
+    const cri = new CriClient(cluster.hosts[1]!.criSocket);
+    try {
+      const check = await cri.execSync({
+        containerId: await remoteContainer(),
+        cmd: ['test', '-e', '/tmp/refused'],
+        timeout: 10,
+      });
+      assert.equal(check.exitCode, 1, 'a refused exec ran nothing');
+    } finally {
+      cri.close();
+    }
   });
 
   /** The phase of a Container of ns, as the admin sees it. */
