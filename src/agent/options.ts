@@ -27,7 +27,7 @@ export const AgentOptionsSchema = z
     advertiseAddress: z.string().optional(),
     /**
      * Where Gantry's aggregated API server reaches this agent for Containers' logs (streams.ts);
-     * unset: no logs endpoint (the chart does not install the aggregated API yet).
+     * unset: no logs endpoint (the chart sets it with the aggregated API, subresources.enabled).
      */
     streamBindAddress: z.string().optional(),
     /** The Secret (in the agents' Secret namespace) holding this endpoint's TLS identity. */
