@@ -288,7 +288,7 @@ export function setUpAgent(
         tlsSecret: { namespace: o.transferSecretNamespace ?? o.leaseNamespace, name: o.streamTlsSecret },
         logRoot: path.join(o.stateDir, 'logs'),
       },
-      { containers: containers.cache, cri, readSecret, hosts: hosts.cache, hostsApi, log },
+      { containers: containers.cache, cri, stats, readSecret, hosts: hosts.cache, hostsApi, log },
     );
     manager.add({ name: 'streams', needLeaderElection: false, start: (signal) => streams.run(signal) });
   }

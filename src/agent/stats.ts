@@ -1,23 +1,17 @@
 // CPU and memory of this host's containers from CRI stats, sampled periodically: per-container
 // gauges (by namespace and name) and the host's total, which the Host status reports.
+import type { ContainerUsage } from '../api/v1alpha1/index.js';
 import { realClock, sleep } from '../kube/clock.js';
 import type { Logger } from '../obs/logger.js';
 import type { CriClient } from '../cri/client.js';
 import { containerCpuUsage, containerMemoryWorkingSet } from './metrics.js';
 import { labels, managedByValue } from './runtimespec.js';
 
-export interface ContainerUsage {
-  namespace: string;
-  name: string;
-  /** Label gantry.dev/workload of the Container, if any. */
-  workload?: string;
-  cpuCores: number;
-  memoryBytes: number;
-}
-
 export class StatsCollector {
   private latest: ContainerUsage[] = [];
   private sampled = false;
+  /** When the last sample was read. */
+  sampledAt: Date | undefined;
 
   constructor(
     private readonly cri: CriClient,
@@ -93,6 +87,7 @@ export class StatsCollector {
     }
     this.latest = next;
     this.sampled = true;
+    this.sampledAt = new Date();
   }
 
   async run(signal: AbortSignal, intervalMs: number): Promise<void> {

@@ -1,12 +1,19 @@
 // The agent's end of `kubectl gantry logs` and `exec`: an HTTPS endpoint that only Gantry's
 // aggregated API server may call (mutual TLS, src/kube/streamtls.ts), which has authenticated the
 // user and checked RBAC before it comes here. It serves a Container's log from the runtime's
-// files, and joins an exec's WebSocket to the runtime's streaming server (CRI Exec's URL).
+// files, joins an exec's WebSocket to the runtime's streaming server (CRI Exec's URL), and gives
+// the last sample of its containers' CPU and memory (`top`).
 import http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { API_VERSION, type Container, type Host, streamEndpointAnnotation } from '../api/v1alpha1/index.js';
+import {
+  API_VERSION,
+  type Container,
+  type Host,
+  type HostUsage,
+  streamEndpointAnnotation,
+} from '../api/v1alpha1/index.js';
 import { realClock, sleep } from '../kube/clock.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
 import { HttpError, parseExecOptions, sendStatus } from '../kube/streaming.js';
@@ -20,6 +27,7 @@ import type { BindAddress } from '../obs/http.js';
 import type { Logger } from '../obs/logger.js';
 import { NoPreviousRun, readLog } from './logstream.js';
 import { labels, logDirectory } from './runtimespec.js';
+import type { StatsCollector } from './stats.js';
 
 export interface StreamOptions {
   host: string;
@@ -35,6 +43,7 @@ export interface StreamOptions {
 export interface StreamDeps {
   containers: Cache<Container>;
   cri: CriClient;
+  stats: Pick<StatsCollector, 'usage' | 'sampledAt'>;
   readSecret: SecretReader;
   hosts: Cache<Host>;
   hostsApi: CustomResourceClient<Host>;
@@ -199,6 +208,19 @@ export class StreamServer {
     try {
       this.authorize(req);
       const url = new URL(req.url ?? '/', 'https://agent');
+      if (req.method === 'GET' && url.pathname === '/v1/stats') {
+        const containers = this.deps.stats.usage();
+        if (!containers) throw new HttpError(503, 'no sample of the runtime yet');
+        res
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(
+            JSON.stringify({
+              sampledAt: this.deps.stats.sampledAt?.toISOString(),
+              containers,
+            } satisfies HostUsage),
+          );
+        return;
+      }
       const m = logRoute.exec(url.pathname);
       if (req.method !== 'GET' || !m)
         throw new HttpError(404, `no such endpoint: ${req.method} ${url.pathname}`);

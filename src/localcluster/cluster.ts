@@ -140,8 +140,15 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
         }
         const n = nodeLayout(h);
         await ensureNodeNamespace(n);
-        started.push(await startHost(h, bins, { ...files, within: (cmd, args) => inNode(n, cmd, args) }));
+        // The kubelet's runtime first: it makes the node's bridge, whose address Gantry's listens on.
         await startNodeRuntime(n, bins, files);
+        started.push(
+          await startHost(h, bins, {
+            ...files,
+            within: (cmd, args) => inNode(n, cmd, args),
+            nodeIP: n.nodeIP,
+          }),
+        );
       }
       await stopExtraHosts(opts.hosts);
       await createNamespace(systemNamespace);
@@ -240,10 +247,13 @@ export async function startRuntime(hostName: string): Promise<void> {
   const bins = await ensureBinaries(() => undefined);
   const h = hostByName(hostName);
   // On a kubelet node it runs in the node's mount namespace, where the node paths the agent names are.
-  const within = readLocalCluster()?.kubelet
-    ? (cmd: string, args: string[]) => inNode(nodeLayout(h), cmd, args)
-    : undefined;
-  await startHost(h, bins, { ...layout, pauseImage: imageRef('pause'), within });
+  const node = readLocalCluster()?.kubelet ? nodeLayout(h) : undefined;
+  await startHost(h, bins, {
+    ...layout,
+    pauseImage: imageRef('pause'),
+    within: node && ((cmd, args) => inNode(node, cmd, args)),
+    nodeIP: node?.nodeIP,
+  });
 }
 
 /**

@@ -44,6 +44,11 @@ export interface ContainerdConfig {
   pauseImage: string;
   /** Gantry's runtime restores checkpoints; the kubelet's does not need to. */
   gantry?: { runcRoot: string };
+  /**
+   * Where CRI Exec's streaming server listens (default loopback). An agent in a pod reaches
+   * its runtime's exec streams at the node's address, as the kubelet reaches its own on loopback.
+   */
+  streamAddress?: string;
 }
 
 /** A containerd config for this machine: CRI with overlayfs, CNI bridges and the local registries. */
@@ -88,7 +93,7 @@ ${gantryRunc}  [plugins.'io.containerd.cri.v1.runtime'.cni]
     bin_dirs = ['/usr/lib/cni']
     conf_dir = '${c.cniDir}'
 [plugins.'io.containerd.grpc.v1.cri']
-  stream_server_address = '127.0.0.1'
+  stream_server_address = '${c.streamAddress ?? '127.0.0.1'}'
   stream_server_port = '0'
 [plugins.'io.containerd.transfer.v1.local']
   config_path = '${c.certsDir}'
@@ -148,6 +153,8 @@ export async function startHost(
     logs: string;
     /** Run inside this command prefix (a kubelet node's mount namespace: nodes.ts inNode). */
     within?: (cmd: string, args: string[]) => [string, string[]];
+    /** The node's address, on a kubelet node (its exec streams listen there). */
+    nodeIP?: string;
   },
 ): Promise<LocalHost> {
   const pidFile = path.join(opts.pids, `containerd-${h.name}.pid`);
@@ -167,6 +174,7 @@ export async function startHost(
         certsDir: opts.certsDir,
         pauseImage: opts.pauseImage,
         gantry: { runcRoot: path.join(h.dir, 'runc') },
+        streamAddress: opts.nodeIP,
       }),
     );
     // containerd finds its shim and criu on PATH: ours first.

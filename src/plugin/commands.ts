@@ -1,8 +1,8 @@
 // The commands of `kubectl gantry`: ps lists Containers as `docker ps` does, through the
 // apiserver (so `get`/`list` on containers decides who sees what); logs reads a Container's output
 // through Gantry's aggregated API (subresources.gantry.dev), where RBAC on containers/log decides.
-// exec is in exec.ts, run, inspect and rm in lifecycle.ts, images and pull in images.ts, migrate
-// in moves.ts.
+// exec is in exec.ts, top in top.ts, run, inspect and rm in lifecycle.ts, images and pull in
+// images.ts, migrate in moves.ts.
 import type { Container } from '../api/v1alpha1/index.js';
 import { type Command, type Context, usageError } from './cli.js';
 import { CliError } from './client.js';
@@ -11,6 +11,8 @@ import { images, pull } from './images.js';
 import { inspect, rm, run } from './lifecycle.js';
 import { migrate } from './moves.js';
 import { age, listForTable, table } from './output.js';
+import { top } from './top.js';
+import { top } from './top.js';
 
 function status(c: Container): string {
   const phase = c.status?.phase ?? 'Pending';
@@ -96,4 +98,4 @@ export const logs: Command = {
   },
 };
 
-export const commands: Command[] = [run, ps, logs, exec, inspect, rm, images, pull, migrate];
+export const commands: Command[] = [run, ps, logs, exec, top, inspect, rm, images, pull, migrate];

@@ -2,7 +2,7 @@
 // group, asked of the apiserver for every request. So RBAC on gantry.dev decides, as it does for
 // pods/log and pods/exec: whoever may get containers/log in a namespace (the `view` role, as the
 // chart aggregates it there) reads its Containers' output; whoever may create containers/exec
-// (`edit`) runs commands in them. The apiserver lets every authenticated user
+// (`edit`) runs commands in them; whoever may list Containers sees what they use (top). The apiserver lets every authenticated user
 // through to this API: this check is the one that counts.
 import { AuthorizationV1Api } from '@kubernetes/client-node';
 import { GROUP } from '../api/v1alpha1/index.js';
@@ -11,17 +11,21 @@ import { HttpError } from '../kube/streaming.js';
 import type { UserInfo } from './frontproxy.js';
 
 export interface Access {
-  verb: 'get' | 'create';
-  subresource: 'log' | 'exec';
-  namespace: string;
-  name: string;
+  verb: 'get' | 'create' | 'list';
+  /** Unset: the containers themselves (top lists them). */
+  subresource?: 'log' | 'exec';
+  /** Unset: every namespace. */
+  namespace?: string;
+  name?: string;
 }
 
 /** The refusal in the apiserver's own words, with what would grant it. */
 export function refusal(user: UserInfo, a: Access, reason?: string): string {
+  const resource = a.subresource ? `containers/${a.subresource}` : 'containers';
+  const scope = a.namespace ? `in the namespace "${a.namespace}"` : 'at the cluster scope';
   return (
-    `User "${user.username}" cannot ${a.verb} resource "containers/${a.subresource}" in API group "${GROUP}" ` +
-    `in the namespace "${a.namespace}"${reason ? `: ${reason}` : ''}`
+    `User "${user.username}" cannot ${a.verb} resource "${resource}" in API group "${GROUP}" ` +
+    `${scope}${reason ? `: ${reason}` : ''}`
   );
 }
 

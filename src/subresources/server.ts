@@ -4,6 +4,8 @@
 //   GET  namespaces/{ns}/containers/{name}/log?follow&previous&tailLines&timestamps   pods/log's options
 //   GET  namespaces/{ns}/containers/{name}/exec?command&stdin&stdout&stderr&tty       a WebSocket upgrade,
 //        joined through the agent to the runtime's streaming server (src/kube/upgrade.ts)
+//   GET  [namespaces/{ns}/]containermetrics                                          every agent's last
+//        sample of CPU and memory (metrics.ts), for whoever may list the Containers
 // plus discovery, which the apiserver reads to list the API.
 import type http from 'node:http';
 import https from 'node:https';
@@ -17,6 +19,7 @@ import type { TlsIdentity } from '../kube/streamtls.js';
 import type { BindAddress } from '../obs/http.js';
 import type { Logger } from '../obs/logger.js';
 import { agentEndpoint, agentGet, agentUpgrade } from './agents.js';
+import { containerMetrics } from './metrics.js';
 import type { Access, Authorizer } from './authorize.js';
 import { authenticate, type RequestHeaderConfig, type UserInfo } from './frontproxy.js';
 import type { KeyPair } from './x509.js';
@@ -46,6 +49,13 @@ const discovery: Record<string, object> = {
     resources: [
       { name: 'containers/log', singularName: '', namespaced: true, kind: 'Container', verbs: ['get'] },
       {
+        name: 'containermetrics',
+        singularName: '',
+        namespaced: true,
+        kind: 'ContainerMetrics',
+        verbs: ['list'],
+      },
+      {
         name: 'containers/exec',
         singularName: '',
         namespaced: true,
@@ -58,6 +68,7 @@ const discovery: Record<string, object> = {
 
 const logPath = new RegExp(`^${base}/namespaces/([^/]+)/containers/([^/]+)/log$`);
 const execPath = new RegExp(`^${base}/namespaces/([^/]+)/containers/([^/]+)/exec$`);
+const metricsPath = new RegExp(`^${base}(?:/namespaces/([^/]+))?/containermetrics$`);
 
 /** The options of pods/log this API takes, checked; passed to the agent by their names there. */
 function logQuery(q: URLSearchParams, uid: string): URLSearchParams {
@@ -183,6 +194,19 @@ export class SubresourceServer {
       const doc = discovery[url.pathname.replace(/\/$/, '')];
       if (req.method === 'GET' && doc) {
         res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(doc));
+        return;
+      }
+      const metrics = metricsPath.exec(url.pathname);
+      if (metrics && req.method === 'GET') {
+        const namespace = metrics[1] && decodeURIComponent(metrics[1]);
+        await this.deps.authorizer.check(this.user(req), { verb: 'list', namespace });
+        const list = await containerMetrics(
+          this.deps.hosts.list(),
+          this.agentIdentity!,
+          namespace,
+          abort.signal,
+        );
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(list));
         return;
       }
       const sub = logPath.exec(url.pathname);

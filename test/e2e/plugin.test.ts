@@ -110,6 +110,7 @@ function rbac(): string {
             resources: ['containers/exec'],
             verbs: ['get', 'create'],
           },
+          { apiGroups: ['subresources.gantry.dev'], resources: ['containermetrics'], verbs: ['get', 'list'] },
         ],
       },
       {
@@ -458,6 +459,76 @@ describe('kubectl gantry', { timeout: 600_000 }, () => {
     } finally {
       cri.close();
     }
+  });
+
+  it('top shows the CPU and memory each container uses, from its host, for a user bound to view', async () => {
+    const spec = (name: string, s: Record<string, unknown>) =>
+      JSON.stringify({
+        apiVersion: 'gantry.dev/v1alpha1',
+        kind: 'Container',
+        metadata: { name, namespace: ns },
+        spec: s,
+      });
+    // One spins on a CPU, the other holds 24 MiB more than a counter needs.
+    await kubectlOk(['apply', '-f', '-'], {
+      input: spec('spinner', {
+        image: cluster.images.web,
+        command: ['/bin/sh', '-c', 'while :; do :; done'],
+        nodeName: cluster.hosts[0]!.name,
+      }),
+    });
+    await kubectlOk(['apply', '-f', '-'], {
+      input: spec('holder', {
+        image: cluster.images.counter,
+        env: [{ name: 'HOLD_MB', value: '24' }],
+        nodeName: cluster.hosts[1]!.name,
+      }),
+    });
+    try {
+      type Metrics = {
+        metadata: { name: string };
+        host: string;
+        timestamp: string;
+        usage: { cpu: string; memory: string };
+      };
+      const figures = await eventually(
+        'figures with a CPU rate for both',
+        async () => {
+          const r = await typed(reader, ['gantry', 'top', 'spinner', 'holder', '-o', 'json']);
+          if (r.code !== 0) return undefined;
+          const items = (JSON.parse(r.stdout) as { items: Metrics[] }).items;
+          const byName = new Map(items.map((i) => [i.metadata.name, i]));
+          const [spinner, holder] = [byName.get('spinner'), byName.get('holder')];
+          return spinner && holder && spinner.usage.cpu !== '0m' ? { spinner, holder } : undefined;
+        },
+        { timeoutMs: 90_000, intervalMs: 2000 },
+      );
+      assert.equal(figures.spinner.host, cluster.hosts[0]!.name);
+      assert.equal(figures.holder.host, cluster.hosts[1]!.name);
+      assert.ok(parseInt(figures.spinner.usage.cpu) >= 100, `spinner uses ${figures.spinner.usage.cpu}`);
+      const held = parseInt(figures.holder.usage.memory);
+      assert.ok(held >= 24 && held < 64, `holder uses ${figures.holder.usage.memory}`);
+      assert.ok(Date.now() - Date.parse(figures.holder.timestamp) < 60_000, 'a recent sample');
+
+      const r = await typed(reader, ['gantry', 'top']);
+      assert.equal(r.code, 0, r.stderr);
+      const [header, ...rows] = r.stdout.trimEnd().split('\n');
+      assert.match(header!, /^NAME\s+CPU\(cores\)\s+MEMORY\(bytes\)\s+HOST$/);
+      assert.ok(
+        rows.some((row) => new RegExp(`^holder\\s+\\d+m\\s+\\d+Mi\\s+${cluster.hosts[1]!.name}$`).test(row)),
+        r.stdout,
+      );
+    } finally {
+      await kubectlOk(['delete', 'container', 'spinner', 'holder', '-n', ns, '--wait=false']);
+    }
+    const refused = await typed(outsider, ['gantry', 'top', '-n', ns]);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `^Error from server \\(Forbidden\\): User "system:serviceaccount:${otherNs}:outsider" cannot list resource "containers" in API group "gantry.dev" in the namespace "${ns}"`,
+      ),
+    );
   });
 
   /** The phase of a Container of ns, as the admin sees it. */

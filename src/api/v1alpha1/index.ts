@@ -15,6 +15,7 @@ export * from './image.js';
 export * from './imageref.js';
 export * from './labels.js';
 export * from './meta.js';
+export * from './metrics.js';
 export * from './migration.js';
 export * from './quantity.js';
 export * from './selector.js';
