@@ -66,7 +66,16 @@ export function joinUpgrade(
 ): Promise<void> {
   return new Promise((resolve) => {
     client.on('error', () => client.destroy());
+    // A client gone before the next hop answers takes the request with it.
+    const abandon = () => upstream.destroy();
+    client.once('close', abandon);
     upstream.on('upgrade', (res: http.IncomingMessage, socket: Duplex, upstreamHead: Buffer) => {
+      client.off('close', abandon);
+      if (client.destroyed) {
+        socket.destroy();
+        resolve();
+        return;
+      }
       client.write(head(101, res.statusMessage ?? 'Switching Protocols', res.rawHeaders));
       if (upstreamHead.length) client.write(upstreamHead);
       if (clientHead.length) socket.write(clientHead);
