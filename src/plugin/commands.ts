@@ -7,6 +7,7 @@ import type { Container } from '../api/v1alpha1/index.js';
 import { type Command, type Context, usageError } from './cli.js';
 import { CliError } from './client.js';
 import { exec } from './exec.js';
+import { drain, uncordon } from './hosts.js';
 import { images, pull } from './images.js';
 import { inspect, rm, run } from './lifecycle.js';
 import { migrate } from './moves.js';
@@ -98,4 +99,17 @@ export const logs: Command = {
   },
 };
 
-export const commands: Command[] = [run, ps, logs, exec, top, inspect, rm, images, pull, migrate];
+export const commands: Command[] = [
+  run,
+  ps,
+  logs,
+  exec,
+  top,
+  inspect,
+  rm,
+  images,
+  pull,
+  migrate,
+  drain,
+  uncordon,
+];

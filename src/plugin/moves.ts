@@ -1,10 +1,42 @@
 // `kubectl gantry migrate`: moving a container to another host with a Migration, waited on the
 // way `kubectl rollout status` waits: until the controller reports an end, printing each phase and
 // then where it went and how long it did not run. Exit code 1 when the move did not succeed.
+// The lines it prints about a Migration are shared with drain (hosts.ts), which reports the
+// Migrations a drain creates.
 import { migrationEnded, type Migration } from '../api/v1alpha1/index.js';
 import { realClock, sleep } from '../kube/clock.js';
 import { type Command, type Context, usageError } from './cli.js';
 import { CliError } from './client.js';
+
+/** "counter moved from host-1 to host-2 as counter-m1a2b3, not running for 0.8s": a Succeeded move. */
+export function movedLine(m: Migration, container = m.spec.container): string {
+  const s = m.status ?? {};
+  return (
+    `${container} moved from ${s.sourceHost} to ${s.targetHost} as ${s.targetContainer}` +
+    `${s.downtimeSeconds !== undefined ? `, not running for ${s.downtimeSeconds}s` : ''}`
+  );
+}
+
+/** "migration.gantry.dev/counter-x7k2p Failed: <its message>": a Migration by its phase and message. */
+export function phaseLine(m: Migration): string {
+  const phase = m.status?.phase ?? 'Pending';
+  return `migration.gantry.dev/${m.metadata.name} ${phase}: ${m.status?.message ?? ''}`.replace(/: $/, '');
+}
+
+/**
+ * Why a Migration is where it is: its phase line, then each condition that is not True (the
+ * agents' Checkpointed, Transferred, Restored and Resumed, and Ready), with reason and message.
+ */
+export function migrationState(m: Migration): string {
+  const pending = (m.status?.conditions ?? [])
+    .filter((c) => c.status !== 'True')
+    // A message the phase line already gives is not repeated.
+    .map((c) => {
+      const said = !c.message || c.message === m.status?.message;
+      return `${c.type}=${c.status} (${c.reason}${said ? '' : `: ${c.message}`})`;
+    });
+  return pending.length ? `${phaseLine(m)}; ${pending.join('; ')}` : phaseLine(m);
+}
 
 export const migrate: Command = {
   name: 'migrate',
@@ -58,14 +90,8 @@ export const migrate: Command = {
       m = await api.get(key);
     }
     if (!m) throw new CliError(`migration.gantry.dev/${key.name} was deleted before it ended`);
-    const s = m.status!;
-    if (s.phase !== 'Succeeded') {
-      throw new CliError(`migration.gantry.dev/${key.name} ${s.phase}: ${s.message ?? ''}`.trimEnd());
-    }
-    ctx.out(
-      `${name} moved from ${s.sourceHost} to ${s.targetHost} as ${s.targetContainer}` +
-        `${s.downtimeSeconds !== undefined ? `, not running for ${s.downtimeSeconds}s` : ''}\n`,
-    );
+    if (m.status?.phase !== 'Succeeded') throw new CliError(phaseLine(m));
+    ctx.out(`${movedLine(m, name)}\n`);
     return 0;
   },
 };
