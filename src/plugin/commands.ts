@@ -7,6 +7,7 @@ import type { Container } from '../api/v1alpha1/index.js';
 import { type Command, type Context, usageError } from './cli.js';
 import { CliError } from './client.js';
 import { exec } from './exec.js';
+import { completion } from './completion.js';
 import { drain, uncordon } from './hosts.js';
 import { images, pull } from './images.js';
 import { inspect, rm, run } from './lifecycle.js';
@@ -112,4 +113,5 @@ export const commands: Command[] = [
   migrate,
   drain,
   uncordon,
+  completion,
 ];
