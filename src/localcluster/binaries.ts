@@ -166,6 +166,14 @@ async function buildCliUtils(out: string): Promise<void> {
   fs.rmSync(dir, { recursive: true, force: true });
 }
 
+/** krew, kubectl's plugin manager. */
+async function buildKrew(out: string): Promise<void> {
+  await run('go', ['install', '-ldflags=-s -w', `sigs.k8s.io/krew/cmd/krew@v${versions.krew}`], {
+    env: { ...goEnv, GOBIN: out, GOFLAGS: '' },
+    logFile: logFile('krew'),
+  });
+}
+
 /** CRIU's source comes from Debian's newer suite (its own apt config, leaving the system's alone). */
 async function buildCriu(out: string): Promise<void> {
   const log = logFile('criu');
@@ -210,27 +218,47 @@ async function buildCriu(out: string): Promise<void> {
   fs.rmSync(work, { recursive: true, force: true });
 }
 
-const builds: Record<keyof typeof versions, { build: (out: string) => Promise<void>; takes: string }> = {
+const builds: Record<
+  keyof typeof versions,
+  { build: (out: string) => Promise<void>; takes: string; onDemand?: boolean }
+> = {
   etcd: { build: buildEtcd, takes: '1-3 minutes' },
   kubernetes: { build: buildKubernetes, takes: '10-20 minutes' },
   containerd: { build: buildContainerd, takes: '3-5 minutes' },
   helm: { build: buildHelm, takes: '2-4 minutes' },
   criu: { build: buildCriu, takes: 'about a minute' },
   cliUtils: { build: buildCliUtils, takes: 'about a minute' },
+  krew: { build: buildKrew, takes: 'about a minute', onDemand: true },
 };
+
+/** Builds one component unless it is cached; its directory. */
+async function ensureBuilt(name: keyof typeof versions, progress: (line: string) => void): Promise<string> {
+  const out = componentDir(name);
+  if (isBuilt(name)) return out;
+  progress(
+    `building ${name} v${versions[name]} (first run only, ${builds[name].takes}; log: ${logFile(name)})`,
+  );
+  fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
+  await builds[name].build(out);
+  fs.writeFileSync(path.join(out, '.complete'), new Date().toISOString() + '\n');
+  return out;
+}
+
+/** krew (not part of the local cluster: built the first time something asks), linked into the bin directory too. */
+export async function ensureKrew(progress: (line: string) => void): Promise<string> {
+  const krew = path.join(await ensureBuilt('krew', progress), 'krew');
+  const link = path.join(cacheDir, 'bin', 'krew');
+  fs.mkdirSync(path.dirname(link), { recursive: true });
+  fs.rmSync(link, { force: true });
+  fs.symlinkSync(krew, link);
+  return krew;
+}
 
 /** Builds what is not cached yet, one component at a time (each uses every core). */
 export async function ensureBinaries(progress: (line: string) => void): Promise<Binaries> {
   for (const name of Object.keys(builds) as (keyof typeof versions)[]) {
-    const out = componentDir(name);
-    if (isBuilt(name)) continue;
-    progress(
-      `building ${name} v${versions[name]} (first run only, ${builds[name].takes}; log: ${logFile(name)})`,
-    );
-    fs.rmSync(out, { recursive: true, force: true });
-    fs.mkdirSync(out, { recursive: true });
-    await builds[name].build(out);
-    fs.writeFileSync(path.join(out, '.complete'), new Date().toISOString() + '\n');
+    if (!builds[name].onDemand) await ensureBuilt(name, progress);
   }
   const k8s = componentDir('kubernetes');
   const bins: Binaries = {

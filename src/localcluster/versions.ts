@@ -13,6 +13,8 @@ export const versions = {
   criu: '4.2.1',
   // kapply: the apply-and-wait engine (kstatus) under Flux's kustomize-controller and Config Sync.
   cliUtils: '0.37.2',
+  // krew, kubectl's plugin manager: built on demand (ensureKrew), for the plugin's krew install test.
+  krew: '0.4.3',
 } as const;
 
 export const cacheDir = process.env.GANTRY_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'gantry');
