@@ -2,7 +2,9 @@
 // controller as a Deployment under the restricted Pod Security level and the agent as a DaemonSet,
 // both from Gantry's image built here; then upgraded from the release before, used, failed over
 // and uninstalled. Beside it, a kubelet runs a Pod on the same node for more than ten minutes,
-// restarts, and collects images: Gantry's containers live on, in a containerd of their own.
+// restarts, and collects images: Gantry's containers live on, in a containerd of their own. Users
+// read Containers' logs with `kubectl gantry logs` through the aggregated API server the chart
+// installs.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { CoreV1Event, V1Lease, V1Pod } from '@kubernetes/client-node';
@@ -11,9 +13,11 @@ import { CriClient } from '../../src/cri/client.js';
 import { labels as runtimeLabels } from '../../src/agent/runtimespec.js';
 import { kubeletRuntimeSocket, restartKubelet } from '../../src/localcluster/cluster.js';
 import { chartValues, startGantry, stopGantry } from '../../src/localcluster/gantry.js';
+import { stopSubresources } from '../../src/localcluster/subresources.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
 import { maxOverlap } from '../support/intervals.js';
 import { RuntimeRecorder, runIntervals, type RuntimeRun } from '../support/runtime.js';
+import { typed, userKubeconfig } from '../support/users.js';
 import { eventually } from '../support/wait.js';
 import { WatchRecorder } from '../support/watch.js';
 import {
@@ -38,6 +42,8 @@ const agentNs = `${ns}-agent`;
 const app = 'install-app';
 const controllerSelector = 'app.kubernetes.io/component=controller';
 const agentSelector = 'app.kubernetes.io/component=agent';
+const apiServerSelector = 'app.kubernetes.io/component=subresources';
+const apiService = 'v1alpha1.subresources.gantry.dev';
 const cri = gantryRuntimes();
 let current: Release;
 
@@ -194,8 +200,10 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
       throw new Error(
         'the local cluster runs without kubelets; this suite needs kubelet nodes (npm run cluster:up)',
       );
-    // Gantry run as host processes by other suites would compete with the chart's agents.
+    // Gantry run as host processes by other suites would compete with the chart's agents, and the
+    // aggregated API server's registration has the names of the chart's APIService and Service.
     await stopGantry(cluster);
+    await stopSubresources(cluster);
     await kubectlOk(['create', 'namespace', app]).catch(() => undefined);
     await kubectlOk([
       'label',
@@ -379,6 +387,116 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
       };
     }>(['crd', 'containers.gantry.dev']);
     assert.deepEqual(crd?.spec.versions[0]?.schema.openAPIV3Schema.properties.status.default, {});
+  });
+
+  it("serves Containers' logs through the chart's aggregated API: Available, read by a user bound to view with kubectl gantry logs, refused to one without the right; helm upgrade keeps its caBundle", async () => {
+    type APIService = {
+      spec: { caBundle?: string; service?: { namespace: string; name: string; port: number } };
+      status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
+    };
+    const available = async () => {
+      const a = await getObject<APIService>(['apiservice', apiService]);
+      return a?.status?.conditions?.find((c) => c.type === 'Available')?.status === 'True' ? a : undefined;
+    };
+    await readyPods(ns, apiServerSelector, 2);
+    const registered = await eventually(`APIService ${apiService} Available`, available, {
+      timeoutMs: 180_000,
+      intervalMs: 1000,
+    }).catch(async (e: unknown) => {
+      const a = await getObject<APIService>(['apiservice', apiService]);
+      throw new Error(`${(e as Error).message}: ${JSON.stringify(a?.status?.conditions)}`);
+    });
+    assert.deepEqual(registered.spec.service, { namespace: ns, name: `${release}-subresources`, port: 443 });
+    // The caBundle is the CA the server keeps in its Secret (the chart renders none).
+    const pki = await getObject<{ data: Record<string, string> }>([
+      'secret',
+      '-n',
+      ns,
+      `${release}-subresources-pki`,
+    ]);
+    assert.equal(registered.spec.caBundle, pki?.data['ca.crt']);
+    // Every agent serves logs at its pod's address, with the certificate that server issued it.
+    const agents = await readyPods(agentNs, agentSelector, hosts.length);
+    await eventually('every agent to publish its stream endpoint', async () => {
+      const list = await getObject<{ items: Host[] }>(['hosts']);
+      return agents.every((p) => {
+        const h = list?.items.find((x) => x.metadata.name === p.spec?.nodeName);
+        return h?.metadata.annotations?.['gantry.dev/stream-endpoint'] === `https://${p.status?.podIP}:9444`;
+      });
+    });
+
+    const marker = `helm-logs-${Date.now()}`;
+    await apply(
+      container('talker', {
+        image: cluster.images.web,
+        command: ['/bin/sh', '-c'],
+        args: [`echo "${marker} stdout"; echo "${marker} stderr" >&2; while :; do sleep 1; done`],
+      }),
+    );
+    await running('talker');
+    const reader = await userKubeconfig(app, 'reader');
+    const stranger = await userKubeconfig(app, 'stranger');
+    await kubectlOk([
+      'create',
+      'rolebinding',
+      'reader-view',
+      '-n',
+      app,
+      '--clusterrole=view',
+      `--serviceaccount=${app}:reader`,
+    ]);
+    const read = await eventually(
+      'kubectl gantry logs to print both lines',
+      async () => {
+        const r = await typed(reader, ['gantry', 'logs', 'talker']);
+        return r.code === 0 &&
+          r.stdout.includes(`${marker} stdout\n`) &&
+          r.stdout.includes(`${marker} stderr\n`)
+          ? r
+          : undefined;
+      },
+      { timeoutMs: 60_000, intervalMs: 1000 },
+    ).catch(async (e: unknown) => {
+      const r = await typed(reader, ['gantry', 'logs', 'talker']);
+      throw new Error(`${(e as Error).message}; last answer (${r.code}): ${r.stderr}${r.stdout}`);
+    });
+    assert.equal(read.stderr, '');
+    // Let through by the apiserver (every authenticated user may reach the group), refused by the
+    // server's own check on gantry.dev, in the apiserver's words.
+    const refused = await typed(stranger, ['gantry', 'logs', 'talker']);
+    assert.equal(refused.code, 1);
+    assert.match(
+      refused.stderr,
+      new RegExp(
+        `^Error from server \\(Forbidden\\): User "system:serviceaccount:${app}:stranger" cannot get resource "containers/log" in API group "gantry.dev" in the namespace "${app}"`,
+      ),
+    );
+    assert.doesNotMatch(refused.stdout + refused.stderr, new RegExp(marker));
+
+    // An upgrade as docs/operations.md says, that changes the APIService: Helm's patch removes only
+    // what the previous manifest had, so the caBundle the server wrote stays.
+    await helmOk([
+      'upgrade',
+      release,
+      current.chart,
+      '--namespace',
+      ns,
+      '--reset-then-reuse-values',
+      '--set',
+      'subresources.apiService.versionPriority=16',
+      '--wait',
+      '--timeout',
+      '5m',
+    ]);
+    const after = await getObject<APIService & { spec: { versionPriority: number } }>([
+      'apiservice',
+      apiService,
+    ]);
+    assert.equal(after?.spec.versionPriority, 16, 'the upgrade patched the APIService');
+    assert.equal(after?.spec.caBundle, registered.spec.caBundle, 'helm upgrade changed the caBundle');
+    assert.ok(await available(), 'the APIService is Available after helm upgrade');
+    assert.equal((await typed(reader, ['gantry', 'logs', 'talker'])).code, 0);
+    await kubectlOk(['delete', 'container', '-n', app, 'talker', '--wait=false']);
   });
 
   it("restarts host-1's kubelet, now collecting images above 2% disk use: nothing of Gantry's is touched", async () => {
@@ -666,6 +784,8 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
     for (const kind of ['containers', 'workloads', 'images', 'hosts', 'migrations'])
       assert.ok(await getObject(['crd', `${kind}.gantry.dev`]), `CRD ${kind} kept`);
     assert.ok(await getContainer('beside'), 'the Container object is kept');
+    // No APIService left without its server (it would keep namespaces from being deleted).
+    assert.equal(await getObject(['apiservice', apiService]), undefined);
     assert.equal(
       (await pods(agentNs, agentSelector)).filter((p) => !p.metadata?.deletionTimestamp).length,
       0,
