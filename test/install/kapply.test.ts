@@ -11,6 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { stopGantry } from '../../src/localcluster/gantry.js';
+import { stopSubresources } from '../../src/localcluster/subresources.js';
 import { getObject, kubectlOk, localCluster } from '../support/cluster.js';
 import { currentRelease, repoRoot } from './support.js';
 
@@ -60,6 +61,8 @@ describe('kapply (cli-utils kstatus) installs Gantry and waits on its objects', 
   before(async () => {
     if (!cluster.kubelet) throw new Error('this suite needs kubelet nodes (npm run cluster:up)');
     await stopGantry(cluster);
+    // The manifests bring the aggregated API server, with the APIService name of the process's.
+    await stopSubresources(cluster);
     await kubectlOk(['create', 'namespace', app]).catch(() => undefined);
   });
 
@@ -91,7 +94,11 @@ describe('kapply (cli-utils kstatus) installs Gantry and waits on its objects', 
       '--reconcile-timeout=5m',
     ]);
     assert.equal(r.code, 0, r.out);
-    for (const id of ['deployment.apps/gantry-controller', 'daemonset.apps/gantry-agent'])
+    for (const id of [
+      'deployment.apps/gantry-controller',
+      'deployment.apps/gantry-subresources',
+      'daemonset.apps/gantry-agent',
+    ])
       assert.ok(linesAbout(r.out, id).includes(`${id} reconcile successful`), `${id}:\n${r.out}`);
     assert.match(r.out, /reconcile result: \d+ attempted, \d+ successful, 0 skipped, 0 failed, 0 timed out/);
   });
