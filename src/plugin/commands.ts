@@ -7,13 +7,13 @@ import type { Container } from '../api/v1alpha1/index.js';
 import { type Command, type Context, usageError } from './cli.js';
 import { CliError } from './client.js';
 import { exec } from './exec.js';
+import { movedTo } from './follow.js';
 import { completion } from './completion.js';
 import { drain, uncordon } from './hosts.js';
 import { images, pull } from './images.js';
 import { inspect, rm, run } from './lifecycle.js';
 import { migrate } from './moves.js';
 import { age, listForTable, table } from './output.js';
-import { top } from './top.js';
 import { top } from './top.js';
 
 function status(c: Container): string {
@@ -83,20 +83,40 @@ export const logs: Command = {
     if (tail !== undefined && !/^\d+$/.test(tail))
       throw usageError(logs, `--tail must be a whole number, not "${tail}"`);
     const cluster = ctx.cluster();
-    const path = cluster.subresourcePath(
-      `namespaces/${encodeURIComponent(cluster.namespace)}/containers/${encodeURIComponent(name)}/log`,
-    );
-    const res = await cluster.client.request('GET', path, {
-      query: {
-        follow: ctx.values.follow === true || undefined,
-        tailLines: tail,
-        previous: ctx.values.previous === true || undefined,
-        timestamps: ctx.values.timestamps === true || undefined,
-      },
-      headers: { accept: 'text/plain, */*' },
-    });
-    for await (const chunk of res) ctx.out(String(chunk));
-    if (!res.complete) throw new CliError('the log stream was cut before its end');
+    const follow = ctx.values.follow === true;
+    const read = async (container: string, tailLines: string | undefined) => {
+      const path = cluster.subresourcePath(
+        `namespaces/${encodeURIComponent(cluster.namespace)}/containers/${encodeURIComponent(container)}/log`,
+      );
+      const res = await cluster.client.request('GET', path, {
+        query: {
+          follow: follow || undefined,
+          tailLines,
+          previous: ctx.values.previous === true || undefined,
+          timestamps: ctx.values.timestamps === true || undefined,
+        },
+        headers: { accept: 'text/plain, */*' },
+      });
+      for await (const chunk of res) ctx.out(String(chunk));
+      if (!res.complete) throw new CliError('the log stream was cut before its end');
+    };
+    if (!follow) return read(name, tail);
+    // A follower goes on with the copy a migration makes, from the copy's first line.
+    let current = {
+      name,
+      since: (await cluster.api('Container').get({ namespace: cluster.namespace, name }))?.metadata
+        .creationTimestamp,
+    };
+    await read(name, tail);
+    for (
+      let next;
+      current.since && (next = await movedTo(cluster, { name: current.name, since: current.since }));
+    ) {
+      process.stderr.write(`${current.name} moved; following ${next}\n`);
+      const copy = await cluster.api('Container').get({ namespace: cluster.namespace, name: next });
+      current = { name: next, since: copy?.metadata.creationTimestamp };
+      await read(next, undefined);
+    }
   },
 };
 

@@ -81,7 +81,11 @@ function rbac(): string {
         kind: 'ClusterRole',
         metadata: meta(`${rbacName}-view`, { 'rbac.authorization.k8s.io/aggregate-to-view': 'true' }),
         rules: [
-          { apiGroups: ['gantry.dev'], resources: ['containers'], verbs: ['get', 'list', 'watch'] },
+          {
+            apiGroups: ['gantry.dev'],
+            resources: ['containers', 'migrations'],
+            verbs: ['get', 'list', 'watch'],
+          },
           { apiGroups: ['gantry.dev'], resources: ['containers/log'], verbs: ['get'] },
         ],
       },
@@ -654,6 +658,17 @@ describe('kubectl gantry', { timeout: 600_000 }, () => {
       intervalMs: 1000,
     });
     const to = cluster.hosts[1]!.name;
+    // A follower started before the move goes on with the copy on the other host.
+    const follower = spawn(path.join(cluster.binDir, 'kubectl'), ['gantry', 'logs', '-f', 'mover'], {
+      cwd: repoRoot,
+      env: { ...process.env, PATH: `${pluginDir}:${process.env.PATH}`, KUBECONFIG: reader },
+    });
+    let followed = '';
+    let notes = '';
+    follower.stdout.on('data', (d) => (followed += String(d)));
+    follower.stderr.on('data', (d) => (notes += String(d)));
+    const counts = () => [...followed.matchAll(/^count (\d+)$/gm)].map((m) => Number(m[1]));
+    await eventually('the follower to print a count', () => counts().length > 0, { timeoutMs: 30_000 });
     const r = await typed(editor, ['gantry', 'migrate', 'mover', '--to', to], 180_000);
     assert.equal(r.code, 0, `${r.stdout}${r.stderr}`);
     const lines = r.stdout.trimEnd().split('\n');
@@ -669,6 +684,23 @@ describe('kubectl gantry', { timeout: 600_000 }, () => {
       await kubectlOk(['get', 'container', target, '-n', ns, '-o', 'jsonpath={.spec.nodeName}']),
       to,
     );
+    try {
+      // The copy's own log, read after: the follower printed its lines too, and still runs.
+      const copyLog = await eventually('two counts of the copy', async () => {
+        const res = await typed(reader, ['gantry', 'logs', target]);
+        return res.code === 0 && res.stdout.split('\n').length > 2 ? res.stdout : undefined;
+      });
+      const firstOfCopy = /^count (\d+)$/m.exec(copyLog)![1]!;
+      await eventually("the follower to print the copy's lines", () =>
+        counts().includes(Number(firstOfCopy) + 1),
+      );
+      assert.match(notes, new RegExp(`^mover moved; following ${target}$`, 'm'));
+      assert.equal(follower.exitCode, null, 'the follower still runs');
+      // The count went on where the checkpoint left it: the copy's first is past the source's first.
+      assert.ok(Number(firstOfCopy) > counts()[0]!, `copy began at ${firstOfCopy}: ${counts().join(' ')}`);
+    } finally {
+      follower.kill();
+    }
     const failed = await typed(editor, ['gantry', 'migrate', 'absent']);
     assert.equal(failed.code, 1);
     assert.match(failed.stderr, /^error: migration\.gantry\.dev\/absent-\w+ Failed: /);
