@@ -211,14 +211,12 @@ export class StreamServer {
       if (req.method === 'GET' && url.pathname === '/v1/stats') {
         const containers = this.deps.stats.usage();
         if (!containers) throw new HttpError(503, 'no sample of the runtime yet');
-        res
-          .writeHead(200, { 'content-type': 'application/json' })
-          .end(
-            JSON.stringify({
-              sampledAt: this.deps.stats.sampledAt?.toISOString(),
-              containers,
-            } satisfies HostUsage),
-          );
+        res.writeHead(200, { 'content-type': 'application/json' }).end(
+          JSON.stringify({
+            sampledAt: this.deps.stats.sampledAt?.toISOString(),
+            containers,
+          } satisfies HostUsage),
+        );
         return;
       }
       const m = logRoute.exec(url.pathname);

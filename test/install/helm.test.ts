@@ -389,7 +389,7 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
     assert.deepEqual(crd?.spec.versions[0]?.schema.openAPIV3Schema.properties.status.default, {});
   });
 
-  it("serves Containers' logs through the chart's aggregated API: Available, read by a user bound to view with kubectl gantry logs, refused to one without the right; helm upgrade keeps its caBundle", async () => {
+  it("serves Containers' logs and exec through the chart's aggregated API: Available, logs read by a user bound to view with kubectl gantry logs, refused to one without the right, exec by one bound to edit; helm upgrade keeps its caBundle", async () => {
     type APIService = {
       spec: { caBundle?: string; service?: { namespace: string; name: string; port: number } };
       status?: { conditions?: { type: string; status: string; reason?: string; message?: string }[] };
@@ -472,6 +472,33 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
       ),
     );
     assert.doesNotMatch(refused.stdout + refused.stderr, new RegExp(marker));
+
+    // exec from the agent's pod to Gantry's containerd on that node (its exec streams listen on
+    // the node's address), for a user bound to edit; the exit code comes back.
+    const editor = await userKubeconfig(app, 'editor');
+    await kubectlOk([
+      'create',
+      'rolebinding',
+      'editor-edit',
+      '-n',
+      app,
+      '--clusterrole=edit',
+      `--serviceaccount=${app}:editor`,
+    ]);
+    const executed = await typed(editor, [
+      'gantry',
+      'exec',
+      'talker',
+      '--',
+      '/bin/sh',
+      '-c',
+      `echo ${marker}; exit 4`,
+    ]);
+    assert.equal(executed.code, 4, executed.stderr);
+    assert.equal(executed.stdout, `${marker}\n`);
+    const execRefused = await typed(reader, ['gantry', 'exec', 'talker', '--', 'true']);
+    assert.equal(execRefused.code, 1);
+    assert.match(execRefused.stderr, /cannot create resource "containers\/exec" in API group "gantry.dev"/);
 
     // An upgrade as docs/operations.md says, that changes the APIService: Helm's patch removes only
     // what the previous manifest had, so the caBundle the server wrote stays.
