@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -21,8 +20,8 @@ import {
   stopSubresources,
   subresourcesPorts,
 } from '../../src/localcluster/subresources.js';
-import { kubectl, kubectlOk, localCluster, type CmdResult } from '../support/cluster.js';
-import { userKubeconfig } from '../support/users.js';
+import { kubectl, kubectlOk, localCluster } from '../support/cluster.js';
+import { installPlugin, typed, userKubeconfig } from '../support/users.js';
 import { eventually } from '../support/wait.js';
 
 const cluster = localCluster();
@@ -30,41 +29,10 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 const ns = `e2e-plugin-${process.pid}`;
 const otherNs = `e2e-plugin-other-${process.pid}`;
 const rbacName = `gantry-e2e-plugin-${process.pid}`;
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-plugin-'));
 // Only this Container can print it: the logs read below are its own output.
 const marker = `plugin-e2e-${process.pid}-${Date.now()}`;
 
-/** A directory with `kubectl-gantry` in it, for the PATH: how kubectl finds a plugin. */
-function installPlugin(): string {
-  const bin = path.join(work, 'bin');
-  fs.mkdirSync(bin);
-  const entry = path.join(repoRoot, 'src', 'cmd', 'kubectl-gantry.ts');
-  fs.writeFileSync(
-    path.join(bin, 'kubectl-gantry'),
-    `#!/bin/sh\nexec ${JSON.stringify(process.execPath)} --import tsx ${JSON.stringify(entry)} "$@"\n`,
-    { mode: 0o755 },
-  );
-  return bin;
-}
 const pluginDir = installPlugin();
-
-/** `kubectl ARGS` as `user` (a kubeconfig), with the plugin on the PATH. */
-function typed(user: string, args: string[], timeoutMs = 60_000): Promise<CmdResult> {
-  return new Promise((resolve) => {
-    const child = spawn(path.join(cluster.binDir, 'kubectl'), args, {
-      cwd: repoRoot,
-      env: { ...process.env, PATH: `${pluginDir}:${process.env.PATH}`, KUBECONFIG: user },
-      timeout: timeoutMs,
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += String(d)));
-    child.stderr.on('data', (d) => (stderr += String(d)));
-    child.on('close', (code, signal) =>
-      resolve({ code: code ?? 1, stdout, stderr: stderr || (signal ? `killed by ${signal}` : '') }),
-    );
-  });
-}
 
 /**
  * What the chart grants: `view` may list Containers and get their log (aggregated into it), and
@@ -268,7 +236,6 @@ describe('kubectl gantry', { timeout: 600_000 }, () => {
       '--ignore-not-found',
     ]);
     await kubectl(['delete', 'clusterrolebinding', `${rbacName}-access`, '--ignore-not-found']);
-    fs.rmSync(work, { recursive: true, force: true });
   });
 
   it('the aggregated API server listens on loopback only; the apiserver reaches it through the DNAT rule', () => {
