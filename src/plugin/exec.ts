@@ -87,20 +87,22 @@ function session(ws: WebSocket, o: { stdin: boolean; tty: boolean }): Promise<nu
   return new Promise<number>((resolve, reject) => {
     let status: ExecStatus | undefined;
     const input = process.stdin;
+    // Keys go to the command only with -i: without it, Ctrl-C must still stop this process.
+    const raw = o.tty && o.stdin;
     const resize = () =>
       ws.send(
         frame(channel.resize, JSON.stringify({ Width: process.stdout.columns, Height: process.stdout.rows })),
       );
     const cleanUp = () => {
-      if (o.tty) input.setRawMode(false);
+      if (raw) input.setRawMode(false);
       input.pause();
       process.stdout.off('resize', resize);
     };
     ws.on('unexpected-response', (_req, res) => void refusal(res).then(reject));
     ws.on('error', (e) => reject(e));
     ws.on('open', () => {
-      if (o.tty) {
-        input.setRawMode(true);
+      if (raw) input.setRawMode(true);
+      if (o.tty && process.stdout.isTTY) {
         resize();
         process.stdout.on('resize', resize);
       }
