@@ -45,6 +45,8 @@ export const debianPackages = [
   'iproute2',
   'prometheus',
   'curl',
+  // the plugin's zsh completion script is run by a real zsh in its test
+  'zsh',
   'xz-utils',
   'libbsd-dev',
   'libcap-dev',
