@@ -26,8 +26,8 @@ export const AgentOptionsSchema = z
     /** The address other agents reach this host at; the first non-loopback IPv4 when unset. */
     advertiseAddress: z.string().optional(),
     /**
-     * Where Gantry's aggregated API server reaches this agent for Containers' logs (streams.ts);
-     * unset: no logs endpoint (the chart sets it with the aggregated API, subresources.enabled).
+     * Where Gantry's aggregated API server reaches this agent for Containers' logs, exec and usage
+     * (streams.ts); unset: no stream endpoint (the chart sets it with subresources.enabled).
      */
     streamBindAddress: z.string().optional(),
     /** The Secret (in the agents' Secret namespace) holding this endpoint's TLS identity. */

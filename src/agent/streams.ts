@@ -89,7 +89,7 @@ export class StreamServer {
         );
         if (!identity && !waiting) {
           this.deps.log.info(
-            'Waiting for the TLS identity of the logs endpoint (the aggregated server issues it)',
+            'Waiting for the TLS identity of the stream endpoint (the aggregated server issues it)',
             {
               secret: `${this.o.tlsSecret.namespace}/${this.o.tlsSecret.name}`,
             },
@@ -99,7 +99,7 @@ export class StreamServer {
         if (identity && !sameIdentity(identity, this.identity)) await this.serve(identity);
         if (this.server) await this.announce();
       } catch (e) {
-        this.deps.log.warn('Logs endpoint: setup failed; retrying', { err: e });
+        this.deps.log.warn('Stream endpoint: setup failed; retrying', { err: e });
       }
       await sleep(realClock, this.identity ? 60_000 : 5_000, signal);
     }
@@ -118,7 +118,7 @@ export class StreamServer {
     this.identity = identity;
     if (this.server) {
       this.server.setSecureContext(tls);
-      this.deps.log.info('Logs endpoint: TLS identity renewed');
+      this.deps.log.info('Stream endpoint: TLS identity renewed');
       return;
     }
     const server = https.createServer(tls, (req, res) => void this.handle(req, res));
@@ -130,7 +130,7 @@ export class StreamServer {
       server.listen(this.o.bind.port, this.o.bind.host, () => resolve());
     });
     this.server = server;
-    this.deps.log.info('Serving logs to the aggregated API server', {
+    this.deps.log.info('Serving logs, exec and stats to the aggregated API server', {
       ...this.o.bind,
       endpoint: this.o.endpoint,
     });

@@ -19,7 +19,7 @@ export function agentEndpoint(c: Container, hosts: Cache<Host>): URL {
   if (!endpoint) {
     throw new HttpError(
       503,
-      `the agent of Host ${hostName} has not published its logs endpoint (annotation ${streamEndpointAnnotation}): ` +
+      `the agent of Host ${hostName} has not published its stream endpoint (annotation ${streamEndpointAnnotation}): ` +
         'is it running, and has it read its TLS identity?',
     );
   }

@@ -1,8 +1,9 @@
-// Gantry's aggregated API server (subresources.gantry.dev): Containers' logs for users of the
-// Kubernetes API, through the apiserver (an APIService, as metrics-server and KubeVirt's virt-api).
-// A process of its own rather than part of the controller: it holds the one certificate that
-// reaches every agent's logs endpoint, so only it carries it; it serves from every replica (no
-// leader election); and its long-lived streams never share a process with reconciliation.
+// Gantry's aggregated API server (subresources.gantry.dev): Containers' logs, exec and usage for
+// users of the Kubernetes API, through the apiserver (an APIService, as metrics-server and
+// KubeVirt's virt-api). A process of its own rather than part of the controller: it holds the one
+// certificate that reaches every agent's stream endpoint, so only it carries it; it serves from
+// every replica (no leader election); and its long-lived streams never share a process with
+// reconciliation.
 import { CoreV1Api } from '@kubernetes/client-node';
 import type { Container, Host } from '../api/v1alpha1/index.js';
 import { realClock, sleep } from '../kube/clock.js';
