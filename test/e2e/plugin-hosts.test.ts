@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Host, Migration } from '../../src/api/v1alpha1/index.js';
 import { startGantry, stopGantry } from '../../src/localcluster/gantry.js';
 import { deleteTestNamespace, getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
-import { typed, userKubeconfig } from '../support/users.js';
+import { typed, userKubeconfig, userWithRole } from '../support/users.js';
 import { eventually } from '../support/wait.js';
 
 const cluster = localCluster();
@@ -72,22 +72,13 @@ describe('kubectl gantry drain, uncordon and completion', { timeout: 600_000 }, 
       }),
     });
     operator = await userKubeconfig(ns, 'operator');
-    editor = await userKubeconfig(ns, 'editor');
+    editor = await userWithRole(ns, 'editor', 'edit');
     await kubectlOk([
       'create',
       'clusterrolebinding',
       operatorRole,
       `--clusterrole=${operatorRole}`,
       `--serviceaccount=${ns}:operator`,
-    ]);
-    await kubectlOk([
-      'create',
-      'rolebinding',
-      'editor-edit',
-      '-n',
-      ns,
-      '--clusterrole=edit',
-      `--serviceaccount=${ns}:editor`,
     ]);
     // host-2 takes no new Containers: the Workload's replica starts on host-1, and a drain of
     // host-1 has nowhere to go until uncordon. `mover`, bound to host-2 by name, is no drain's.

@@ -21,7 +21,7 @@ import {
   subresourcesPorts,
 } from '../../src/localcluster/subresources.js';
 import { kubectl, kubectlOk, localCluster } from '../support/cluster.js';
-import { installPlugin, typed, userKubeconfig } from '../support/users.js';
+import { installPlugin, typed, userKubeconfig, userWithRole } from '../support/users.js';
 import { eventually } from '../support/wait.js';
 
 const cluster = localCluster();
@@ -174,37 +174,10 @@ describe('kubectl gantry', { timeout: 600_000 }, () => {
     await startSubresources(cluster);
     for (const n of [ns, otherNs]) await kubectlOk(['create', 'namespace', n]);
     await kubectlOk(['apply', '-f', '-'], { input: rbac() });
-    reader = await userKubeconfig(ns, 'reader');
+    reader = await userWithRole(ns, 'reader', 'view');
     stranger = await userKubeconfig(ns, 'stranger');
-    outsider = await userKubeconfig(otherNs, 'outsider');
-    editor = await userKubeconfig(ns, 'editor');
-    await kubectlOk([
-      'create',
-      'rolebinding',
-      'editor-edit',
-      '-n',
-      ns,
-      '--clusterrole=edit',
-      `--serviceaccount=${ns}:editor`,
-    ]);
-    await kubectlOk([
-      'create',
-      'rolebinding',
-      'reader-view',
-      '-n',
-      ns,
-      '--clusterrole=view',
-      `--serviceaccount=${ns}:reader`,
-    ]);
-    await kubectlOk([
-      'create',
-      'rolebinding',
-      'outsider-view',
-      '-n',
-      otherNs,
-      '--clusterrole=view',
-      `--serviceaccount=${otherNs}:outsider`,
-    ]);
+    outsider = await userWithRole(otherNs, 'outsider', 'view');
+    editor = await userWithRole(ns, 'editor', 'edit');
     await kubectlOk(['apply', '-f', '-'], { input: containerManifest('talker') });
     await eventually(
       'Container talker to run',

@@ -17,7 +17,7 @@ import { stopSubresources } from '../../src/localcluster/subresources.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
 import { maxOverlap } from '../support/intervals.js';
 import { RuntimeRecorder, runIntervals, type RuntimeRun } from '../support/runtime.js';
-import { typed, userKubeconfig } from '../support/users.js';
+import { typed, userKubeconfig, userWithRole } from '../support/users.js';
 import { eventually } from '../support/wait.js';
 import { WatchRecorder } from '../support/watch.js';
 import {
@@ -434,17 +434,8 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
       }),
     );
     await running('talker');
-    const reader = await userKubeconfig(app, 'reader');
+    const reader = await userWithRole(app, 'reader', 'view');
     const stranger = await userKubeconfig(app, 'stranger');
-    await kubectlOk([
-      'create',
-      'rolebinding',
-      'reader-view',
-      '-n',
-      app,
-      '--clusterrole=view',
-      `--serviceaccount=${app}:reader`,
-    ]);
     const read = await eventually(
       'kubectl gantry logs to print both lines',
       async () => {
@@ -475,16 +466,7 @@ describe('Gantry installed by Helm on kubelet nodes', () => {
 
     // exec from the agent's pod to Gantry's containerd on that node (its exec streams listen on
     // the node's address), for a user bound to edit; the exit code comes back.
-    const editor = await userKubeconfig(app, 'editor');
-    await kubectlOk([
-      'create',
-      'rolebinding',
-      'editor-edit',
-      '-n',
-      app,
-      '--clusterrole=edit',
-      `--serviceaccount=${app}:editor`,
-    ]);
+    const editor = await userWithRole(app, 'editor', 'edit');
     const executed = await typed(editor, [
       'gantry',
       'exec',

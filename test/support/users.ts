@@ -33,6 +33,21 @@ export async function userKubeconfig(namespace: string, sa: string): Promise<str
   return file;
 }
 
+/** A user as userKubeconfig makes one, bound to the ClusterRole `role` (view, edit) in its namespace. */
+export async function userWithRole(namespace: string, sa: string, role: string): Promise<string> {
+  const file = await userKubeconfig(namespace, sa);
+  await kubectlOk([
+    'create',
+    'rolebinding',
+    `${sa}-${role}`,
+    '-n',
+    namespace,
+    `--clusterrole=${role}`,
+    `--serviceaccount=${namespace}:${sa}`,
+  ]);
+  return file;
+}
+
 let pluginDir: string | undefined;
 
 /** A directory with `kubectl-gantry` (this checkout's, run from source) in it, for the PATH. */
