@@ -9,8 +9,7 @@ import { labels, managedByValue } from './runtimespec.js';
 
 export class StatsCollector {
   private latest: ContainerUsage[] = [];
-  private sampled = false;
-  /** When the last sample was read. */
+  /** When the last sample was read; undefined before the first. */
   sampledAt: Date | undefined;
 
   constructor(
@@ -20,17 +19,17 @@ export class StatsCollector {
 
   /** The last sample, or undefined before the runtime has answered with rates. */
   usage(): ContainerUsage[] | undefined {
-    return this.sampled ? this.latest : undefined;
+    return this.sampledAt ? this.latest : undefined;
   }
 
   cpuUsageCores(): number | undefined {
-    return this.sampled ? this.latest.reduce((sum, u) => sum + u.cpuCores, 0) : undefined;
+    return this.sampledAt ? this.latest.reduce((sum, u) => sum + u.cpuCores, 0) : undefined;
   }
 
   /** CPU per Workload (containers carrying its label), for Host.status.workloadUsage. */
   workloadUsage():
     { namespace: string; workload: string; containers: number; cpuCores: number }[] | undefined {
-    if (!this.sampled) return undefined;
+    if (!this.sampledAt) return undefined;
     const byWorkload = new Map<
       string,
       { namespace: string; workload: string; containers: number; cpuCores: number }
@@ -86,7 +85,6 @@ export class StatsCollector {
       containerMemoryWorkingSet.set({ namespace: u.namespace, name: u.name }, u.memoryBytes);
     }
     this.latest = next;
-    this.sampled = true;
     this.sampledAt = new Date();
   }
 
