@@ -24,8 +24,8 @@ import { ensureLoopbackServices, inClusterRegistry, removeLoopbackServices } fro
 import {
   clusterPodCIDR,
   ensureNodeNamespace,
-  inNode,
   nodeLayout,
+  onNode,
   removeMountPoints,
   startKubelet,
   startNodeRuntime,
@@ -142,13 +142,7 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
         await ensureNodeNamespace(n);
         // The kubelet's runtime first: it makes the node's bridge, whose address Gantry's listens on.
         await startNodeRuntime(n, bins, files);
-        started.push(
-          await startHost(h, bins, {
-            ...files,
-            within: (cmd, args) => inNode(n, cmd, args),
-            nodeIP: n.nodeIP,
-          }),
-        );
+        started.push(await startHost(h, bins, { ...files, node: onNode(n) }));
       }
       await stopExtraHosts(opts.hosts);
       await createNamespace(systemNamespace);
@@ -246,13 +240,10 @@ export async function stopRuntime(hostName: string): Promise<void> {
 export async function startRuntime(hostName: string): Promise<void> {
   const bins = await ensureBinaries(() => undefined);
   const h = hostByName(hostName);
-  // On a kubelet node it runs in the node's mount namespace, where the node paths the agent names are.
-  const node = readLocalCluster()?.kubelet ? nodeLayout(h) : undefined;
   await startHost(h, bins, {
     ...layout,
     pauseImage: imageRef('pause'),
-    within: node && ((cmd, args) => inNode(node, cmd, args)),
-    nodeIP: node?.nodeIP,
+    node: readLocalCluster()?.kubelet ? onNode(nodeLayout(h)) : undefined,
   });
 }
 

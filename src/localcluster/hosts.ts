@@ -143,6 +143,19 @@ export function writeRegistryHosts(certsDir: string): void {
   }
 }
 
+/**
+ * Gantry's containerd on a kubelet node: it runs inside the node's mount namespace, serves exec
+ * streams on the node's address (an agent in a pod cannot reach the node's loopback), and uses
+ * the node's CNI configuration, so its containers get addresses of the node's pod network,
+ * routable wherever pods' are.
+ */
+export interface HostOnNode {
+  within: (cmd: string, args: string[]) => [string, string[]];
+  address: string;
+  cniDir: string;
+  podCIDR: string;
+}
+
 export async function startHost(
   h: HostLayout,
   bins: Binaries,
@@ -151,17 +164,18 @@ export async function startHost(
     pauseImage: string;
     pids: string;
     logs: string;
-    /** Run inside this command prefix (a kubelet node's mount namespace: nodes.ts inNode). */
-    within?: (cmd: string, args: string[]) => [string, string[]];
-    /** The node's address, on a kubelet node (its exec streams listen there). */
-    nodeIP?: string;
+    /** On a kubelet node: how to run there and which network to join (nodes.ts onNode). */
+    node?: HostOnNode;
   },
 ): Promise<LocalHost> {
   const pidFile = path.join(opts.pids, `containerd-${h.name}.pid`);
   const logFile = path.join(opts.logs, `containerd-${h.name}.log`);
+  const cniDir = opts.node?.cniDir ?? path.join(h.dir, 'cni');
   if (!livePid(pidFile)) {
-    fs.mkdirSync(path.join(h.dir, 'cni'), { recursive: true });
-    fs.writeFileSync(path.join(h.dir, 'cni', '10-gantry.conflist'), cniConfig(h));
+    if (!opts.node) {
+      fs.mkdirSync(cniDir, { recursive: true });
+      fs.writeFileSync(path.join(cniDir, '10-gantry.conflist'), cniConfig(h));
+    }
     const config = path.join(h.dir, 'config.toml');
     fs.writeFileSync(
       config,
@@ -170,11 +184,11 @@ export async function startHost(
         root: path.join(h.dir, 'root'),
         state: path.join(h.dir, 'state'),
         socket: h.socket,
-        cniDir: path.join(h.dir, 'cni'),
+        cniDir,
         certsDir: opts.certsDir,
         pauseImage: opts.pauseImage,
         gantry: { runcRoot: path.join(h.dir, 'runc') },
-        streamAddress: opts.nodeIP,
+        streamAddress: opts.node?.address,
       }),
     );
     // containerd finds its shim and criu on PATH: ours first.
@@ -182,7 +196,7 @@ export async function startHost(
     // A socket left by a killed containerd would pass the wait below before the new one listens.
     fs.rmSync(h.socket, { force: true });
     fs.mkdirSync(path.dirname(h.socket), { recursive: true });
-    const [cmd, args] = (opts.within ?? ((c, a) => [c, a]))(bins.containerd, ['--config', config]);
+    const [cmd, args] = (opts.node?.within ?? ((c, a) => [c, a]))(bins.containerd, ['--config', config]);
     const pid = startDaemon(cmd, args, { pidFile, logFile }, { env });
     await waitFor(`containerd of ${h.name}`, () => fs.existsSync(h.socket), {
       pid,
@@ -190,7 +204,7 @@ export async function startHost(
       timeoutMs: 30_000,
     });
   }
-  return { name: h.name, criSocket: h.socket, podCIDR: h.podCIDR };
+  return { name: h.name, criSocket: h.socket, podCIDR: opts.node?.podCIDR ?? h.podCIDR };
 }
 
 /**

@@ -7,12 +7,13 @@
 //
 // A node runs two containerds, as the chart expects of a kubelet node: the kubelet's (for pods)
 // and Gantry's own (the host's containerd of hosts.ts, for Gantry's containers), because the
-// kubelet removes every sandbox on its runtime that no Pod owns.
+// kubelet removes every sandbox on its runtime that no Pod owns. Both use the node's CNI
+// configuration, so pods and Gantry's containers share the node's pod network.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Binaries } from './binaries.js';
 import { apiServerURL } from './controlplane.js';
-import { containerdConfig, removeLeftovers, type HostLayout } from './hosts.js';
+import { containerdConfig, removeLeftovers, type HostLayout, type HostOnNode } from './hosts.js';
 import { type Pki, ensureClientCert, writeKubeconfig } from './pki.js';
 import { livePid, run, startDaemon, stopPid, waitFor } from './proc.js';
 import { cleanUpRuntime } from './runtime.js';
@@ -95,6 +96,21 @@ export function mountPoints(): string[] {
 /** Runs `cmd` inside the node's mount namespace (nsenter execs it: the PID stays the program's). */
 export function inNode(n: NodeLayout, cmd: string, args: string[]): [string, string[]] {
   return ['nsenter', [`--mount=${n.mountNamespace}`, '--', cmd, ...args]];
+}
+
+/** How Gantry's containerd runs on this node (hosts.ts startHost). */
+export function onNode(n: NodeLayout): HostOnNode {
+  return {
+    within: (cmd, args) => inNode(n, cmd, args),
+    address: n.nodeIP,
+    cniDir: cniDir(n),
+    podCIDR: n.podCIDR,
+  };
+}
+
+/** The node's CNI configuration, as a network plugin would write it (/etc/cni/net.d on a real node). */
+function cniDir(n: NodeLayout): string {
+  return path.join(n.runtimeDir, 'cni');
 }
 
 function namespaceAlive(n: NodeLayout): boolean {
@@ -197,8 +213,8 @@ export async function startNodeRuntime(n: NodeLayout, bins: Binaries, f: NodeFil
   const logFile = path.join(f.logs, `node-containerd-${n.host.name}.log`);
   await ensureBridge(n);
   if (livePid(pidFile)) return;
-  fs.mkdirSync(path.join(n.runtimeDir, 'cni'), { recursive: true });
-  fs.writeFileSync(path.join(n.runtimeDir, 'cni', '10-kube.conflist'), cniConfig(n));
+  fs.mkdirSync(cniDir(n), { recursive: true });
+  fs.writeFileSync(path.join(cniDir(n), '10-kube.conflist'), cniConfig(n));
   const config = path.join(n.runtimeDir, 'config.toml');
   fs.writeFileSync(
     config,
@@ -207,7 +223,7 @@ export async function startNodeRuntime(n: NodeLayout, bins: Binaries, f: NodeFil
       root: '/var/lib/containerd',
       state: '/run/containerd',
       socket: nodePaths.kubeletRuntimeSocket,
-      cniDir: path.join(n.runtimeDir, 'cni'),
+      cniDir: cniDir(n),
       certsDir: f.certsDir,
       pauseImage: f.pauseImage,
     }),
