@@ -239,6 +239,15 @@ export class SchedulingReconciler implements Reconciler {
   }
 
   /**
+   * Why no Host could take `c` now (the scheduler's message), or undefined when one could. Reserves
+   * nothing: for deciding whether to stop something before its copy is placed.
+   */
+  whyUnplaceable(c: Container): string | undefined {
+    const result = schedule(this.request(c), this.hostInfos());
+    return result.host === undefined ? result.message : undefined;
+  }
+
+  /**
    * Chooses the Host of a Container about to be created, and counts it there until the cache shows
    * the Container. The creator reports the create's outcome (`createSettled`). Undefined leaves
    * the Container to be created unbound, for reconcile to explain: nothing fits, or a scheduling

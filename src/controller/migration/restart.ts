@@ -1,7 +1,7 @@
 // Restart mode (and fallback Restart):
 //   a Workload's replica: start the target, wait until Ready, then delete the source (the Workload
-//   never loses the replica); a bare Container: delete it, then start it again on the target
-//   under the same name. Both pass through Restoring while the target starts.
+//   never loses the replica); a bare Container: once a Host has room for its copy, delete it, then
+//   start the copy there. Both pass through Restoring while the target starts.
 import { migrationLabel, schedulingGateAnnotation, type Migration } from '../../api/v1alpha1/index.js';
 import type { Clock } from '../../kube/clock.js';
 import { isTrue, metaTime } from '../../kube/conditions.js';
@@ -16,6 +16,9 @@ import {
   type MigrationReconcilerDeps,
   type MigrationSteps,
 } from './steps.js';
+
+/** How often a bare Container's restart looks for room again (Host changes do not wake a Migration). */
+const waitForRoomMs = 5_000;
 
 export class RestartFlow {
   constructor(
@@ -39,6 +42,13 @@ export class RestartFlow {
     const source = this.deps.containers.get(`${ns}/${m.spec.container}`);
     if (target.metadata.annotations?.[schedulingGateAnnotation]) {
       if (source) {
+        // The source stops only once its copy has somewhere to run: never none running for want of room.
+        const nowhere = !target.spec.nodeName && this.deps.placement.whyUnplaceable(target);
+        if (nowhere) {
+          const message = `Waiting for a Host with room (${nowhere}); it keeps running on ${source.spec.nodeName}`;
+          if (m.status?.message !== message) await this.status.write(m, { message });
+          return { requeueAfter: waitForRoomMs };
+        }
         await this.steps.deleteContainer(m, m.spec.container);
         if (!m.status?.frozenAt) await this.status.write(m, { frozenAt: new Date(now).toISOString() });
         return { requeueAfter: pollMs };

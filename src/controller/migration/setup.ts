@@ -6,6 +6,7 @@ import { realClock } from '../../kube/clock.js';
 import { isConflict, isNotFound } from '../../kube/errors.js';
 import { watch } from '../../kube/manager.js';
 import { resourceClient } from '../../kube/resources.js';
+import { sharedScheduler } from '../binding.js';
 import { sharedCaches } from '../caches.js';
 import type { ControllerContext } from '../context.js';
 import { MigrationReconciler } from './reconciler.js';
@@ -23,6 +24,7 @@ export function setupMigrationController(ctx: ControllerContext): void {
     api,
     containersApi: resourceClient(ctx.client, 'Container'),
     recorder: ctx.recorder,
+    placement: sharedScheduler(ctx),
     secrets: {
       ensure: async (name, token) => {
         try {

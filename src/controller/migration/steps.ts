@@ -21,6 +21,7 @@ import type { CustomResourceClient } from '../../kube/customresource.js';
 import { isConflict } from '../../kube/errors.js';
 import type { EventRecorder } from '../../kube/events.js';
 import type { Cache } from '../../kube/store.js';
+import type { SchedulingReconciler } from '../binding.js';
 
 /** How often a migration waiting on an agent or on the scheduler looks again. */
 export const pollMs = 1000;
@@ -33,6 +34,8 @@ export interface MigrationReconcilerDeps {
   containersApi: Pick<CustomResourceClient<Container>, 'create' | 'delete' | 'mergePatch'>;
   recorder: EventRecorder;
   secrets: { ensure(name: string, token: string): Promise<void>; remove(name: string): Promise<void> };
+  /** Whether a Restart's copy of a bare Container has somewhere to run before the source stops. */
+  placement: Pick<SchedulingReconciler, 'whyUnplaceable'>;
   clock?: Clock;
 }
 

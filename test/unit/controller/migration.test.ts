@@ -77,12 +77,15 @@ function setup(m: Migration, containers: Container[], hosts = [host('h1'), host(
   for (const h of hosts) hostCache.set(h);
   const calls: string[] = [];
   const secrets = new Set<string>();
+  // What the scheduler would say of a copy: room somewhere unless a test takes it away.
+  const room = { nowhere: undefined as string | undefined };
   const reconciler = new MigrationReconciler({
     migrations,
     containers: cache,
     hosts: hostCache,
     clock,
     recorder: quietRecorder(clock),
+    placement: { whyUnplaceable: () => room.nowhere },
     api: {
       applyStatus: async (_name, status, opts) => {
         if (opts.resourceVersion !== String(version)) {
@@ -150,7 +153,7 @@ function setup(m: Migration, containers: Container[], hosts = [host('h1'), host(
   });
   const reconcile = () => reconciler.reconcile(`${ns}/move`, ctx);
   const status = () => migrations.get(`${ns}/move`)!.status;
-  return { reconcile, status, calls, cache, migrations, secrets };
+  return { reconcile, status, calls, cache, migrations, secrets, room };
 }
 
 describe('MigrationReconciler, checkpoint mode', () => {
@@ -335,6 +338,25 @@ describe('MigrationReconciler, restart mode', () => {
     assert.ok(t.calls.includes('delete app'), 'the source goes first');
     await t.reconcile();
     assert.equal(t.cache.get(`${ns}/${name}`)?.metadata.annotations?.[schedulingGateAnnotation], undefined);
+  });
+
+  it('keeps a bare Container running while no Host has room for its copy, saying so', async () => {
+    const t = setup(migration('Restart'), [container('app', 'h1')]);
+    t.room.nowhere = '0/2 Hosts are available: 1 is the source, 1 has too little memory';
+    await t.reconcile();
+    const result = await t.reconcile();
+    assert.ok(!t.calls.includes('delete app'), 'the source runs on');
+    assert.equal(
+      t.status()?.message,
+      'Waiting for a Host with room (0/2 Hosts are available: 1 is the source, 1 has too little memory); it keeps running on h1',
+    );
+    assert.ok(result && 'requeueAfter' in result, 'it looks again later');
+    const writes = t.calls.length;
+    await t.reconcile();
+    assert.equal(t.calls.length, writes, 'an unchanged wait writes nothing');
+    t.room.nowhere = undefined;
+    await t.reconcile();
+    assert.ok(t.calls.includes('delete app'), 'room found: the source stops, then its copy is released');
   });
 
   it('on timeout with the source still there, removes the copy so only one remains', async () => {
