@@ -17,7 +17,7 @@ export interface LogOptions {
 export interface LogSource {
   /** The Container's log directory (<stateDir>/logs/<namespace>_<name>_<uid>). */
   dir: string;
-  /** True once no more output can come: the Container finished for good, or is gone. */
+  /** True once no more output can come: the Container finished (for good, or stopped), or is gone. */
   done(): boolean;
   pollMs?: number;
 }

@@ -235,9 +235,10 @@ export class StreamServer {
             const now = this.deps.containers.get(
               joinKey({ namespace: c.metadata.namespace!, name: c.metadata.name! }),
             );
+            // As docker logs -f, a follower ends with the process: finished, or stopped.
             return (
               now?.metadata.uid !== c.metadata.uid ||
-              ['Succeeded', 'Failed'].includes(now?.status?.phase ?? '')
+              ['Succeeded', 'Failed', 'Stopped'].includes(now?.status?.phase ?? '')
             );
           },
         },

@@ -2,7 +2,8 @@
 // functions, after Kubernetes' EndpointSlice controller (pkg/controller/endpointslice):
 //  - a Service labelled gantry.dev/select-containers=true selects, with its spec.selector, the
 //    Containers of its namespace whose labels match (a Workload's replicas carry its template's);
-//  - a Container is an endpoint once it has an IP on a Host and until it finishes; ready when its
+//  - a Container is an endpoint once it has an IP on a Host and until it finishes or is stopped
+//    (spec.stopped: nothing answers there until someone starts it again); ready when its
 //    Ready condition is True and it is not being deleted, serving when Ready, terminating when
 //    being deleted (kube-proxy sends only to ready ones, to serving terminating ones when none is);
 //  - each Service port maps to targetPort: a number as it is, a name through the Container's
@@ -19,6 +20,7 @@ import type {
 } from '@kubernetes/client-node';
 import {
   containerFinished,
+  containerStopped,
   endpointSliceManager,
   GROUP,
   selectContainersLabel,
@@ -84,9 +86,12 @@ export function endpointOf(svc: V1Service, c: Container): V1Endpoint {
   };
 }
 
-/** A Container that has an address on a Host and will run again: an endpoint, ready or not. */
+/**
+ * A Container that has an address on a Host and will run again by itself: an endpoint, ready or
+ * not. A stopped one is left out, or publishNotReadyAddresses would publish it as ready.
+ */
 function hasEndpoint(c: Container): boolean {
-  return !!c.status?.ip && !!c.spec?.nodeName && !containerFinished(c);
+  return !!c.status?.ip && !!c.spec?.nodeName && !containerFinished(c) && !containerStopped(c);
 }
 
 /** Every EndpointSlice the Service should have for `containers` (those of its namespace), sorted by name. */

@@ -1,8 +1,14 @@
 // A Container's process through its life on this host, once the reconciler knows what the runtime
 // holds for it: start it, report it running, restart it after an exit (after a back-off that
 // doubles with each quick crash, as the kubelet's CrashLoopBackOff) or leave it exited as its
-// restartPolicy says, and replace it when its spec changes.
-import type { Container, ContainerSpec, ContainerStatus } from '../../api/v1alpha1/index.js';
+// restartPolicy says, replace it when its spec changes, and stop it and run it again as
+// spec.stopped says (stop.ts).
+import {
+  workloadOwner,
+  type Container,
+  type ContainerSpec,
+  type ContainerStatus,
+} from '../../api/v1alpha1/index.js';
 import { metaTime } from '../../kube/conditions.js';
 import type { ReconcileResult } from '../../kube/controller.js';
 import type { EventRecorder } from '../../kube/events.js';
@@ -18,7 +24,9 @@ import type { HealthMonitor } from '../health.js';
 import { containerRestarts, containerStartDuration } from '../metrics.js';
 import { type BackoffSettings, decideRestart } from '../restart.js';
 import { labels, specHash } from '../runtimespec.js';
-import { backoffStepLabel, type RuntimeObjects, type RuntimeState } from './runtime.js';
+import { stopGraceSeconds, stopStep } from '../stop.js';
+import { BackgroundCalls } from './background.js';
+import { backoffStepLabel, ignoreNotFound, type RuntimeObjects, type RuntimeState } from './runtime.js';
 import type { StatusWriter } from './status.js';
 
 export interface LifecycleDeps {
@@ -54,11 +62,24 @@ function timeOf(ns: bigint): string | undefined {
   return d ? metaTime(d) : undefined;
 }
 
+/** What a Workload's replica says when asked to stop: its Workload decides how many run. */
+function stopIgnoredMessage(workload: string): string {
+  return (
+    `spec.stopped is ignored: this Container is a replica of Workload ${workload}, which decides how ` +
+    `many run; scale the Workload instead (kubectl scale workload/${workload} --replicas=N)`
+  );
+}
+
 export class ContainerLifecycle {
+  /** Stops that spec.stopped asked for, by runtime container ID (background.ts). */
+  private readonly stops: BackgroundCalls<void>;
+
   constructor(
     private readonly backoff: BackoffSettings,
     private readonly deps: LifecycleDeps,
-  ) {}
+  ) {
+    this.stops = new BackgroundCalls(deps.enqueue);
+  }
 
   /** The next step for a Container from what the runtime holds for it. */
   async converge(
@@ -69,12 +90,41 @@ export class ContainerLifecycle {
     log: Logger,
   ): Promise<ReconcileResult | void> {
     const latest = state.attempts.at(-1);
+    const stop = latest && this.stops.poll(latest.id);
+    // A stop under way queues the Container again when it ends; one that just ended is acted on
+    // from a fresh look at the runtime.
+    if (stop === 'running') return;
+    if (stop) return this.deps.enqueue(key);
+    const stopped = spec.stopped === true && !workloadOwner(c);
+    switch (stopStep({ stopped, latest: latest?.state, phase: c.status?.phase })) {
+      case 'stop':
+        return this.stop(key, c, spec, state, latest!);
+      case 'report':
+        return this.reportStopped(key, c, state, latest);
+      case 'start':
+        // The stopped attempts go (their logs stay): it starts as when the runtime holds nothing,
+        // which a restarted agent also finds if it stopped between the two.
+        for (const rc of state.attempts)
+          await ignoreNotFound(this.deps.cri.removeContainer({ containerId: rc.id }));
+        return this.startAttempt(
+          key,
+          c,
+          spec,
+          { ...state, attempts: [] },
+          (latest!.metadata?.attempt ?? 0) + 1,
+          0,
+          log,
+          { afterStop: true },
+        );
+    }
     if (latest?.state === 'CONTAINER_RUNNING' && latest.labels[labels.specHash] === specHash(spec)) {
       return this.reportRunning(key, c, spec, state.sandbox!, latest);
     }
     if (latest?.state === 'CONTAINER_RUNNING') {
       // The spec changed under a running container: replace it once the new image is there.
-      return this.startAttempt(key, c, spec, state, (latest.metadata?.attempt ?? 0) + 1, 0, log, latest);
+      return this.startAttempt(key, c, spec, state, (latest.metadata?.attempt ?? 0) + 1, 0, log, {
+        replacing: latest,
+      });
     }
     if (latest?.state === 'CONTAINER_CREATED') {
       await this.deps.cri.startContainer({ containerId: latest.id });
@@ -95,18 +145,8 @@ export class ContainerLifecycle {
     log: Logger,
   ): Promise<ReconcileResult | void> {
     this.deps.health.stop(key);
-    const { status: rs } = await this.deps.cri.containerStatus({ containerId: latest.id });
-    const attempt = latest.metadata?.attempt ?? 0;
-    const exitCode = rs?.exitCode ?? -1;
-    const exited = {
-      containerID: latest.id,
-      sandboxID: state.sandbox?.id,
-      exitCode,
-      startedAt: timeOf(rs?.startedAt ?? 0n),
-      finishedAt: timeOf(rs?.finishedAt ?? 0n),
-      restartCount: attempt,
-      imageDigest: rs ? digestOf(rs.imageRef) : undefined,
-    };
+    const { exited, rs, why } = await this.exitedRun(state, latest);
+    const { exitCode, restartCount: attempt } = exited;
     const decision = decideRestart(
       spec.restartPolicy,
       {
@@ -117,7 +157,6 @@ export class ContainerLifecycle {
       },
       this.backoff,
     );
-    const why = `exit code ${exitCode}${rs?.reason ? ` (${rs.reason})` : ''}`;
     if (!decision.restart) {
       await this.deps.status.write(c, {
         ...exited,
@@ -148,6 +187,91 @@ export class ContainerLifecycle {
     return this.startAttempt(key, c, spec, state, attempt + 1, decision.backoffStep, log);
   }
 
+  /** What the runtime recorded of an exited attempt, as status fields, and its exit in words. */
+  private async exitedRun(state: RuntimeState, latest: RuntimeContainer) {
+    const { status: rs } = await this.deps.cri.containerStatus({ containerId: latest.id });
+    const exitCode = rs?.exitCode ?? -1;
+    const exited = {
+      containerID: latest.id,
+      sandboxID: state.sandbox?.id,
+      exitCode,
+      startedAt: timeOf(rs?.startedAt ?? 0n),
+      finishedAt: timeOf(rs?.finishedAt ?? 0n),
+      restartCount: latest.metadata?.attempt ?? 0,
+      imageDigest: rs ? digestOf(rs.imageRef) : undefined,
+    };
+    return { exited, rs, why: `exit code ${exitCode}${rs?.reason ? ` (${rs.reason})` : ''}` };
+  }
+
+  /**
+   * spec.stopped on a running process: Stopping is reported before it gets SIGTERM (it is also the
+   * record that this exit is a stop), then the stop runs beside the workers, as a deletion's does.
+   */
+  private async stop(
+    key: string,
+    c: Container,
+    spec: ContainerSpec,
+    state: RuntimeState,
+    running: RuntimeContainer,
+  ): Promise<void> {
+    const grace = stopGraceSeconds(spec);
+    this.deps.health.stop(key);
+    const s = c.status;
+    await this.deps.status.write(c, {
+      phase: 'Stopping',
+      reason: 'Stopping',
+      message: `spec.stopped is true: the process gets SIGTERM, and SIGKILL if it still runs after ${grace}s`,
+      containerID: running.id,
+      sandboxID: state.sandbox?.id,
+      ip: s?.ip,
+      imageDigest: s?.imageDigest,
+      startedAt: s?.startedAt,
+      restartCount: running.metadata?.attempt ?? 0,
+    });
+    this.deps.recorder.event(c, 'Normal', 'Killing', 'Stop', `Stopping container (grace period ${grace}s)`);
+    this.stops.start(running.id, key, () =>
+      this.deps.cri.stopContainer({ containerId: running.id, timeout: grace }),
+    );
+  }
+
+  /**
+   * spec.stopped and nothing runs: Stopped, with the exit of the last run. Without one in the
+   * runtime (never started, or removed behind the agent's back) the last status's account stays.
+   */
+  private async reportStopped(
+    key: string,
+    c: Container,
+    state: RuntimeState,
+    latest: RuntimeContainer | undefined,
+  ): Promise<void> {
+    this.deps.health.stop(key);
+    if (latest && latest.state !== 'CONTAINER_CREATED') {
+      const { exited, why } = await this.exitedRun(state, latest);
+      await this.deps.status.write(c, {
+        ...exited,
+        phase: 'Stopped',
+        reason: 'Stopped',
+        message: `spec.stopped is true: the process exited with ${why} and is not restarted`,
+      });
+      return;
+    }
+    const s = c.status;
+    await this.deps.status.write(c, {
+      phase: 'Stopped',
+      reason: 'Stopped',
+      message: s?.startedAt
+        ? 'spec.stopped is true: the process is not restarted'
+        : 'spec.stopped is true: the process is not started',
+      containerID: s?.containerID,
+      sandboxID: s?.sandboxID,
+      exitCode: s?.exitCode,
+      startedAt: s?.startedAt,
+      finishedAt: s?.finishedAt,
+      restartCount: s?.restartCount,
+      imageDigest: s?.imageDigest,
+    });
+  }
+
   private async startAttempt(
     key: string,
     c: Container,
@@ -156,8 +280,9 @@ export class ContainerLifecycle {
     attempt: number,
     backoffStep: number,
     log: Logger,
-    replacing?: RuntimeContainer,
+    how: { replacing?: RuntimeContainer; afterStop?: boolean } = {},
   ): Promise<ReconcileResult | void> {
+    const { replacing, afterStop } = how;
     const image = await this.deps.runtime.imageFor(key, c, spec);
     if ('waiting' in image) {
       if (!replacing) await this.deps.status.write(c, { ...image.waiting, restartCount: attempt });
@@ -196,8 +321,9 @@ export class ContainerLifecycle {
       throw e;
     }
     if (containerId === undefined) return this.deps.enqueue(key);
-    // Counted once made, however many reconciles the restart took (a pull, a lost sandbox).
-    if (attempt > 0 && !replacing)
+    // Counted once made, however many reconciles the restart took (a pull, a lost sandbox); a
+    // start after a stop is the user's, not a restart.
+    if (attempt > 0 && !replacing && !afterStop)
       containerRestarts.inc({ namespace: c.metadata.namespace, name: c.metadata.name });
     // Events are for what a user must see: a restart, not each first start (status says that).
     if (attempt > 0)
@@ -206,7 +332,7 @@ export class ContainerLifecycle {
         'Normal',
         'Started',
         'Start',
-        `Started attempt ${attempt} from ${spec.image}`,
+        `Started attempt ${attempt} from ${spec.image}${afterStop ? ': spec.stopped is false again' : ''}`,
       );
     log.info('Started container', { containerID: containerId, attempt });
     if (attempt === 0 && c.metadata.creationTimestamp) {
@@ -255,6 +381,10 @@ export class ContainerLifecycle {
       this.deps.cri.podSandboxStatus({ podSandboxId: sandbox.id }),
     ]);
     const ip = ss?.network?.ip || undefined;
+    const owner = spec.stopped ? workloadOwner(c) : undefined;
+    const message = owner ? stopIgnoredMessage(owner.name) : '';
+    if (owner && c.status?.message !== message)
+      this.deps.recorder.event(c, 'Warning', 'StopIgnored', 'Stop', message);
     let health: ContainerStatus['health'];
     let healthMessage: string | undefined;
     if (spec.healthCheck) {
@@ -274,7 +404,7 @@ export class ContainerLifecycle {
       {
         phase: 'Running',
         reason: 'Started',
-        message: '',
+        message,
         containerID: rc.id,
         sandboxID: sandbox.id,
         ip,

@@ -95,12 +95,16 @@ export function readyCondition(
   return { type: 'Ready', status: 'True', reason: 'Running', message: '' };
 }
 
-/** Progress for kstatus: done when ready or completed; stuck when failed, crash-looping or refused. */
+/**
+ * Progress for kstatus: done when ready, completed or stopped as asked; stuck when failed,
+ * crash-looping or refused.
+ */
 export function containerProgress(
   s: Partial<ContainerStatus>,
   ready: { status: string; reason: string; message: string },
 ): Progress {
-  if (ready.status === 'True' || s.phase === 'Succeeded') return { state: 'Current' };
+  if (ready.status === 'True' || s.phase === 'Succeeded' || s.phase === 'Stopped')
+    return { state: 'Current' };
   const { reason, message } = ready;
   const refused = s.phase === 'Creating' && !['ContainerCreating', 'Pulling'].includes(reason);
   if (s.phase === 'Failed' || s.phase === 'Restarting' || refused)

@@ -14,6 +14,24 @@ const ContainerSpecBase = z.object({
         'a Migration moves a container by creating a new one on the target.',
     ),
   nodeSelector: labelMap().optional().describe('Labels a Host must carry for the scheduler to pick it.'),
+  stopped: z
+    .boolean()
+    .optional()
+    .describe(
+      'Stop the process and keep the Container (docker stop; false or absent again: docker start). The ' +
+        'agent sends SIGTERM (SIGKILL after the grace period), does not restart it whatever restartPolicy ' +
+        'says, and reports phase Stopped; the Container keeps its Host, its requests there and its logs. ' +
+        'Started again, it runs as a new runtime container from its image: what the process wrote to its ' +
+        'filesystem is gone (docker start keeps it). ' +
+        "Ignored on a Workload's replica (its Workload decides how many run: scale it instead).",
+    ),
+  stopGracePeriodSeconds: int32(0, 3600)
+    .optional()
+    .describe(
+      'Seconds between SIGTERM and SIGKILL for the stop that stopped asks for, instead of ' +
+        'terminationGracePeriodSeconds (`kubectl gantry stop -t` sets it and `start` removes it). A stop ' +
+        'under way keeps the grace period it began with.',
+    ),
 });
 
 const specUpdateRules: TransitionRule<z.output<typeof ContainerSpecBase>>[] = [
@@ -26,7 +44,7 @@ const specUpdateRules: TransitionRule<z.output<typeof ContainerSpecBase>>[] = [
 ];
 
 export const ContainerSpecSchema = withTransitionRules(ContainerSpecBase, specUpdateRules).describe(
-  'The container to run and where: the container fields plus nodeName and nodeSelector.',
+  'The container to run and where: the container fields plus nodeName and nodeSelector, and whether it is stopped.',
 );
 
 export const ContainerPhaseSchema = z.enum([
@@ -35,6 +53,8 @@ export const ContainerPhaseSchema = z.enum([
   'Running',
   'Restarting',
   'Migrating',
+  'Stopping',
+  'Stopped',
   'Terminating',
   'Succeeded',
   'Failed',
@@ -49,7 +69,9 @@ export const ContainerStatusSchema = z
     phase: ContainerPhaseSchema.optional().describe(
       'Pending (not on a host yet), Creating (pulling, creating the sandbox), Running, Restarting (exited, ' +
         'waiting out the restart back-off), Migrating (frozen for a checkpoint migration, or waiting for its ' +
-        'checkpoint on the target), Terminating (deleted: the process was sent SIGTERM and is killed once ' +
+        'checkpoint on the target), Stopping (spec.stopped: the process was sent SIGTERM and is killed once the ' +
+        'grace period passes), Stopped (spec.stopped: the process exited and is not restarted until stopped ' +
+        'is false again), Terminating (deleted: the process was sent SIGTERM and is killed once ' +
         'terminationGracePeriodSeconds pass), Succeeded or Failed (exited, not restarted), Unknown (the host ' +
         'stopped reporting).',
     ),
@@ -133,6 +155,11 @@ export type ContainerPhase = z.output<typeof ContainerPhaseSchema>;
 /** The process exited and will not run again (phase Succeeded or Failed). */
 export function containerFinished(c: Container): boolean {
   return c.status?.phase === 'Succeeded' || c.status?.phase === 'Failed';
+}
+
+/** Stopped on request (spec.stopped): its process exited or is on its way out, and is not restarted. */
+export function containerStopped(c: Container): boolean {
+  return c.status?.phase === 'Stopping' || c.status?.phase === 'Stopped';
 }
 
 /** The owner reference of the Workload that controls a Container (a replica), if any. */

@@ -11,6 +11,7 @@
 //   deleted and, once it is gone (so the process never runs twice), RollingBack: the source agent
 //   resumes the process from its own checkpoint -> RolledBack.
 import {
+  containerStopped,
   needsCheckpointAnnotation,
   restoreFromAnnotation,
   type Container,
@@ -96,6 +97,12 @@ export class CheckpointFlow {
     if ('failure' in checked) return this.status.finish(m, 'Failed', checked.reason, checked.failure);
     const { source } = checked;
     const sourceHost = source.spec.nodeName!;
+    if (containerStopped(source)) {
+      return this.beforeFreezeFailure(
+        m,
+        `Container ${m.spec.container} is stopped: there is no process to checkpoint (mode Restart moves it, stopped)`,
+      );
+    }
     // An agent probes checkpointing for a few seconds after it starts: no answer yet is no verdict.
     const unprobed = this.steps.probing();
     if (unprobed.includes(sourceHost) || (m.spec.targetHost && unprobed.includes(m.spec.targetHost))) {

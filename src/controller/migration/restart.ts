@@ -59,13 +59,25 @@ export class RestartFlow {
       );
       return { requeueAfter: pollMs };
     }
-    if (!isTrue(target.status?.conditions, 'Ready')) {
+    // A stopped Container's copy is stopped too (its spec says so): there once its agent says Stopped.
+    const stoppedThere = target.spec.stopped === true && target.status?.phase === 'Stopped';
+    if (!isTrue(target.status?.conditions, 'Ready') && !stoppedThere) {
       if (target.spec.nodeName && m.status?.targetHost !== target.spec.nodeName) {
         await this.status.write(m, { targetHost: target.spec.nodeName });
       }
       return { requeueAfter: pollMs };
     }
     await this.steps.handOver(m, target);
+    if (stoppedThere) {
+      log.info('Restart migration of a stopped Container done', { target: name, host: target.spec.nodeName });
+      return this.status.finish(
+        m,
+        'Succeeded',
+        'Succeeded',
+        `Stopped on ${target.spec.nodeName} as ${name}, as it was`,
+        { targetHost: target.spec.nodeName },
+      );
+    }
     const frozenAt = Date.parse(m.status?.frozenAt ?? '');
     const seconds = Number.isFinite(frozenAt) ? Math.max(0, (now - frozenAt) / 1000) : 0;
     log.info('Restart migration done', { target: name, host: target.spec.nodeName });

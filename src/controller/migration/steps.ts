@@ -4,6 +4,7 @@
 import crypto from 'node:crypto';
 import {
   avoidHostAnnotation,
+  containerStopped,
   migratedFromAnnotation,
   migratedToAnnotation,
   migrationEnded,
@@ -60,7 +61,8 @@ export class MigrationSteps {
       return { reason: 'ContainerNotFound', failure: `Container ${m.spec.container} does not exist` };
     if (source.metadata.deletionTimestamp)
       return { reason: 'ContainerDeleting', failure: `Container ${m.spec.container} is being deleted` };
-    if (!source.spec.nodeName || source.status?.phase !== 'Running') {
+    // A stopped one moves too (by Restart, staying stopped: there is no process to checkpoint).
+    if (!source.spec.nodeName || (source.status?.phase !== 'Running' && !containerStopped(source))) {
       return {
         reason: 'ContainerNotRunning',
         failure: `Container ${m.spec.container} is not running (phase ${source.status?.phase ?? 'Pending'})`,

@@ -229,6 +229,8 @@ const specs: Record<KindName, fc.Arbitrary<Record<string, unknown>>> = {
       ...containerTemplate,
       nodeName: mostly(fc.constantFrom('host-1', 'edge.box-2'), 'Host_1'),
       nodeSelector: labels,
+      stopped: mostly(fc.boolean(), 'yes'),
+      stopGracePeriodSeconds: seconds(0, 3600),
       imagePullPolicies: fc.constant('Always'),
     },
     ['image'],

@@ -223,13 +223,15 @@ export interface AgentSetup {
   transferKey?: TransferKey;
   /** The transfer token in every migration's Secret. */
   transferToken?: string;
+  /** Another agent's runtime and cache: this one is that agent restarted (nothing else kept). */
+  restartOf?: { runtime: TestRuntime; cache: Store<Container> };
 }
 
 /** One agent on `host`, with every dependency of its Container reconciler in memory. */
 export function agent(setup: AgentSetup = {}) {
-  const runtime = new TestRuntime();
+  const runtime = setup.restartOf?.runtime ?? new TestRuntime();
   const cri = runtime as AgentRuntime as CriClient;
-  const cache = new Store<Container>();
+  const cache = setup.restartOf?.cache ?? new Store<Container>();
   const migrations = new Store<Migration>();
   const api = new FakeContainersApi(cache);
   const migrationsApi = new FakeMigrationsApi(migrations);

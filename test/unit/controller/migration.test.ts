@@ -252,6 +252,25 @@ describe('MigrationReconciler, checkpoint mode', () => {
     assert.ok(!t.calls.some((c) => c.startsWith('create')), 'no target was created');
   });
 
+  it('refuses to checkpoint a stopped Container, saying why, and falls back to a restart when asked', async () => {
+    const stopped = {
+      ...container('app', 'h1'),
+      spec: { image: 'registry.example/counter:1', nodeName: 'h1', stopped: true },
+      status: { phase: 'Stopped', conditions: [{ type: 'Ready', status: 'False' }] },
+    } as unknown as Container;
+    const failing = setup(migration('Checkpoint'), [stopped]);
+    await failing.reconcile();
+    assert.equal(failing.status()?.phase, 'Failed');
+    assert.match(failing.status()?.message ?? '', /app is stopped: there is no process to checkpoint/);
+    assert.ok(!failing.calls.some((c) => c.startsWith('create')), 'no target was created');
+
+    const m = migration('Checkpoint');
+    const falling = setup({ ...m, spec: { ...m.spec, fallback: 'Restart' } }, [stopped]);
+    await falling.reconcile();
+    assert.equal(falling.status()?.phase, 'Pending');
+    assert.match(falling.status()?.message ?? '', /falling back to Restart/);
+  });
+
   it('waits for a Host whose agent has not finished its checkpoint probe', async () => {
     const starting = {
       ...host('h1'),
@@ -357,6 +376,32 @@ describe('MigrationReconciler, restart mode', () => {
     t.room.nowhere = undefined;
     await t.reconcile();
     assert.ok(t.calls.includes('delete app'), 'room found: the source stops, then its copy is released');
+  });
+
+  it('moves a stopped Container stopped: done once its copy reports Stopped, with no downtime to tell', async () => {
+    const stopped = {
+      ...container('app', 'h1'),
+      spec: { image: 'registry.example/counter:1', nodeName: 'h1', stopped: true },
+      status: { phase: 'Stopped', conditions: [{ type: 'Ready', status: 'False' }] },
+    } as unknown as Container;
+    const t = setup(migration('Restart'), [stopped]);
+    await t.reconcile();
+    const name = targetName(migration('Restart'), 'restart');
+    assert.equal(t.cache.get(`${ns}/${name}`)?.spec.stopped, true, 'the copy is stopped too');
+    await t.reconcile(); // the source goes
+    await t.reconcile(); // the gate is lifted
+    const copy = t.cache.get(`${ns}/${name}`)!;
+    t.cache.set({ ...copy, spec: { ...copy.spec, nodeName: 'h2' } });
+    await t.reconcile();
+    assert.equal(t.status()?.phase, 'Restoring', 'bound, not reported yet');
+    t.cache.set({
+      ...t.cache.get(`${ns}/${name}`)!,
+      status: { phase: 'Stopped', conditions: [{ type: 'Ready', status: 'False' }] } as never,
+    });
+    await t.reconcile();
+    assert.equal(t.status()?.phase, 'Succeeded');
+    assert.equal(t.status()?.message, `Stopped on h2 as ${name}, as it was`);
+    assert.equal(t.status()?.downtimeSeconds, undefined);
   });
 
   it('on timeout with the source still there, removes the copy so only one remains', async () => {

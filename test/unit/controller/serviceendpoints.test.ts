@@ -34,7 +34,7 @@ function container(
     ip?: string;
     ready?: boolean;
     deleting?: boolean;
-    phase?: 'Running' | 'Succeeded' | 'Failed';
+    phase?: 'Running' | 'Succeeded' | 'Failed' | 'Stopping' | 'Stopped';
     labels?: Record<string, string>;
     ports?: NonNullable<Container['spec']['ports']>;
     namespace?: string;
@@ -133,6 +133,16 @@ describe('endpoints', () => {
     delete noIp.status!.ip;
     const cs = [noIp, container('done', { phase: 'Succeeded' }), container('failed', { phase: 'Failed' })];
     assert.deepEqual(endpointSlices(service(), cs), []);
+  });
+
+  it('leaves out a stopped Container, even one whose address is still reported: not even publishNotReadyAddresses publishes it', () => {
+    const svc = service();
+    svc.spec!.publishNotReadyAddresses = true;
+    const cs = [
+      container('stopping', { phase: 'Stopping', ready: false }),
+      container('stopped', { phase: 'Stopped', ready: false }),
+    ];
+    assert.deepEqual(endpointSlices(svc, cs), []);
   });
 
   it('publishNotReadyAddresses makes every endpoint ready', () => {
