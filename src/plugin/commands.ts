@@ -1,8 +1,8 @@
 // The commands of `kubectl gantry`: ps lists Containers as `docker ps` does, through the
 // apiserver (so `get`/`list` on containers decides who sees what); logs reads a Container's output
 // through Gantry's aggregated API (subresources.gantry.dev), where RBAC on containers/log decides.
-// exec is in exec.ts, top in top.ts, run, inspect and rm in lifecycle.ts, images and pull in
-// images.ts, migrate in moves.ts.
+// exec is in exec.ts, top in top.ts, run, stop, start, inspect and rm in lifecycle.ts, images and
+// pull in images.ts, migrate in moves.ts.
 import type { Container } from '../api/v1alpha1/index.js';
 import { type Command, type Context, usageError } from './cli.js';
 import { CliError } from './client.js';
@@ -11,16 +11,22 @@ import { movedTo } from './follow.js';
 import { completion } from './completion.js';
 import { drain, uncordon } from './hosts.js';
 import { images, pull } from './images.js';
-import { inspect, rm, run } from './lifecycle.js';
+import { inspect, rm, run, start, stop } from './lifecycle.js';
 import { migrate } from './moves.js';
 import { age, listForTable, table } from './output.js';
 import { top } from './top.js';
 
-function status(c: Container): string {
+/** STATUS as docker ps words it: "Up 5m", "Exited (0) 2m ago"; a stopped one says so, with its exit. */
+export function status(c: Container): string {
   const phase = c.status?.phase ?? 'Pending';
   const s = c.status;
   if ((phase === 'Succeeded' || phase === 'Failed') && s?.exitCode !== undefined)
     return `Exited (${s.exitCode}) ${age(s.finishedAt)} ago`;
+  if (phase === 'Stopping') return phase;
+  if (phase === 'Stopped')
+    return s?.exitCode === undefined
+      ? phase
+      : `Stopped (${s.exitCode})${s.finishedAt ? ` ${age(s.finishedAt)} ago` : ''}`;
   if (phase === 'Running' && s?.startedAt)
     return `Up ${age(s.startedAt)}${s.health ? ` (${s.health.toLowerCase()})` : ''}`;
   return s?.reason ? `${phase} (${s.reason})` : phase;
@@ -127,6 +133,8 @@ export const commands: Command[] = [
   exec,
   top,
   inspect,
+  stop,
+  start,
   rm,
   images,
   pull,

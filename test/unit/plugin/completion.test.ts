@@ -75,6 +75,9 @@ describe('kubectl gantry completion', () => {
     assert.deepEqual(sources.asked.at(-1), { namespace: 'team' });
     // rm takes several: one already given is not offered again; logs takes one.
     assert.deepEqual(await values(['rm', 'web', ''], sources), ['db', 'worker']);
+    assert.deepEqual(await values(['stop', '-t', '5', 'web', ''], sources), ['db', 'worker']);
+    assert.deepEqual(await values(['start', 'w'], sources), ['web', 'worker']);
+    assert.deepEqual(await values(['stop', '-t', ''], sources), [], 'seconds, not a name');
     assert.deepEqual(await values(['logs', 'web', ''], sources), []);
     // Nothing after `--` (a command to run in the container), nor for ps.
     assert.deepEqual(await values(['run', 'web:1', '--', ''], sources), []);
