@@ -177,6 +177,7 @@ export function setUpAgent(
       stateDir: o.stateDir,
       transferEndpoint,
       transferPublicKey: transferKey.publicKey,
+      address: o.nodeIp,
     },
     {
       client,
@@ -197,6 +198,7 @@ export function setUpAgent(
       fieldManager,
       logRoot: path.join(o.stateDir, 'logs'),
       cgroupParent: o.cgroupParent,
+      nodeIP: o.nodeIp,
       backoff: {
         initialMs: o.restartBackoffSeconds * 1000,
         maxMs: o.restartBackoffMaxSeconds * 1000,

@@ -1,7 +1,7 @@
 // The Host object of this agent: registered at start (labelled kubernetes.io/hostname only: the
 // controller copies the Node's labels, controller/hostlabels.ts), a heartbeat Lease renewed every
 // few seconds (cheap, like kubelet's node lease), and a status report: runtime, checkpoint
-// support, capacity, images, pulls, containers, cordon, the transfer endpoint and key.
+// support, its address, capacity, images, pulls, containers, cordon, the transfer endpoint and key.
 // The status is written when it changes and at least every reportIntervalMs (lastHeartbeatTime;
 // 5 minutes by default, as the kubelet's node status: liveness is the Lease's job, not this write's).
 import os from 'node:os';
@@ -42,6 +42,8 @@ export interface HostReporterOptions {
   transferEndpoint: string;
   /** The public half of this agent's transfer key: checkpoints sent here are encrypted for it. */
   transferPublicKey: string;
+  /** Where Containers' hostPorts are published (--node-ip); unset: every address. */
+  address?: string;
 }
 
 export interface HostReporterDeps {
@@ -260,6 +262,7 @@ export class HostReporter {
         version: version.runtimeVersion,
         apiVersion: version.runtimeApiVersion,
       },
+      ...(this.opts.address ? { address: this.opts.address } : {}),
       ...(this.checkpoint
         ? { checkpoint: { supported: this.checkpoint.works, message: this.checkpoint.detail } }
         : {}),

@@ -3,7 +3,7 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { parseFlags } from '../obs/flags.js';
-import { isQuantity, quantityNanos } from '../api/v1alpha1/index.js';
+import { isIPAddress, isQuantity, quantityNanos } from '../api/v1alpha1/index.js';
 
 const quantity = z.string().refine(isQuantity, 'must be a quantity such as 2, 500m or 4Gi');
 const seconds = z.coerce.number().positive();
@@ -25,6 +25,11 @@ export const AgentOptionsSchema = z
     transferBindAddress: z.string(),
     /** The address other agents reach this host at; the first non-loopback IPv4 when unset. */
     advertiseAddress: z.string().optional(),
+    /**
+     * This Host's address (the kubelet's --node-ip): Containers' hostPorts are published there and
+     * the Host reports it; unset: on every address of the machine, as the kubelet publishes them.
+     */
+    nodeIp: z.string().refine(isIPAddress, 'must be an IPv4 or IPv6 address').optional(),
     /**
      * Where Gantry's aggregated API server reaches this agent for Containers' logs, exec and usage
      * (streams.ts); unset: no stream endpoint (the chart sets it with subresources.enabled).
@@ -92,6 +97,7 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   healthProbeBindAddress: '127.0.0.1:9091',
   transferBindAddress: '0.0.0.0:9300',
   advertiseAddress: undefined,
+  nodeIp: undefined,
   streamBindAddress: undefined,
   streamTlsSecret: 'gantry-agent-tls',
   leaseNamespace: 'gantry-system',

@@ -57,6 +57,8 @@ export interface SandboxOptions {
   cgroupParent?: string;
   /** Bumped when a dead sandbox has to be replaced (CRI refuses a name+attempt that exists). */
   attempt: number;
+  /** The Host's address: hostPorts are published there unless a port names its hostIP. */
+  nodeIP?: string;
 }
 
 export function sandboxConfig(
@@ -68,7 +70,12 @@ export function sandboxConfig(
     metadata: { name: c.name, namespace: c.namespace, uid: c.uid, attempt: opts.attempt },
     hostname: c.name.slice(0, 63).replace(/[^a-z0-9-]/g, '-'),
     logDirectory: logDirectory(opts.logRoot, c),
-    portMappings: (spec.ports ?? []).map((p) => ({ containerPort: p.containerPort, protocol: p.protocol })),
+    portMappings: (spec.ports ?? []).map((p) => ({
+      containerPort: p.containerPort,
+      protocol: p.protocol,
+      // The runtime's CNI portmap plugin publishes it; an empty host_ip is every address.
+      ...(p.hostPort !== undefined ? { hostPort: p.hostPort, hostIp: p.hostIP ?? opts.nodeIP ?? '' } : {}),
+    })),
     labels: runtimeLabels(c),
     linux: opts.cgroupParent ? { cgroupParent: opts.cgroupParent } : {},
   };

@@ -1,9 +1,10 @@
 // The scheduler's controller: binds each Container that has no spec.nodeName to a Host chosen by
 // scheduler.ts, with a merge patch carrying the resourceVersion it decided on (nodeName is set
 // once; the apiserver refuses any later change). A burst of Containers arrives faster than the
-// cache shows the bindings, so each binding is first "assumed" in memory, counted on its Host
-// until the cache confirms it, as kube-scheduler's assume cache does. The binding also adds the
-// agent's runtime-cleanup finalizer. Scheduled=False (phase Pending with the reason, when nothing
+// cache shows the bindings, so each binding is first "assumed" in memory, counted on its Host (its
+// requests and its host ports) until the cache confirms it, as kube-scheduler's assume cache does:
+// two replicas asking for one hostPort never land on one Host. The binding also adds the agent's
+// runtime-cleanup finalizer. Scheduled=False (phase Pending with the reason, when nothing
 // fits) is the controller's part of the status; Scheduled=True comes with the agent's first report.
 // The Workload controller asks the same scheduler for a Host before it creates a replica
 // (`placeNew`), as the DaemonSet controller does, so a replica is born bound: one write fewer, and
@@ -37,6 +38,7 @@ import {
   allocatableAmounts,
   amounts,
   hostImageKeys,
+  hostPorts,
   imageKeys,
   nonZeroDefaults,
   schedule,
@@ -44,6 +46,7 @@ import {
   type Amounts,
   type ContainerRequest,
   type HostInfo,
+  type HostPort,
 } from './scheduler.js';
 
 const attempts = new Counter({
@@ -154,6 +157,7 @@ interface Assumed {
   uid?: string;
   host: string;
   requests: Amounts;
+  hostPorts: readonly HostPort[];
   workload?: string;
 }
 
@@ -174,6 +178,7 @@ export class SchedulingReconciler implements Reconciler {
   private readonly clock: Clock;
   // Derived from cached objects, which are replaced (never changed) on update.
   private readonly requestsOf = new WeakMap<Container, Amounts>();
+  private readonly hostPortsOf = new WeakMap<Container, HostPort[]>();
   private readonly imagesOf = new WeakMap<Host, Set<string>>();
 
   constructor(private readonly deps: SchedulingReconcilerDeps) {
@@ -215,6 +220,7 @@ export class SchedulingReconciler implements Reconciler {
       uid: c.metadata.uid!,
       host: result.host,
       requests: request.requests,
+      hostPorts: request.hostPorts ?? [],
       workload: controllingWorkload(c),
     });
     try {
@@ -261,6 +267,7 @@ export class SchedulingReconciler implements Reconciler {
     this.assumed.expect(objectKey(c), {
       host: result.host,
       requests: request.requests,
+      hostPorts: request.hostPorts ?? [],
       workload: controllingWorkload(c),
     });
     return result.host;
@@ -312,6 +319,7 @@ export class SchedulingReconciler implements Reconciler {
     const request: ContainerRequest = {
       nodeSelector: c.spec.nodeSelector,
       requests,
+      hostPorts: this.hostPorts(c),
       imageKeys: imageKeys(c.spec.image, resolved),
       ...(avoidHost
         ? {
@@ -359,9 +367,18 @@ export class SchedulingReconciler implements Reconciler {
         scoringRequested.cpuMilli += r.cpuMilli || nonZeroDefaults.cpuMilli;
         scoringRequested.memoryBytes += r.memoryBytes || nonZeroDefaults.memoryBytes;
       };
-      for (const c of this.deps.containers.byIndex(byHost, name))
+      const ports: HostPort[] = [];
+      for (const c of this.deps.containers.byIndex(byHost, name)) {
         if (!containerFinished(c)) add(this.requests(c));
-      for (const a of assumed) if (a.host === name) add(a.requests);
+        // Finished ones too: the agent keeps a finished Container's sandbox, and with it the
+        // runtime's port mapping, until the Container is gone. So do Containers being deleted.
+        ports.push(...this.hostPorts(c));
+      }
+      for (const a of assumed) {
+        if (a.host !== name) continue;
+        add(a.requests);
+        ports.push(...a.hostPorts);
+      }
       let images = this.imagesOf.get(h);
       if (!images) this.imagesOf.set(h, (images = hostImageKeys(h.status?.images)));
       return {
@@ -377,6 +394,7 @@ export class SchedulingReconciler implements Reconciler {
         allocatable: allocatableAmounts(h.status?.allocatable),
         requested,
         scoringRequested,
+        hostPorts: ports,
         images,
       } satisfies HostInfo;
     });
@@ -386,5 +404,11 @@ export class SchedulingReconciler implements Reconciler {
     let r = this.requestsOf.get(c);
     if (!r) this.requestsOf.set(c, (r = amounts(c.spec?.resources?.requests)));
     return r;
+  }
+
+  private hostPorts(c: Container): HostPort[] {
+    let p = this.hostPortsOf.get(c);
+    if (!p) this.hostPortsOf.set(c, (p = hostPorts(c.spec)));
+    return p;
   }
 }

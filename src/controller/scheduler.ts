@@ -1,14 +1,16 @@
 // The scheduler's decision as pure functions, after kube-scheduler's two phases:
 //  - filter: a Host is feasible when it is Ready with a fresh heartbeat, not cordoned (or draining),
 //    not the source of the migration the Container is the target of (and, for a checkpoint
-//    migration, able to restore), matches the node selector, stays under the Workload's maxPerHost, and has room for the requests (requests
-//    of the Containers bound or assumed there, plus this one, within allocatable);
+//    migration, able to restore), matches the node selector, stays under the Workload's maxPerHost,
+//    has none of the Container's hostPorts in use (by a Container bound or assumed there), and has
+//    room for the requests (requests of the Containers bound or assumed there, plus this one,
+//    within allocatable);
 //  - score the feasible Hosts: image already present (weight 3), spread of the same Workload
 //    (weight 2), least allocated (weight 1); the highest total wins, ties go to the first name.
 // Spread is also a rule: a Host where one more replica would put it more than maxSkew above the
 // least-loaded feasible Host is skipped (the least-loaded one always qualifies, so something fits).
 // When nothing is feasible the answer says why, per Host, like the Kubernetes scheduler:
-// "0/3 hosts are available: 1 host is cordoned, 2 insufficient cpu."
+// "0/3 hosts are available: 1 host is cordoned, 2 hosts have the host port 8080/TCP in use."
 import {
   isImageReference,
   normalizeImageReference,
@@ -16,6 +18,7 @@ import {
   quantityNanos,
   scheduledCondition,
   type Container,
+  type ContainerSpec,
   type Quantity,
 } from '../api/v1alpha1/index.js';
 import { setCondition } from '../kube/conditions.js';
@@ -23,6 +26,13 @@ import { setCondition } from '../kube/conditions.js';
 export interface Amounts {
   cpuMilli: number;
   memoryBytes: number;
+}
+
+/** A port published on a Host: hostPort, protocol and the address (unset: the Host's own). */
+export interface HostPort {
+  hostPort: number;
+  protocol: 'TCP' | 'UDP';
+  hostIP?: string;
 }
 
 /** What the scheduler knows of one Host. */
@@ -41,6 +51,8 @@ export interface HostInfo {
   requested: Amounts;
   /** The same with kube-scheduler's non-zero defaults for Containers without requests: what scores. */
   scoringRequested: Amounts;
+  /** Ports published by the Containers bound or assumed here. */
+  hostPorts: readonly HostPort[];
   /** Image keys present (see imageKeys). */
   images: ReadonlySet<string>;
   /** Its probe says checkpoint/restore works there. */
@@ -51,6 +63,8 @@ export interface HostInfo {
 export interface ContainerRequest {
   nodeSelector?: Record<string, string>;
   requests: Amounts;
+  /** Ports it publishes on its Host. */
+  hostPorts?: readonly HostPort[];
   /** The image's keys; the Host has the image when it holds any of them. */
   imageKeys: readonly string[];
   /** For a Workload's Container: its placement and where its replicas are (bound or assumed). */
@@ -67,6 +81,7 @@ export type FilterReason =
   | 'NoCheckpoint'
   | 'NodeSelectorMismatch'
   | 'MaxPerHost'
+  | 'HostPortInUse'
   | 'InsufficientCPU'
   | 'InsufficientMemory';
 
@@ -78,6 +93,8 @@ const reasonText: Record<FilterReason, [one: string, many: string]> = {
   NoCheckpoint: ['host cannot restore checkpoints', 'hosts cannot restore checkpoints'],
   NodeSelectorMismatch: ["host didn't match the node selector", "hosts didn't match the node selector"],
   MaxPerHost: ['host already runs maxPerHost replicas', 'hosts already run maxPerHost replicas'],
+  // {ports} is the Container's ports that are taken: "host port 8080/TCP".
+  HostPortInUse: ['host has the {ports} in use', 'hosts have the {ports} in use'],
   InsufficientCPU: ['insufficient cpu', 'insufficient cpu'],
   InsufficientMemory: ['insufficient memory', 'insufficient memory'],
 };
@@ -91,6 +108,44 @@ export const nonZeroDefaults: Amounts = { cpuMilli: 100, memoryBytes: 200 * 1024
 
 const weights = { image: 3, spread: 2, leastAllocated: 1 };
 
+/** The unspecified addresses stand for every address of the Host, as an unset hostIP does. */
+const everyAddress = (ip: string | undefined) => ip === undefined || ip === '0.0.0.0' || ip === '::';
+
+/** Two published ports take the same socket: same port and protocol, overlapping addresses (kube-scheduler's NodePorts). */
+export function portsCollide(a: HostPort, b: HostPort): boolean {
+  return (
+    a.hostPort === b.hostPort &&
+    a.protocol === b.protocol &&
+    (everyAddress(a.hostIP) || everyAddress(b.hostIP) || a.hostIP === b.hostIP)
+  );
+}
+
+/** Those of `wanted` that collide with a port in `used`. */
+export function portsInUse(wanted: readonly HostPort[], used: readonly HostPort[]): HostPort[] {
+  return wanted.filter((w) => used.some((u) => portsCollide(w, u)));
+}
+
+/** The ports a Container's spec publishes on its Host. */
+export function hostPorts(spec: Pick<ContainerSpec, 'ports'> | undefined): HostPort[] {
+  return (spec?.ports ?? []).flatMap((p) =>
+    p.hostPort === undefined
+      ? []
+      : [{ hostPort: p.hostPort, protocol: p.protocol, ...(p.hostIP ? { hostIP: p.hostIP } : {}) }],
+  );
+}
+
+/** "host port 8080/TCP", "host ports 8080/TCP, 53/UDP" (with an address when one is named). */
+export function describePorts(ports: readonly HostPort[]): string {
+  const names = [
+    ...new Set(
+      ports.map(
+        (p) => `${p.hostIP && !everyAddress(p.hostIP) ? `${p.hostIP}:` : ''}${p.hostPort}/${p.protocol}`,
+      ),
+    ),
+  ];
+  return `host port${names.length === 1 ? '' : 's'} ${names.join(', ')}`;
+}
+
 /** Why `host` cannot take the Container (the first failing check; both resources when both short). */
 export function filterHost(request: ContainerRequest, host: HostInfo): FilterReason[] {
   if (!host.heartbeatFresh) return ['HeartbeatLost'];
@@ -102,6 +157,7 @@ export function filterHost(request: ContainerRequest, host: HostInfo): FilterRea
   if (!Object.entries(selector).every(([k, v]) => host.labels[k] === v)) return ['NodeSelectorMismatch'];
   const { maxPerHost, replicas } = request.spread ?? {};
   if (maxPerHost !== undefined && (replicas?.get(host.name) ?? 0) >= maxPerHost) return ['MaxPerHost'];
+  if (portsInUse(request.hostPorts ?? [], host.hostPorts).length > 0) return ['HostPortInUse'];
   const short: FilterReason[] = [];
   const { cpuMilli, memoryBytes } = host.allocatable;
   if (cpuMilli !== undefined && host.requested.cpuMilli + request.requests.cpuMilli > cpuMilli)
@@ -120,7 +176,10 @@ export function schedule(request: ContainerRequest, hosts: readonly HostInfo[]):
     for (const r of failed) reasons[r] = (reasons[r] ?? 0) + 1;
     if (failed.length === 0) feasible.push(host);
   }
-  if (feasible.length === 0) return { host: undefined, reasons, message: explain(hosts.length, reasons) };
+  if (feasible.length === 0) {
+    const taken = hosts.flatMap((h) => portsInUse(request.hostPorts ?? [], h.hostPorts));
+    return { host: undefined, reasons, message: explain(hosts.length, reasons, taken) };
+  }
   const count = (h: HostInfo) => request.spread?.replicas.get(h.name) ?? 0;
   if (request.spread) {
     const least = Math.min(...feasible.map(count));
@@ -157,10 +216,19 @@ function leastAllocated(host: HostInfo, requests: Amounts): number {
   return shares.length === 0 ? 0 : (100 * shares.reduce((a, b) => a + b, 0)) / shares.length;
 }
 
-/** "0/3 hosts are available: 1 host is cordoned, 2 insufficient cpu." (reasons sorted, as kube-scheduler does). */
-export function explain(total: number, reasons: Partial<Record<FilterReason, number>>): string {
+/**
+ * "0/3 hosts are available: 1 host is cordoned, 2 insufficient cpu." (reasons sorted, as
+ * kube-scheduler does); `taken` are the Container's ports some Host has in use.
+ */
+export function explain(
+  total: number,
+  reasons: Partial<Record<FilterReason, number>>,
+  taken: readonly HostPort[] = [],
+): string {
   const parts = (Object.entries(reasons) as [FilterReason, number][])
-    .map(([reason, n]) => `${n} ${reasonText[reason][n === 1 ? 0 : 1]}`)
+    .map(
+      ([reason, n]) => `${n} ${reasonText[reason][n === 1 ? 0 : 1].replace('{ports}', describePorts(taken))}`,
+    )
     .sort();
   if (total === 0) return '0/0 hosts are available: no Host is registered.';
   return `0/${total} ${total === 1 ? 'host is' : 'hosts are'} available: ${parts.join(', ')}.`;

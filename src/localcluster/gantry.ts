@@ -19,6 +19,7 @@ import {
   stopPidFile,
   waitFor,
 } from './proc.js';
+import { hostAddress } from './network.js';
 import { PrerequisiteError } from './prerequisites.js';
 import { imageRef, registryAddress } from './registry.js';
 import { type LocalCluster, localDir, systemNamespace } from './state.js';
@@ -288,6 +289,7 @@ export async function startAgent(
     `--transfer-bind-address=127.0.0.1:${ports.transfer}`,
     `--stream-bind-address=127.0.0.1:${ports.streams}`,
     '--advertise-address=127.0.0.1',
+    `--node-ip=${hostAddress(localDir, host, cluster.kubelet)}`,
     `--lease-namespace=${systemNamespace}`,
     `--probe-image=${imageRef('counter')}`,
     ...extraArgs,

@@ -17,6 +17,8 @@ export interface HostLayout {
   socket: string;
   bridge: string;
   podCIDR: string;
+  /** The bridge's own address, the subnet's first (the bridge plugin's isGateway takes it). */
+  gateway: string;
 }
 
 export function hostLayout(baseDir: string, index: number): HostLayout {
@@ -30,6 +32,7 @@ export function hostLayout(baseDir: string, index: number): HostLayout {
     socket: path.join(dir, 'sockets', 'containerd.sock'),
     bridge: `gantrybr${index}`,
     podCIDR: `10.88.${100 + index}.0/24`,
+    gateway: `10.88.${100 + index}.1`,
   };
 }
 
@@ -123,6 +126,8 @@ function cniConfig(h: HostLayout): string {
             dataDir: path.join(h.dir, 'ipam'),
           },
         },
+        // Publishes Containers' hostPorts (CRI port mappings with a host_port).
+        { type: 'portmap', capabilities: { portMappings: true } },
       ],
     },
     null,

@@ -13,7 +13,8 @@
 //                  stands for it (on this machine whatever the hosts' shape: OUTPUT DNATs it)
 // kube-proxy handles every other Service. Its own rules stay, and ours come first in a chain of
 // their own, removed again by `removeLoopbackServices`.
-import { kubeletPorts } from './nodes.js';
+import { hostLayout } from './hosts.js';
+import { kubeletPorts, nodeLayout } from './nodes.js';
 import { run } from './proc.js';
 
 const chain = 'GANTRY-LOCAL-LOOPBACK';
@@ -35,6 +36,19 @@ const loopbackServices: LoopbackService[] = [
   { dst: '10.244.0.0/16', dport: `${kubeletPorts.first}:${kubeletPorts.last}` },
   subresources,
 ];
+
+/**
+ * The address of the local cluster's host `name`, where its Containers' hostPorts are published.
+ * Every host shares this machine's network namespace, so only an address of its own keeps two
+ * hosts' same port apart: a kubelet node's is its Node's; a bare host has no other address of its
+ * own than its Gantry bridge's.
+ */
+export function hostAddress(baseDir: string, name: string, kubelet: boolean): string {
+  const index = Number(/^host-(\d+)$/.exec(name)?.[1]);
+  if (!index) throw new Error(`no such host: ${name}`);
+  const h = hostLayout(baseDir, index);
+  return kubelet ? nodeLayout(h).nodeIP : h.gateway;
+}
 
 async function iptables(args: string[]): Promise<boolean> {
   return run('iptables', ['-w', '-t', 'nat', ...args]).then(

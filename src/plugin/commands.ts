@@ -32,11 +32,24 @@ export function status(c: Container): string {
   return s?.reason ? `${phase} (${s.reason})` : phase;
 }
 
+/** Its ports as docker ps shows them: "8080->80/tcp" published on its Host, "9090/tcp" not. */
+export function portsColumn(c: Container): string {
+  const ports = (c.spec.ports ?? []).map((p) => {
+    const inside = `${p.containerPort}/${p.protocol.toLowerCase()}`;
+    if (p.hostPort === undefined) return inside;
+    const address = p.hostIP ? `${p.hostIP.includes(':') ? `[${p.hostIP}]` : p.hostIP}:` : '';
+    return `${address}${p.hostPort}->${inside}`;
+  });
+  return ports.join(', ') || '<none>';
+}
+
 export const ps: Command = {
   name: 'ps',
   summary: 'List containers',
   usage: '[-A] [-o json|yaml|name|wide]',
-  description: 'List the Containers of the namespace (or of every namespace with -A), as docker ps does.',
+  description:
+    'List the Containers of the namespace (or of every namespace with -A), as docker ps does; -o wide ' +
+    'adds their ports (HOST_PORT->PORT when published on their Host), IP and runtime ID.',
   examples: ['kubectl gantry ps', 'kubectl gantry ps -A -o wide'],
   async run(ctx: Context) {
     if (ctx.positionals.length > 0) throw usageError(ps, `unexpected argument "${ctx.positionals[0]}"`);
@@ -51,7 +64,7 @@ export const ps: Command = {
       'RESTARTS',
       'HOST',
       'AGE',
-      ...(wide ? ['IP', 'CONTAINER ID'] : []),
+      ...(wide ? ['PORTS', 'IP', 'CONTAINER ID'] : []),
     ];
     const rows = items.map((c) => [
       ...(ctx.flags.allNamespaces ? [c.metadata.namespace ?? ''] : []),
@@ -61,7 +74,9 @@ export const ps: Command = {
       String(c.status?.restartCount ?? 0),
       c.spec.nodeName ?? '<none>',
       age(c.metadata.creationTimestamp),
-      ...(wide ? [c.status?.ip ?? '<none>', c.status?.containerID?.slice(0, 12) ?? '<none>'] : []),
+      ...(wide
+        ? [portsColumn(c), c.status?.ip ?? '<none>', c.status?.containerID?.slice(0, 12) ?? '<none>']
+        : []),
     ]);
     ctx.out(table(header, rows));
   },

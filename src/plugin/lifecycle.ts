@@ -2,7 +2,14 @@
 // Gantry objects. run creates a Container (or a Workload with --replicas), stop and start set its
 // spec.stopped and wait for its agent to say it is done, rm deletes Containers, inspect prints one
 // as the API holds it. RBAC on containers (and workloads) decides who may do what.
-import { containerFinished, workloadOwner, type Container, type Workload } from '../api/v1alpha1/index.js';
+import {
+  containerFinished,
+  isIPAddress,
+  workloadOwner,
+  type Container,
+  type Port,
+  type Workload,
+} from '../api/v1alpha1/index.js';
 import { realClock, sleep } from '../kube/clock.js';
 import { getCondition } from '../kube/conditions.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
@@ -11,13 +18,45 @@ import { CliError, describeError } from './client.js';
 import { parseDuration } from './hosts.js';
 import { kindOf, printObjects } from './output.js';
 
-/** "-p 8080" or "-p 8080/udp": a port the process listens on. */
-function parsePort(value: string): { containerPort: number; protocol: 'TCP' | 'UDP' } {
-  const m = /^(\d{1,5})(?:\/(tcp|udp))?$/i.exec(value);
-  const port = Number(m?.[1]);
-  if (!m || port < 1 || port > 65535)
-    throw usageError(run, `invalid port "${value}": give PORT or PORT/udp (1-65535)`);
-  return { containerPort: port, protocol: m[2]?.toLowerCase() === 'udp' ? 'UDP' : 'TCP' };
+const publishForm = '[HOST_IP:][HOST_PORT:]PORT[/udp]';
+
+/**
+ * "-p" as docker run reads it, [HOST_IP:][HOST_PORT:]PORT[/PROTO]: "8080" is a port the process
+ * listens on (a Service reaches it), "80:8080" publishes it on its Host's port 80, "192.0.2.10:80:8080"
+ * on that address of the Host alone; an IPv6 address goes in brackets, "[2001:db8::1]:80:8080".
+ */
+export function parsePublish(value: string): Port {
+  const invalid = (why: string) => usageError(run, `invalid port "${value}": ${why}; give ${publishForm}`);
+  const slash = value.lastIndexOf('/');
+  const protocol = slash < 0 ? 'tcp' : value.slice(slash + 1).toLowerCase();
+  if (protocol !== 'tcp' && protocol !== 'udp') throw invalid('the protocol is tcp or udp');
+  let rest = slash < 0 ? value : value.slice(0, slash);
+  let hostIP: string | undefined;
+  const bracketed = /^\[([^\]]*)\]:(.*)$/.exec(rest);
+  if (bracketed) {
+    hostIP = bracketed[1]!;
+    rest = bracketed[2]!;
+  }
+  const parts = rest.split(':');
+  if (!bracketed && parts.length === 3) hostIP = parts.shift();
+  if (parts.length > 2)
+    throw invalid('too many ":" (an IPv6 address goes in brackets: [2001:db8::1]:80:8080)');
+  if (hostIP !== undefined && !isIPAddress(hostIP)) throw invalid(`"${hostIP}" is not an IP address`);
+  if (hostIP !== undefined && (parts.length < 2 || parts[0] === ''))
+    throw invalid('a host IP needs a host port (Gantry does not pick one)');
+  const number = (s: string) => {
+    const n = /^\d{1,5}$/.test(s) ? Number(s) : 0;
+    if (n < 1 || n > 65535) throw invalid(`"${s}" is not a port: ports are 1-65535`);
+    return n;
+  };
+  const containerPort = number(parts.at(-1)!);
+  const hostPort = parts.length === 2 ? number(parts[0]!) : undefined;
+  return {
+    containerPort,
+    protocol: protocol === 'udp' ? 'UDP' : 'TCP',
+    ...(hostPort !== undefined ? { hostPort } : {}),
+    ...(hostIP !== undefined ? { hostIP } : {}),
+  };
 }
 
 /** "-e NAME=value" (or "-e NAME", set to empty). */
@@ -39,13 +78,15 @@ export function nameFromImage(image: string): string {
 export const run: Command = {
   name: 'run',
   summary: 'Create and run a new container',
-  usage: 'IMAGE [--name NAME] [-p PORT]... [-e NAME=VALUE]... [--replicas N] [-- COMMAND [ARG...]]',
+  usage: `IMAGE [--name NAME] [-p ${publishForm}]... [-e NAME=VALUE]... [--replicas N] [-- COMMAND [ARG...]]`,
   description:
     'Run IMAGE as a Container (docker run -d), or as a Workload of N replicas with --replicas. ' +
     "COMMAND replaces the image's CMD, as with docker run. Without --name the apiserver picks one " +
-    'from the image name.',
+    'from the image name. -p PORT names a port the process listens on; -p HOST_PORT:PORT also ' +
+    "publishes it on its Host's address (HOST_IP:HOST_PORT:PORT on that address alone), and the " +
+    'scheduler puts it only on a Host where that port is free.',
   examples: [
-    'kubectl gantry run registry.example/web:1 --name web -p 8080',
+    'kubectl gantry run registry.example/web:1 --name web -p 8080:80',
     'kubectl gantry run registry.example/web:1 --replicas 3 --name web',
     'kubectl gantry run busybox:1.37 -- sh -c "echo hello; sleep 3600"',
   ],
@@ -62,7 +103,7 @@ export const run: Command = {
     if (replicasFlag !== undefined && !/^\d+$/.test(replicasFlag))
       throw usageError(run, `--replicas must be a whole number, not "${replicasFlag}"`);
     const name = ctx.values.name as string | undefined;
-    const ports = ((ctx.values.publish as string[] | undefined) ?? []).map(parsePort);
+    const ports = ((ctx.values.publish as string[] | undefined) ?? []).map(parsePublish);
     const env = ((ctx.values.env as string[] | undefined) ?? []).map(parseEnv);
     const spec = {
       image,

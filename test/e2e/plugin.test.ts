@@ -581,7 +581,10 @@ describe('kubectl gantry', { timeout: 600_000 }, () => {
     assert.equal(await phaseOf('talker'), 'Running');
     const bad = await typed(editor, ['gantry', 'run', cluster.images.web, '-p', 'http']);
     assert.equal(bad.code, 1);
-    assert.match(bad.stderr, /^error: invalid port "http": give PORT or PORT\/udp \(1-65535\)/);
+    assert.match(
+      bad.stderr,
+      /^error: invalid port "http": "http" is not a port: ports are 1-65535; give \[HOST_IP:\]\[HOST_PORT:\]PORT\[\/udp\]/,
+    );
   });
 
   it('migrate moves a Container to the other host, printing its phases and how long it did not run', async () => {

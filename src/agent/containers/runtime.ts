@@ -36,6 +36,8 @@ export interface RuntimeObjectsOptions {
   /** Root of the containers' log directories. */
   logRoot: string;
   cgroupParent?: string;
+  /** The Host's address, where hostPorts are published. */
+  nodeIP?: string;
 }
 
 export interface RuntimeObjectsDeps {
@@ -157,6 +159,7 @@ export class RuntimeObjects {
       logRoot: this.opts.logRoot,
       cgroupParent: this.opts.cgroupParent,
       attempt: sandbox?.metadata?.attempt ?? state.nextSandboxAttempt,
+      nodeIP: this.opts.nodeIP,
     });
     if (!sandbox) {
       fs.mkdirSync(sbConfig.logDirectory!, { recursive: true });

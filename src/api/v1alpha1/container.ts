@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { conditions, observedGeneration } from './conditions.js';
 import { dateTime, defineKind, labelMap, objectName } from './meta.js';
 import { containerTemplateFields } from './template.js';
-import { int32, withTransitionRules, type TransitionRule } from './rules.js';
+import { celEqual, int32, withTransitionRules, type TransitionRule } from './rules.js';
 
 const ContainerSpecBase = z.object({
   ...containerTemplateFields,
@@ -34,12 +34,44 @@ const ContainerSpecBase = z.object({
     ),
 });
 
+/** The ports a spec publishes on its Host, as "hostPort/protocol/hostIP", sorted. */
+function publishedPorts(spec: z.output<typeof ContainerSpecBase>): string[] {
+  return (spec.ports ?? [])
+    .filter((p) => p.hostPort !== undefined)
+    .map((p) => `${p.hostPort}/${p.protocol}/${p.hostIP ?? ''}`)
+    .sort();
+}
+
+/**
+ * CEL: every port spec `a` publishes, spec `b` publishes too (same hostPort, protocol and hostIP).
+ * Compared field by field, not as joined strings: the apiserver's cost estimate of a string built
+ * from a number has no bound.
+ */
+function celPublishedIn(a: string, b: string): string {
+  const same =
+    'q.hostPort == p.hostPort && q.protocol == p.protocol && ' +
+    '(has(q.hostIP) ? has(p.hostIP) && q.hostIP == p.hostIP : !has(p.hostIP))';
+  return (
+    `(!has(${a}.ports) || ${a}.ports.all(p, !has(p.hostPort) || ` +
+    `(has(${b}.ports) && ${b}.ports.exists(q, has(q.hostPort) && ${same}))))`
+  );
+}
+
 const specUpdateRules: TransitionRule<z.output<typeof ContainerSpecBase>>[] = [
   {
     rule: '!has(oldSelf.nodeName) || (has(self.nodeName) && self.nodeName == oldSelf.nodeName)',
     message: 'nodeName cannot be changed once the container is bound to a host; use a Migration to move it',
     fieldPath: '.nodeName',
     check: (self, oldSelf) => oldSelf.nodeName === undefined || self.nodeName === oldSelf.nodeName,
+  },
+  {
+    rule: `!has(oldSelf.nodeName) || (${celPublishedIn('self', 'oldSelf')} && ${celPublishedIn('oldSelf', 'self')})`,
+    message:
+      'hostPort and hostIP cannot change once the container is bound to a host (its Host published them ' +
+      'when it started); create a new Container instead',
+    fieldPath: '.ports',
+    check: (self, oldSelf) =>
+      oldSelf.nodeName === undefined || celEqual(publishedPorts(self), publishedPorts(oldSelf)),
   },
 ];
 

@@ -2,7 +2,7 @@
 // registers it and reports status; users cordon it (unschedulable) or ask for a drain.
 import { z } from 'zod';
 import { conditions, observedGeneration } from './conditions.js';
-import { dateTime, defineKind, objectName } from './meta.js';
+import { dateTime, defineKind, ipAddress, objectName } from './meta.js';
 import { QuantitySchema } from './template.js';
 import { int32, int64, listMap } from './rules.js';
 
@@ -57,6 +57,12 @@ export const HostStatusSchema = z
       })
       .optional()
       .describe('Whether Containers can be live-migrated from and to this Host.'),
+    address: ipAddress()
+      .optional()
+      .describe(
+        "The Host's address (its agent's --node-ip): Containers' hostPorts are published there. Unset: " +
+          'they are published on every address of the machine.',
+      ),
     capacity: ResourceAmountsSchema.optional().describe(
       'Resources of the slice of the machine given to Gantry.',
     ),
@@ -199,6 +205,13 @@ export const HostKind = defineKind({
       type: 'boolean',
       jsonPath: '.spec.unschedulable',
       description: 'Cordoned.',
+      priority: 1,
+    },
+    {
+      name: 'Address',
+      type: 'string',
+      jsonPath: '.status.address',
+      description: "Where Containers' hostPorts are published.",
       priority: 1,
     },
     {

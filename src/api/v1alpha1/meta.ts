@@ -1,6 +1,7 @@
 // What every Gantry kind's object is made of: the API group and version, object names, label and
 // annotation maps, date-times, metadata, and defineKind (a kind's CRD facts with its schemas).
 // Every rule here is stated once for zod and the CRD (see rules.ts).
+import net from 'node:net';
 import type { V1ObjectMeta } from '@kubernetes/client-node';
 import { z } from 'zod';
 import { boundedMap, withRules, type TransitionRule } from './rules.js';
@@ -34,6 +35,23 @@ export const LABEL_VALUE_MESSAGE =
 /** A DNS-1123 subdomain: the name of most Kubernetes objects, and of Hosts. */
 export function objectName() {
   return z.string().min(1).max(253).regex(new RegExp(DNS_SUBDOMAIN_PATTERN), NAME_MESSAGE);
+}
+
+/**
+ * An IPv4 or IPv6 address as CEL's isIP() takes one (no zone, no IPv4-mapped form), and not written
+ * with an IPv4 part inside an IPv6 one ("::1.2.3.4"), which the two checkers might read apart.
+ */
+export function isIPAddress(s: string): boolean {
+  return net.isIP(s) !== 0 && !s.includes('%') && !(s.includes(':') && s.includes('.'));
+}
+
+/** An IP address, checked by CEL on the apiserver and by isIPAddress here. */
+export function ipAddress() {
+  return withRules(z.string().max(45), {
+    rule: `isIP(self) && !(self.contains(':') && self.contains('.'))`,
+    message: 'must be an IPv4 or IPv6 address, such as 192.0.2.10 or 2001:db8::10',
+    check: isIPAddress,
+  });
 }
 
 export const LocalObjectReferenceSchema = z

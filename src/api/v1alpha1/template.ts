@@ -9,7 +9,7 @@ import {
   imageReferenceProblem,
   isImageReference,
 } from './imageref.js';
-import { LocalObjectReferenceSchema, objectName } from './meta.js';
+import { ipAddress, LocalObjectReferenceSchema, objectName } from './meta.js';
 import { compareQuantities, isQuantity, QUANTITY_PATTERN } from './quantity.js';
 import { int32, int64, listMap, withRules, type Rule } from './rules.js';
 
@@ -77,7 +77,7 @@ export const EnvVarSchema = z.object({
   value: z.string().max(32768).optional().describe('Value; empty when unset.'),
 });
 
-const PortSchema = z.object({
+const PortBase = z.object({
   name: withRules(
     z
       .string()
@@ -95,6 +95,26 @@ const PortSchema = z.object({
     ),
   containerPort: int32(1, 65535).describe('Port the process listens on inside the container (1-65535).'),
   protocol: z.enum(['TCP', 'UDP']).default('TCP').describe('TCP or UDP.'),
+  hostPort: int32(1, 65535)
+    .optional()
+    .describe(
+      "Publish the port on its Host (docker run -p HOSTPORT:PORT): connections to the Host's address on " +
+        'this port reach the container. The scheduler puts the Container only on a Host where no other ' +
+        'Container holds the same hostPort and protocol. Fixed once the Container is bound.',
+    ),
+  hostIP: ipAddress()
+    .optional()
+    .describe(
+      "The Host's address to publish hostPort on; unset: the Host's own address (its agent's --node-ip), " +
+        'or every address of the machine when the agent has none. 0.0.0.0 or :: is every address.',
+    ),
+});
+
+const PortSchema = withRules(PortBase, {
+  rule: '!has(self.hostIP) || has(self.hostPort)',
+  message: 'hostIP needs hostPort (the address is where hostPort is published)',
+  fieldPath: '.hostIP',
+  check: (p) => p.hostIP === undefined || p.hostPort !== undefined,
 });
 
 export const PortsSchema = withRules(
@@ -106,6 +126,16 @@ export const PortsSchema = withRules(
       ports.every(
         (p) =>
           ports.filter((q) => q.containerPort === p.containerPort && q.protocol === p.protocol).length === 1,
+      ),
+  },
+  {
+    rule: 'self.all(p, !has(p.hostPort) || self.exists_one(q, has(q.hostPort) && q.hostPort == p.hostPort && q.protocol == p.protocol))',
+    message: 'each hostPort and protocol pair must appear once (a Host publishes a port once)',
+    check: (ports) =>
+      ports.every(
+        (p) =>
+          p.hostPort === undefined ||
+          ports.filter((q) => q.hostPort === p.hostPort && q.protocol === p.protocol).length === 1,
       ),
   },
   {
@@ -297,7 +327,7 @@ export const containerTemplateFields = {
     .describe('Environment variables, added to those of the image; names are unique.'),
   ports: PortsSchema.optional().describe(
     'Ports the container listens on, unique by containerPort and protocol; a Service reaches them by ' +
-      'number or by name (targetPort).',
+      'number or by name (targetPort). A port with hostPort is also published on the Host.',
   ),
   resources: ResourcesSchema.optional(),
   restartPolicy: z

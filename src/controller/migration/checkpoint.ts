@@ -124,6 +124,8 @@ export class CheckpointFlow {
           `Host ${m.spec.targetHost} cannot restore checkpoints (its probe says no)`,
         );
       }
+      const taken = this.steps.hostPortsTaken(m, source, m.spec.targetHost);
+      if (taken) return this.status.finish(m, 'Failed', 'HostPortInUse', taken);
     }
     const issued = await this.tokens.issue(m);
     if (!issued) return;

@@ -100,6 +100,8 @@ export class RestartFlow {
     if (m.spec.targetHost && !this.deps.hosts.get(m.spec.targetHost)) {
       return this.status.finish(m, 'Failed', 'TargetNotFound', `Host ${m.spec.targetHost} does not exist`);
     }
+    const taken = m.spec.targetHost && this.steps.hostPortsTaken(m, source, m.spec.targetHost);
+    if (taken) return this.status.finish(m, 'Failed', 'HostPortInUse', taken);
     // A bare Container stops before its copy starts: the copy waits behind a scheduling gate,
     // and is also the record of what to start once the source is gone.
     const bare = !controllingWorkload(source);

@@ -23,6 +23,8 @@ import { isConflict } from '../../kube/errors.js';
 import type { EventRecorder } from '../../kube/events.js';
 import type { Cache } from '../../kube/store.js';
 import type { SchedulingReconciler } from '../binding.js';
+import { byHost } from '../caches.js';
+import { describePorts, hostPorts, portsInUse } from '../scheduler.js';
 
 /** How often a migration waiting on an agent or on the scheduler looks again. */
 export const pollMs = 1000;
@@ -154,6 +156,24 @@ export class MigrationSteps {
       },
     );
     if (source) await this.deleteContainer(m, m.spec.container);
+  }
+
+  /**
+   * Why the Host the Migration names cannot take the copy of `source`: a Container there holds one
+   * of its host ports. (The copy is created bound to that Host: the scheduler never sees it.)
+   */
+  hostPortsTaken(m: Migration, source: Container, host: string): string | undefined {
+    const wanted = hostPorts(source.spec);
+    if (wanted.length === 0) return undefined;
+    for (const c of this.deps.containers.byIndex(byHost, host)) {
+      const ownTarget =
+        c.metadata.namespace === m.metadata.namespace &&
+        c.metadata.labels?.[migrationLabel] === m.metadata.name;
+      const taken = ownTarget ? [] : portsInUse(wanted, hostPorts(c.spec));
+      if (taken.length > 0)
+        return `Host ${host} has the ${describePorts(taken)} in use (Container ${c.metadata.namespace}/${c.metadata.name})`;
+    }
+    return undefined;
   }
 
   /** Ready Hosts whose agent has not reported its checkpoint probe yet. */

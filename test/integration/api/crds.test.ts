@@ -187,6 +187,32 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
     assert.match(cleared.stderr, /nodeName cannot be changed/);
   });
 
+  it('Container: its published ports are fixed once bound; other ports may change', async () => {
+    const manifest = (ports: object[]) =>
+      JSON.stringify({
+        apiVersion: 'gantry.dev/v1alpha1',
+        kind: 'Container',
+        metadata: { name: 'published', namespace: ns },
+        spec: { image: '127.0.0.1:5000/gantry/web:1', nodeName: `${testHost}-ports`, ports },
+      });
+    const apply = (ports: object[]) =>
+      kubectl(['apply', '--server-side', '--field-manager=it', '-f', '-'], { input: manifest(ports) });
+    const published = { containerPort: 8080, hostPort: 8080 };
+    assert.equal((await apply([published])).code, 0);
+    const exposed = await apply([published, { containerPort: 9090 }]);
+    assert.equal(exposed.code, 0, exposed.stderr);
+    for (const changed of [
+      [{ containerPort: 8080, hostPort: 8081 }],
+      [{ ...published, hostIP: '192.0.2.10' }],
+      [published, { containerPort: 9090, hostPort: 9090 }],
+      [{ containerPort: 8080 }],
+    ]) {
+      const r = await apply(changed);
+      assert.notEqual(r.code, 0, `accepted ${JSON.stringify(changed)}`);
+      assert.match(r.stderr, /hostPort and hostIP cannot change once the container is bound to a host/);
+    }
+  });
+
   it('Container: agents can select their containers by spec.nodeName (selectableFields)', async () => {
     const mine = await kubectlOk([
       'get',

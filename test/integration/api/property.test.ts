@@ -131,6 +131,14 @@ const containerTemplate: Model = {
         name: mostly(fc.constantFrom('http', 'metrics', 'h2c', 'grpc', 'dns'), '80', 'Http'),
         containerPort: port,
         protocol: mostly(fc.constantFrom('TCP', 'UDP'), 'SCTP'),
+        hostPort: mostly(fc.constantFrom(80, 8080), 0, 70000),
+        hostIP: mostly(
+          fc.constantFrom('192.0.2.10', '0.0.0.0', '2001:db8::1', '::'),
+          'host-1',
+          '192.0.2.01',
+          '::ffff:192.0.2.10',
+          'fe80::1%eth0',
+        ),
       },
       ['containerPort'],
     ),
@@ -304,9 +312,14 @@ const fuzzSpecs: [KindName, fc.Arbitrary<Record<string, unknown>>][] = [
         }),
         env: fc.array(some({ name: fuzz('aZ0._-=', 'a', '_0', '.x') }, ['name']), { maxLength: 2 }),
         ports: fc.array(
-          some({ name: fuzz('az09-A', 'a', 'a-0'), containerPort: fc.constantFrom(80, 81) }, [
-            'containerPort',
-          ]),
+          some(
+            {
+              name: fuzz('az09-A', 'a', 'a-0'),
+              containerPort: fc.constantFrom(80, 81),
+              hostPort: fc.constantFrom(80, 81),
+            },
+            ['containerPort'],
+          ),
           {
             maxLength: 2,
           },

@@ -571,6 +571,9 @@ describe('Helm chart charts/gantry', () => {
     assert.equal(c.securityContext.runAsUser, 0);
     const hostName = c.env?.find((e) => e.name === 'GANTRY_AGENT_HOST_NAME');
     assert.equal(hostName?.valueFrom?.fieldRef?.fieldPath, 'spec.nodeName');
+    // Containers' hostPorts are published on the node's address.
+    const nodeIP = c.env?.find((e) => e.name === 'GANTRY_AGENT_NODE_IP');
+    assert.equal(nodeIP?.valueFrom?.fieldRef?.fieldPath, 'status.hostIP');
     for (const arg of ['--state-dir=/var/lib/gantry/agent', `--lease-namespace=${ns}`])
       assert.ok(c.args.includes(arg), `agent args lack ${arg}`);
     // The agents' namespace is labelled for the privileged level; the release namespace for restricted.

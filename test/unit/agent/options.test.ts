@@ -31,6 +31,10 @@ test('a bad value names the flag and says why', () => {
     /--container-log-max-size: must be a quantity of at least 1 byte/,
   );
   assert.throws(() => parseAgentOptions(['--container-log-max-files=1']), /--container-log-max-files:/);
+  assert.throws(() => parseAgentOptions(['--node-ip=host-1']), /--node-ip: must be an IPv4 or IPv6 address/);
+  // The chart passes the node's address this way (status.hostIP).
+  assert.equal(parseAgentOptions([], { GANTRY_AGENT_NODE_IP: '10.244.1.1' }).nodeIp, '10.244.1.1');
+  assert.equal(parseAgentOptions([]).nodeIp, undefined);
 });
 
 test('container log rotation defaults to the kubelet defaults: 10Mi, 5 files, every 10 s', () => {

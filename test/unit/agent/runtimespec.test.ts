@@ -50,6 +50,25 @@ test('runtime objects carry labels that tie them to the Container and its Worklo
   assert.equal(c.linux?.securityContext?.namespaceOptions?.pid, 'CONTAINER');
 });
 
+test("publishes hostPorts on the Host's address, or on the hostIP a port names", () => {
+  const ports = spec({
+    ports: [
+      { containerPort: 8080, hostPort: 80 },
+      { containerPort: 53, protocol: 'UDP', hostPort: 53, hostIP: '192.0.2.7' },
+      { containerPort: 9090 },
+    ],
+  });
+  const published = [
+    { containerPort: 8080, protocol: 'TCP', hostPort: 80, hostIp: '10.244.1.1' },
+    { containerPort: 53, protocol: 'UDP', hostPort: 53, hostIp: '192.0.2.7' },
+    { containerPort: 9090, protocol: 'TCP' },
+  ];
+  const opts = { logRoot: '/logs', attempt: 0 };
+  assert.deepEqual(sandboxConfig(id, ports, { ...opts, nodeIP: '10.244.1.1' }).portMappings, published);
+  // An agent without --node-ip publishes on every address (an empty host_ip), as the kubelet does.
+  assert.equal(sandboxConfig(id, ports, opts).portMappings?.[0]?.hostIp, '');
+});
+
 test('the spec hash changes with what shapes the process, not with scheduling fields', () => {
   const base = specHash(spec({}));
   assert.notEqual(specHash(spec({ args: ['-v'] })), base);

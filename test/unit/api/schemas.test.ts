@@ -75,6 +75,44 @@ const ruleCases: RuleCase[] = [
   },
   {
     kind: 'Container',
+    message: 'each hostPort and protocol pair must appear once (a Host publishes a port once)',
+    valid: [
+      container({
+        ports: [
+          { containerPort: 53, hostPort: 53 },
+          { containerPort: 53, protocol: 'UDP', hostPort: 53 },
+          { containerPort: 80 },
+          { containerPort: 81 },
+        ],
+      }),
+    ],
+    invalid: [
+      container({
+        ports: [
+          { containerPort: 80, hostPort: 8080 },
+          { containerPort: 81, hostPort: 8080, hostIP: '192.0.2.1' },
+        ],
+      }),
+    ],
+  },
+  {
+    kind: 'Container',
+    message: 'hostIP needs hostPort',
+    valid: [container({ ports: [{ containerPort: 80, hostPort: 80, hostIP: '192.0.2.1' }] })],
+    invalid: [container({ ports: [{ containerPort: 80, hostIP: '192.0.2.1' }] })],
+  },
+  {
+    kind: 'Container',
+    message: 'must be an IPv4 or IPv6 address',
+    valid: ['192.0.2.1', '0.0.0.0', '2001:db8::10', '::'].map((hostIP) =>
+      container({ ports: [{ containerPort: 80, hostPort: 80, hostIP }] }),
+    ),
+    invalid: ['host-1', '192.0.2', '192.0.2.01', '::ffff:192.0.2.1', 'fe80::1%eth0', ''].map((hostIP) =>
+      container({ ports: [{ containerPort: 80, hostPort: 80, hostIP }] }),
+    ),
+  },
+  {
+    kind: 'Container',
     message: 'port names must be unique',
     valid: [
       container({ ports: [{ name: 'a', containerPort: 1 }, { containerPort: 2 }, { containerPort: 3 }] }),
@@ -331,6 +369,30 @@ describe('transition rules (validateSpecUpdate)', () => {
     assert.ok(r.ok);
     return r.value;
   };
+
+  it('Container: the published ports are fixed once bound, the others are not', () => {
+    const ports = (...extra: object[]) => [{ containerPort: 80, hostPort: 8080 }, ...extra];
+    const unbound = spec('Container', container({ ports: ports() }));
+    const bound = spec('Container', container({ nodeName: 'host-1', ports: ports() }));
+    const edit = (p: object[]) => spec('Container', container({ nodeName: 'host-1', ports: p }));
+    assert.deepEqual(validateSpecUpdate('Container', edit(ports({ containerPort: 9090 })), bound), []);
+    assert.deepEqual(
+      validateSpecUpdate('Container', edit([{ containerPort: 80, hostPort: 8081 }]), unbound),
+      [],
+    );
+    for (const changed of [
+      [{ containerPort: 80, hostPort: 8081 }],
+      [{ containerPort: 80, hostPort: 8080, hostIP: '192.0.2.1' }],
+      [{ containerPort: 80, hostPort: 8080, protocol: 'UDP' }],
+      ports({ containerPort: 9090, hostPort: 9090 }),
+      [{ containerPort: 80 }],
+    ]) {
+      assert.deepEqual(validateSpecUpdate('Container', edit(changed), bound), [
+        'spec: hostPort and hostIP cannot change once the container is bound to a host (its Host published ' +
+          'them when it started); create a new Container instead',
+      ]);
+    }
+  });
 
   it('Container: nodeName may be set once, never changed or cleared', () => {
     const unbound = spec('Container', container());

@@ -52,6 +52,11 @@ function container(name: string, cpu?: string): Container {
   };
 }
 
+/** `c` publishing `hostPort` (containerPort 8080). */
+function publishing(c: Container, hostPort: number, protocol: 'TCP' | 'UDP' = 'TCP'): Container {
+  return { ...c, spec: { ...c.spec, ports: [{ containerPort: 8080, protocol, hostPort }] } };
+}
+
 function setup(hosts: Host[]) {
   const containers = new Store<Container>({
     [byHost]: (c) => [c.spec?.nodeName ?? ''],
@@ -66,6 +71,10 @@ function setup(hosts: Host[]) {
   const statuses = new Map<string, NonNullable<Container['status']>>();
   const patches = new Map<string, { resourceVersion?: string; finalizers?: string[] }>();
   const clock = new FakeClock();
+  const events: { object: string; type: string; reason: string; note: string }[] = [];
+  const recorder = quietRecorder(clock);
+  recorder.event = (regarding, type, reason, _action, note) =>
+    void events.push({ object: regarding.metadata!.name!, type, reason, note });
   const reconciler = new SchedulingReconciler({
     containers,
     hosts: hostStore,
@@ -90,10 +99,10 @@ function setup(hosts: Host[]) {
         return {} as Container;
       },
     },
-    recorder: quietRecorder(clock),
+    recorder,
     clock,
   });
-  return { containers, reconciler, bindings, patches, statuses, clock };
+  return { containers, reconciler, bindings, patches, statuses, clock, events };
 }
 
 describe('SchedulingReconciler', () => {
@@ -174,6 +183,69 @@ describe('SchedulingReconciler', () => {
       spec: { ...created.spec, nodeName: first },
     });
     assert.equal(reconciler.placeNew(unborn('r4')), undefined, 'counted once the cache shows it, not twice');
+  });
+
+  it('keeps Containers asking for one hostPort on different Hosts, though the cache shows no binding; the rest wait, saying why', async () => {
+    const { containers, reconciler, bindings, statuses, events } = setup([host('a'), host('b')]);
+    const names = ['p1', 'p2', 'p3'];
+    for (const n of names) containers.set(publishing(container(n), 8080));
+    await Promise.all(names.map((n) => reconciler.reconcile(`ns/${n}`, ctx)));
+    assert.deepEqual([...bindings.values()].sort(), ['a', 'b']);
+    const waiting = names.find((n) => !bindings.has(n))!;
+    const message = '0/2 hosts are available: 2 hosts have the host port 8080/TCP in use.';
+    assert.equal(statuses.get(waiting)?.phase, 'Pending');
+    assert.equal(statuses.get(waiting)?.message, message);
+    assert.deepEqual(
+      statuses.get(waiting)?.conditions?.map((c) => [c.type, c.status, c.reason]),
+      [
+        ['Scheduled', 'False', 'Unschedulable'],
+        ['Reconciling', 'True', 'Unschedulable'],
+      ],
+    );
+    assert.deepEqual(events, [
+      { object: waiting, type: 'Warning', reason: 'FailedScheduling', note: message },
+    ]);
+
+    // Another protocol on the same port number is another socket.
+    containers.set(publishing(container('dns'), 8080, 'UDP'));
+    await reconciler.reconcile('ns/dns', ctx);
+    assert.ok(bindings.has('dns'));
+  });
+
+  it('counts the ports of Containers being deleted, and of finished ones, until they are gone', async () => {
+    const { containers, reconciler, bindings, statuses } = setup([host('a'), host('b')]);
+    const on = (c: Container, nodeName: string): Container => ({ ...c, spec: { ...c.spec, nodeName } });
+    const terminating = on(publishing(container('old'), 8080), 'a');
+    terminating.metadata.deletionTimestamp = new Date();
+    const finished = {
+      ...on(publishing(container('done'), 8080), 'b'),
+      status: { phase: 'Succeeded' as const },
+    };
+    containers.set(terminating);
+    containers.set(finished);
+    containers.set(publishing(container('new'), 8080));
+    await reconciler.reconcile('ns/new', ctx);
+    assert.equal(bindings.has('new'), false);
+    assert.equal(
+      statuses.get('new')?.message,
+      '0/2 hosts are available: 2 hosts have the host port 8080/TCP in use.',
+    );
+    containers.delete(objectKey(terminating));
+    await reconciler.reconcile('ns/new', ctx);
+    assert.equal(bindings.get('new'), 'a', 'the port is free once the Container is gone');
+  });
+
+  it('counts the host ports of a Container placed before its create', () => {
+    const { reconciler } = setup([host('a'), host('b')]);
+    const unborn = (name: string) => {
+      const c = publishing(container(name), 9000);
+      delete c.metadata.uid;
+      return c;
+    };
+    const first = reconciler.placeNew(unborn('r1'));
+    const second = reconciler.placeNew(unborn('r2'));
+    assert.deepEqual([first, second].sort(), ['a', 'b']);
+    assert.equal(reconciler.placeNew(unborn('r3')), undefined, 'the port is taken on both Hosts');
   });
 
   it('leaves a gated Container to be created unbound', () => {

@@ -12,6 +12,7 @@ import {
   type Host,
   type Migration,
 } from '../../../src/api/v1alpha1/index.js';
+import { byHost } from '../../../src/controller/caches.js';
 import { MigrationReconciler, targetName } from '../../../src/controller/migration/index.js';
 import { FakeClock } from '../../../src/kube/clock.js';
 import type { Condition } from '../../../src/kube/conditions.js';
@@ -71,7 +72,7 @@ function setup(m: Migration, containers: Container[], hosts = [host('h1'), host(
   const migrations = new Store<Migration>();
   let version = 1;
   migrations.set({ ...m, metadata: { ...m.metadata, resourceVersion: String(version) } });
-  const cache = new Store<Container>();
+  const cache = new Store<Container>({ [byHost]: (c) => [c.spec?.nodeName ?? ''] });
   for (const c of containers) cache.set(c);
   const hostCache = new Store<Host>();
   for (const h of hosts) hostCache.set(h);
@@ -331,6 +332,51 @@ describe('MigrationReconciler, checkpoint mode', () => {
     assert.match(t.calls[0]!, new RegExp(`"${migratedToAnnotation}":"${name}"`));
     assert.equal(t.cache.get(`${ns}/${name}`)?.metadata.labels?.[migrationLabel], undefined);
     assert.equal(t.status()?.downtimeSeconds, 1.5);
+  });
+});
+
+describe('MigrationReconciler, a named target Host and host ports', () => {
+  const publishing = (c: Container, hostPort: number): Container => ({
+    ...c,
+    spec: { ...c.spec, ports: [{ containerPort: 8080, protocol: 'TCP', hostPort }] },
+  });
+  const toH2 = (mode: 'Checkpoint' | 'Restart') => {
+    const m = migration(mode);
+    return { ...m, spec: { ...m.spec, targetHost: 'h2' } };
+  };
+
+  for (const mode of ['Checkpoint', 'Restart'] as const) {
+    it(`${mode}: fails, creating and stopping nothing, where another Container holds the port`, async () => {
+      const t = setup(toH2(mode), [
+        publishing(container('app', 'h1'), 8080),
+        publishing(container('web', 'h2'), 8080),
+      ]);
+      await t.reconcile();
+      assert.equal(t.status()?.phase, 'Failed');
+      assert.equal(t.status()?.message, 'Host h2 has the host port 8080/TCP in use (Container ns/web)');
+      assert.equal(t.status()?.conditions?.find((c) => c.type === 'Ready')?.reason, 'HostPortInUse');
+      assert.deepEqual(
+        t.calls.filter((c) => c.startsWith('create') || c.startsWith('delete')),
+        [],
+        'no target created, no source deleted',
+      );
+    });
+  }
+
+  it('moves it where the port is free, and never counts its own copy against it', async () => {
+    const t = setup(toH2('Checkpoint'), [
+      publishing(container('app', 'h1'), 8080),
+      publishing(container('web', 'h2'), 8081),
+    ]);
+    await t.reconcile();
+    assert.equal(t.status()?.phase, 'Checkpointing');
+    const target = t.cache.get(`${ns}/${targetName(migration('Checkpoint'), 'checkpoint')}`)!;
+    assert.equal(target.spec.nodeName, 'h2');
+    // Its status write lost: the next reconcile starts over from Pending, with the copy on h2.
+    const live = t.migrations.get(`${ns}/move`)!;
+    t.migrations.set({ ...live, status: undefined });
+    await t.reconcile();
+    assert.equal(t.status()?.phase, 'Checkpointing');
   });
 });
 

@@ -6,7 +6,9 @@ import {
   amounts,
   explain,
   hostImageKeys,
+  hostPorts,
   imageKeys,
+  portsCollide,
   schedule,
   type ContainerRequest,
   type HostInfo,
@@ -25,6 +27,7 @@ function host(name: string, over: Partial<HostInfo> = {}): HostInfo {
     allocatable: { cpuMilli: 2000, memoryBytes: 4 * GiB },
     requested: { cpuMilli: 0, memoryBytes: 0 },
     scoringRequested: { cpuMilli: 0, memoryBytes: 0 },
+    hostPorts: [],
     images: new Set(),
     checkpoint: false,
     ...over,
@@ -100,6 +103,71 @@ describe('schedule: filter', () => {
     assert.equal(explain(1, { Cordoned: 1 }), '0/1 host is available: 1 host is cordoned.');
     assert.equal(explain(2, { NotReady: 2 }), '0/2 hosts are available: 2 hosts are not ready.');
     assert.equal(explain(0, {}), '0/0 hosts are available: no Host is registered.');
+  });
+});
+
+describe('schedule: host ports', () => {
+  const tcp = (hostPort: number, hostIP?: string) => ({ hostPort, protocol: 'TCP' as const, hostIP });
+  const publishing = (...ports: ReturnType<typeof tcp>[]) => request({ hostPorts: ports });
+
+  it('leaves out Hosts where the port is in use and names the port, as kube-scheduler does', () => {
+    const result = schedule(publishing(tcp(8080)), [
+      host('a', { hostPorts: [tcp(8080)] }),
+      host('b', { hostPorts: [tcp(8080)] }),
+      host('c', { cordoned: true }),
+    ]);
+    assert.equal(result.host, undefined);
+    assert.equal(
+      'message' in result && result.message,
+      '0/3 hosts are available: 1 host is cordoned, 2 hosts have the host port 8080/TCP in use.',
+    );
+    const one = schedule(publishing(tcp(53), tcp(8080)), [host('a', { hostPorts: [tcp(8080), tcp(53)] })]);
+    assert.equal(
+      'message' in one && one.message,
+      '0/1 host is available: 1 host has the host ports 53/TCP, 8080/TCP in use.',
+    );
+  });
+
+  it('places it where the port is free; another protocol or port does not collide', () => {
+    const udp = { hostPort: 8080, protocol: 'UDP' as const };
+    const hosts = [host('a', { hostPorts: [tcp(8080)] }), host('b', { hostPorts: [udp, tcp(8081)] })];
+    assert.deepEqual(schedule(publishing(tcp(8080)), hosts), { host: 'b', feasible: 1 });
+    // Without host ports nothing is in the way.
+    assert.equal(schedule(request(), [host('a', { hostPorts: [tcp(8080)] })]).host, 'a');
+  });
+
+  it('collides on overlapping addresses: unset, 0.0.0.0 and :: overlap every address', () => {
+    assert.ok(portsCollide(tcp(80), tcp(80, '192.0.2.1')));
+    assert.ok(portsCollide(tcp(80, '0.0.0.0'), tcp(80, '192.0.2.1')));
+    assert.ok(portsCollide(tcp(80, '::'), tcp(80, '192.0.2.1')));
+    assert.ok(portsCollide(tcp(80, '192.0.2.1'), tcp(80, '192.0.2.1')));
+    assert.ok(!portsCollide(tcp(80, '192.0.2.1'), tcp(80, '192.0.2.2')));
+    assert.ok(!portsCollide(tcp(80), tcp(81)));
+    assert.ok(!portsCollide(tcp(80), { hostPort: 80, protocol: 'UDP' }));
+    const taken = schedule(publishing(tcp(80, '192.0.2.1')), [
+      host('a', { hostPorts: [tcp(80, '192.0.2.1')] }),
+    ]);
+    assert.equal(
+      'message' in taken && taken.message,
+      '0/1 host is available: 1 host has the host port 192.0.2.1:80/TCP in use.',
+    );
+  });
+
+  it("reads a spec's published ports, leaving out those only exposed", () => {
+    assert.deepEqual(
+      hostPorts({
+        ports: [
+          { containerPort: 80, protocol: 'TCP', hostPort: 8080 },
+          { containerPort: 53, protocol: 'UDP', hostPort: 53, hostIP: '192.0.2.1' },
+          { containerPort: 9090, protocol: 'TCP' },
+        ],
+      }),
+      [
+        { hostPort: 8080, protocol: 'TCP' },
+        { hostPort: 53, protocol: 'UDP', hostIP: '192.0.2.1' },
+      ],
+    );
+    assert.deepEqual(hostPorts(undefined), []);
   });
 });
 

@@ -3,9 +3,11 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { commandIndex, main, type Command } from '../../../src/plugin/cli.js';
 import { age, table } from '../../../src/plugin/output.js';
-import { commands } from '../../../src/plugin/commands.js';
+import { commands, portsColumn } from '../../../src/plugin/commands.js';
+import { usageArguments } from '../../../src/plugin/completion.js';
 import { humanSize } from '../../../src/plugin/images.js';
-import { nameFromImage } from '../../../src/plugin/lifecycle.js';
+import { nameFromImage, parsePublish, run as runCommand } from '../../../src/plugin/lifecycle.js';
+import type { Container } from '../../../src/api/v1alpha1/index.js';
 
 function recorder(): { commands: Command[]; seen: { values: unknown; positionals: string[] }[] } {
   const seen: { values: unknown; positionals: string[] }[] = [];
@@ -144,8 +146,74 @@ describe('run', () => {
     } finally {
       process.stderr.write = write;
     }
-    assert.match(errors[0]!, /^error: invalid port "70000": give PORT or PORT\/udp \(1-65535\)/);
+    assert.match(errors[0]!, /^error: invalid port "70000": "70000" is not a port: ports are 1-65535; give/);
     assert.match(errors[1]!, /^error: --replicas must be a whole number, not "two"/);
+  });
+});
+
+describe('run -p', () => {
+  it("reads docker run's [HOST_IP:][HOST_PORT:]PORT[/PROTO]; a bare PORT is only exposed", () => {
+    assert.deepEqual(parsePublish('8080'), { containerPort: 8080, protocol: 'TCP' });
+    assert.deepEqual(parsePublish('53/udp'), { containerPort: 53, protocol: 'UDP' });
+    assert.deepEqual(parsePublish('80:8080'), { containerPort: 8080, protocol: 'TCP', hostPort: 80 });
+    assert.deepEqual(parsePublish('5353:53/UDP'), { containerPort: 53, protocol: 'UDP', hostPort: 5353 });
+    assert.deepEqual(parsePublish('192.0.2.10:80:8080/tcp'), {
+      containerPort: 8080,
+      protocol: 'TCP',
+      hostPort: 80,
+      hostIP: '192.0.2.10',
+    });
+    assert.deepEqual(parsePublish('[2001:db8::1]:80:8080'), {
+      containerPort: 8080,
+      protocol: 'TCP',
+      hostPort: 80,
+      hostIP: '2001:db8::1',
+    });
+  });
+
+  it('says what is wrong with a value it cannot read', () => {
+    const form = '; give \\[HOST_IP:\\]\\[HOST_PORT:\\]PORT\\[/udp\\]';
+    const cases: [string, string][] = [
+      ['http', '"http" is not a port: ports are 1-65535'],
+      ['0', '"0" is not a port: ports are 1-65535'],
+      ['80:70000', '"70000" is not a port: ports are 1-65535'],
+      ['8080:', '"" is not a port: ports are 1-65535'],
+      ['80/sctp', 'the protocol is tcp or udp'],
+      ['host-1:80:8080', '"host-1" is not an IP address'],
+      ['192.0.2.10::8080', 'a host IP needs a host port \\(Gantry does not pick one\\)'],
+      ['[2001:db8::1]:8080', 'a host IP needs a host port'],
+      ['2001:db8::1:80:8080', 'too many ":" \\(an IPv6 address goes in brackets'],
+    ];
+    for (const [value, why] of cases) {
+      assert.throws(
+        () => parsePublish(value),
+        { message: new RegExp(`^invalid port "${value.replace(/[[\]]/g, '\\$&')}": ${why}.*${form}`, 's') },
+        value,
+      );
+    }
+  });
+
+  it('documents the form in its usage, which completion still reads as IMAGE', () => {
+    assert.match(runCommand.usage, /\[-p \[HOST_IP:\]\[HOST_PORT:\]PORT\[\/udp\]\]\.\.\./);
+    assert.deepEqual(usageArguments(runCommand.usage), ['IMAGE']);
+  });
+
+  it('ps -o wide shows published ports as docker ps does', () => {
+    const c = {
+      spec: {
+        ports: [
+          { containerPort: 80, protocol: 'TCP', hostPort: 8080 },
+          { containerPort: 53, protocol: 'UDP', hostPort: 53, hostIP: '192.0.2.10' },
+          { containerPort: 443, protocol: 'TCP', hostPort: 8443, hostIP: '2001:db8::1' },
+          { containerPort: 9090, protocol: 'TCP' },
+        ],
+      },
+    } as Container;
+    assert.equal(
+      portsColumn(c),
+      '8080->80/tcp, 192.0.2.10:53->53/udp, [2001:db8::1]:8443->443/tcp, 9090/tcp',
+    );
+    assert.equal(portsColumn({ spec: {} } as Container), '<none>');
   });
 });
 
