@@ -17,6 +17,8 @@ export interface HostLayout {
   socket: string;
   bridge: string;
   podCIDR: string;
+  /** The bridge's address (the containers' default route), with its prefix length. */
+  gateway: string;
 }
 
 export function hostLayout(baseDir: string, index: number): HostLayout {
@@ -30,6 +32,7 @@ export function hostLayout(baseDir: string, index: number): HostLayout {
     socket: path.join(dir, 'sockets', 'containerd.sock'),
     bridge: `gantrybr${index}`,
     podCIDR: `10.88.${100 + index}.0/24`,
+    gateway: `10.88.${100 + index}.1/24`,
   };
 }
 
