@@ -197,6 +197,8 @@ export function setUpAgent(
       fieldManager,
       logRoot: path.join(o.stateDir, 'logs'),
       cgroupParent: o.cgroupParent,
+      clusterDns:
+        o.clusterDns && o.clusterDomain ? { server: o.clusterDns, domain: o.clusterDomain } : undefined,
       backoff: {
         initialMs: o.restartBackoffSeconds * 1000,
         maxMs: o.restartBackoffMaxSeconds * 1000,

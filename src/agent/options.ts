@@ -48,6 +48,16 @@ export const AgentOptionsSchema = z
     reservedCpu: quantity,
     reservedMemory: quantity,
     cgroupParent: z.string().optional(),
+    /** The cluster's DNS server (the kube-dns Service's ClusterIP), as the kubelet's --cluster-dns. */
+    clusterDns: z.union([z.ipv4(), z.ipv6()], { error: 'must be an IP address' }).optional(),
+    /** The cluster's domain, as the kubelet's --cluster-domain: Services are <name>.<namespace>.svc.<domain>. */
+    clusterDomain: z
+      .string()
+      .regex(
+        /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+        'must be a DNS domain such as cluster.local',
+      )
+      .optional(),
     /** Image garbage collection: from this full (percent of the image filesystem)... */
     imageGcHighThresholdPercent: percent,
     /** ...down to this. */
@@ -73,6 +83,10 @@ export const AgentOptionsSchema = z
   .refine((o) => o.imageGcLowThresholdPercent <= o.imageGcHighThresholdPercent, {
     path: ['imageGcLowThresholdPercent'],
     message: 'must not be above --image-gc-high-threshold-percent',
+  })
+  .refine((o) => (o.clusterDns === undefined) === (o.clusterDomain === undefined), {
+    path: ['clusterDns'],
+    message: 'give --cluster-dns and --cluster-domain together (containers search <namespace>.svc.<domain>)',
   })
   .refine((o) => o.fenceAfterSeconds === 0 || o.fenceAfterSeconds >= 2 * o.renewIntervalSeconds, {
     path: ['fenceAfterSeconds'],
@@ -109,6 +123,9 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   reservedCpu: '0',
   reservedMemory: '0',
   cgroupParent: undefined,
+  // Unset: containers get their host's resolv.conf.
+  clusterDns: undefined,
+  clusterDomain: undefined,
   imageGcHighThresholdPercent: '85',
   imageGcLowThresholdPercent: '80',
   imageGcMinAgeSeconds: '120',

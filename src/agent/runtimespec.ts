@@ -5,7 +5,12 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import type { ContainerSpec } from '../api/v1alpha1/index.js';
 import { quantityNanos, workloadLabel } from '../api/v1alpha1/index.js';
-import type { ContainerConfig, LinuxContainerSecurityContext, PodSandboxConfig } from '../cri/client.js';
+import type {
+  ContainerConfig,
+  DNSConfig,
+  LinuxContainerSecurityContext,
+  PodSandboxConfig,
+} from '../cri/client.js';
 
 /** Labels on every sandbox and runtime container the agent creates. */
 export const labels = {
@@ -57,6 +62,23 @@ export interface SandboxOptions {
   cgroupParent?: string;
   /** Bumped when a dead sandbox has to be replaced (CRI refuses a name+attempt that exists). */
   attempt: number;
+  /** The cluster's DNS; unset: the runtime gives the sandbox its host's resolv.conf. */
+  clusterDns?: ClusterDns;
+}
+
+/** The cluster's DNS server and domain, as the kubelet's --cluster-dns and --cluster-domain. */
+export interface ClusterDns {
+  server: string;
+  domain: string;
+}
+
+/** A resolv.conf as the kubelet writes a Pod's (dnsPolicy ClusterFirst): Services of the namespace by their bare name. */
+export function dnsConfig(namespace: string, dns: ClusterDns): DNSConfig {
+  return {
+    servers: [dns.server],
+    searches: [`${namespace}.svc.${dns.domain}`, `svc.${dns.domain}`, dns.domain],
+    options: ['ndots:5'],
+  };
 }
 
 export function sandboxConfig(
@@ -68,6 +90,7 @@ export function sandboxConfig(
     metadata: { name: c.name, namespace: c.namespace, uid: c.uid, attempt: opts.attempt },
     hostname: c.name.slice(0, 63).replace(/[^a-z0-9-]/g, '-'),
     logDirectory: logDirectory(opts.logRoot, c),
+    ...(opts.clusterDns ? { dnsConfig: dnsConfig(c.namespace, opts.clusterDns) } : {}),
     portMappings: (spec.ports ?? []).map((p) => ({ containerPort: p.containerPort, protocol: p.protocol })),
     labels: runtimeLabels(c),
     linux: opts.cgroupParent ? { cgroupParent: opts.cgroupParent } : {},

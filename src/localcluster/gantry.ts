@@ -290,6 +290,8 @@ export async function startAgent(
     '--advertise-address=127.0.0.1',
     `--lease-namespace=${systemNamespace}`,
     `--probe-image=${imageRef('counter')}`,
+    // Containers resolve Services by name, as Pods do.
+    ...(cluster.dns ? [`--cluster-dns=${cluster.dns.ip}`, `--cluster-domain=${cluster.dns.domain}`] : []),
     ...extraArgs,
   ];
   await ensureRunning(

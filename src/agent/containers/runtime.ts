@@ -17,7 +17,13 @@ import {
 } from '../../cri/client.js';
 import { type ImagePuller, PullError } from '../pull.js';
 import type { PullAuth } from '../pullsecrets.js';
-import { type ContainerIdentity, containerConfig, labels, sandboxConfig } from '../runtimespec.js';
+import {
+  type ClusterDns,
+  type ContainerIdentity,
+  containerConfig,
+  labels,
+  sandboxConfig,
+} from '../runtimespec.js';
 
 /** Label on a runtime container: the restart back-off step it was started with. */
 export const backoffStepLabel = 'gantry.dev/backoff-step';
@@ -36,6 +42,7 @@ export interface RuntimeObjectsOptions {
   /** Root of the containers' log directories. */
   logRoot: string;
   cgroupParent?: string;
+  clusterDns?: ClusterDns;
 }
 
 export interface RuntimeObjectsDeps {
@@ -156,6 +163,7 @@ export class RuntimeObjects {
     const sbConfig = sandboxConfig(id, spec, {
       logRoot: this.opts.logRoot,
       cgroupParent: this.opts.cgroupParent,
+      clusterDns: this.opts.clusterDns,
       attempt: sandbox?.metadata?.attempt ?? state.nextSandboxAttempt,
     });
     if (!sandbox) {
