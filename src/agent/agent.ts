@@ -199,6 +199,8 @@ export function setUpAgent(
       cgroupParent: o.cgroupParent,
       clusterDns:
         o.clusterDns && o.clusterDomain ? { server: o.clusterDns, domain: o.clusterDomain } : undefined,
+      criuConfig: migrationSupport.criuConfig,
+      migrationDrainMs: o.migrationDrainSeconds * 1000,
       backoff: {
         initialMs: o.restartBackoffSeconds * 1000,
         maxMs: o.restartBackoffMaxSeconds * 1000,

@@ -76,6 +76,11 @@ export const AgentOptionsSchema = z
     /** ...keeping this many files per container, the current one included (the kubelet's minimum: 2). */
     containerLogMaxFiles: z.coerce.number().int().min(2),
     containerLogMonitorIntervalSeconds: seconds,
+    /**
+     * A checkpoint migration's source reports itself not Ready this long before it is frozen, so
+     * that Services stop sending it requests first (migration-steps.ts); 0: frozen at once.
+     */
+    migrationDrainSeconds: z.coerce.number().min(0),
     /** Self-fencing (fence.ts): stop Workload replicas after this long without a heartbeat; 0: never. */
     fenceAfterSeconds: z.coerce.number().min(0),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']),
@@ -134,6 +139,8 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   containerLogMaxSize: '10Mi',
   containerLogMaxFiles: '5',
   containerLogMonitorIntervalSeconds: '10',
+  // kube-proxy's minimum sync period (1 s) and the writes before it, with room to spare.
+  migrationDrainSeconds: '3',
   fenceAfterSeconds: '0',
   logLevel: 'info',
 };

@@ -26,6 +26,9 @@ export const labels = {
 
 export const managedByValue = 'gantry-agent';
 
+/** The annotation naming a CRIU configuration file for runc, on checkpoint and restore (containerd must pass it on). */
+export const criuConfigAnnotation = 'org.criu.config';
+
 export interface ContainerIdentity {
   namespace: string;
   name: string;
@@ -143,7 +146,7 @@ export function specHash(spec: ContainerSpec): string {
 export function containerConfig(
   c: ContainerIdentity,
   spec: ContainerSpec,
-  opts: { image: string; attempt: number },
+  opts: { image: string; attempt: number; criuConfig?: string },
 ): ContainerConfig {
   return {
     metadata: { name: 'container', attempt: opts.attempt },
@@ -154,7 +157,10 @@ export function containerConfig(
     envs: (spec.env ?? []).map((e) => ({ key: e.name, value: e.value ?? '' })),
     labels: { ...runtimeLabels(c), [labels.specHash]: specHash(spec) },
     // containerd < 2.3 crashes restoring a checkpoint of a container without annotations.
-    annotations: { [labels.uid]: c.uid },
+    annotations: {
+      [labels.uid]: c.uid,
+      ...(opts.criuConfig ? { [criuConfigAnnotation]: opts.criuConfig } : {}),
+    },
     logPath: logPath(opts.attempt),
     linux: {
       resources: linuxResources(spec),

@@ -43,6 +43,8 @@ export interface RuntimeObjectsOptions {
   logRoot: string;
   cgroupParent?: string;
   clusterDns?: ClusterDns;
+  /** CRIU's options for the checkpoints of these containers (migration.ts criuConfig). */
+  criuConfig?: string;
 }
 
 export interface RuntimeObjectsDeps {
@@ -175,7 +177,7 @@ export class RuntimeObjects {
     }
     // Older attempts only take space; the latest exited one stays until the new one exists.
     const previous = state.attempts.filter((rc) => rc.podSandboxId === sandbox!.id);
-    const config = containerConfig(id, spec, { image, attempt });
+    const config = containerConfig(id, spec, { image, attempt, criuConfig: this.opts.criuConfig });
     config.labels = { ...config.labels, [backoffStepLabel]: String(backoffStep) };
     let containerId: string;
     try {

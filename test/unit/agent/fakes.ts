@@ -223,6 +223,8 @@ export interface AgentSetup {
   transferKey?: TransferKey;
   /** The transfer token in every migration's Secret. */
   transferToken?: string;
+  /** A checkpoint migration's source drains this long before its freeze (default: not at all). */
+  migrationDrainMs?: number;
 }
 
 /** One agent on `host`, with every dependency of its Container reconciler in memory. */
@@ -266,6 +268,8 @@ export function agent(setup: AgentSetup = {}) {
       fieldManager: `gantry-agent/${host}`,
       logRoot: path.join(stateDir, 'logs'),
       backoff: setup.backoff ?? { initialMs: 10_000, maxMs: 300_000, resetAfterMs: 600_000 },
+      criuConfig: migrationSupport.criuConfig,
+      migrationDrainMs: setup.migrationDrainMs,
     },
     {
       cri,

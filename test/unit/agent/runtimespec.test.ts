@@ -63,6 +63,13 @@ test('runtime objects carry labels that tie them to the Container and its Worklo
   assert.deepEqual(c.envs, [{ key: 'A', value: '1' }]);
   assert.equal(c.labels?.[labels.specHash], specHash(spec({ env: [{ name: 'A', value: '1' }] })));
   assert.equal(c.linux?.securityContext?.namespaceOptions?.pid, 'CONTAINER');
+  // Its checkpoints take CRIU's options from the agent's file (tcp-close...), through runc.
+  const withCriu = containerConfig(id, spec({}), {
+    image: 'sha256:abc',
+    attempt: 0,
+    criuConfig: '/s/criu.conf',
+  });
+  assert.equal(withCriu.annotations?.['org.criu.config'], '/s/criu.conf');
 });
 
 test('the spec hash changes with what shapes the process, not with scheduling fields', () => {
