@@ -15,6 +15,7 @@ import { CriClient } from '../../src/cri/client.js';
 import { startGantry, stopGantry } from '../../src/localcluster/gantry.js';
 import { dnsRouted } from '../../src/localcluster/network.js';
 import { deleteTestNamespace, getObject, kubectlOk, localCluster } from '../support/cluster.js';
+import { getOnce } from '../support/http.js';
 import { eventually } from '../support/wait.js';
 import { WatchRecorder } from '../support/watch.js';
 
@@ -142,10 +143,9 @@ class Clients {
   constructor(clusterIP: string, inside: Container) {
     this.loops = [
       this.loop('clusterIP', async () => {
-        const res = await fetch(`http://${clusterIP}/`, { signal: AbortSignal.timeout(5_000) });
-        const body = (await res.text()).trim();
-        if (res.status !== 200) throw new Error(`${clusterIP} answered HTTP ${res.status}: ${body}`);
-        return body;
+        const res = await getOnce(`http://${clusterIP}/`, 5_000);
+        if (res.status !== 200) throw new Error(`${clusterIP} answered HTTP ${res.status}: ${res.body}`);
+        return res.body;
       }),
       this.loop('name', async () => {
         // No -T: busybox 1.35's wget crashes with it (SIGSEGV); the exec's timeout bounds the call.
@@ -168,15 +168,28 @@ class Clients {
     }
   }
 
-  /** Resolves once each of these Containers has answered a request that started after `since`. */
-  async answeredBy(cs: Container[], since: number, as = (c: Container) => c.metadata.name!): Promise<void> {
+  /**
+   * Resolves once each of these Containers (by the name it answers with) has answered a request
+   * that started after `since`: of either client, or of each one when `eachClient`.
+   */
+  async answeredBy(
+    cs: Container[],
+    since: number,
+    { as = (c: Container) => c.metadata.name!, eachClient = false } = {},
+  ): Promise<void> {
     const want = cs.map(as);
-    const answered = () =>
-      new Set(this.outcomes.filter((o) => o.startedAt >= since && o.answer).map((o) => o.answer!));
-    await eventually(`${want.join(', ')} to answer the clients`, () =>
-      want.every((n) => answered().has(n)),
+    const clients: Outcome['client'][][] = eachClient ? [['clusterIP'], ['name']] : [['clusterIP', 'name']];
+    const answered = (by: Outcome['client'][]) =>
+      new Set(
+        this.outcomes
+          .filter((o) => o.startedAt >= since && o.answer && by.includes(o.client))
+          .map((o) => o.answer!),
+      );
+    await eventually(`${want.join(', ')} to answer ${eachClient ? 'each client' : 'the clients'}`, () =>
+      clients.every((by) => want.every((n) => answered(by).has(n))),
     ).catch((e: Error) => {
-      throw new Error(`${e.message}; answered since: ${[...answered()].join(', ')}`);
+      const seen = clients.map((by) => `${by.join(' or ')}: ${[...answered(by)].join(', ') || 'none'}`);
+      throw new Error(`${e.message}; answered since: ${seen.join('; ')}`);
     });
   }
 
@@ -297,9 +310,9 @@ describe("Service traffic to Gantry Containers, by ClusterIP and by the cluster'
       });
       clients = new Clients(clusterIP, client);
       let since = Date.now();
-      // The first requests may reach kube-proxy before it follows the new slice: the record starts
-      // once both replicas have answered each client.
-      await clients.answeredBy(cs, since);
+      // The first requests may be sent before kube-proxy has the new Service's rules: the record
+      // starts once both replicas have answered each client.
+      await clients.answeredBy(cs, since, { eachClient: true });
       const recordFrom = clients.outcomes.length;
       const marks: { what: string; at: number }[] = [{ what: 'steady', at: 0 }];
 
@@ -344,7 +357,7 @@ describe("Service traffic to Gantry Containers, by ClusterIP and by the cluster'
       const answerOf = (c: Container) =>
         c.metadata.name === moved.metadata.name ? moving.metadata.name! : c.metadata.name!;
       since = Date.now();
-      await clients.answeredBy(cs, since, answerOf);
+      await clients.answeredBy(cs, since, { as: answerOf });
       console.log(
         `# migrate ${moving.metadata.name} from ${moving.spec.nodeName} to ${moved.spec.nodeName}: downtime ${m.status?.downtimeSeconds}s`,
       );
