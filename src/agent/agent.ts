@@ -199,6 +199,10 @@ export function setUpAgent(
       logRoot: path.join(o.stateDir, 'logs'),
       cgroupParent: o.cgroupParent,
       nodeIP: o.nodeIp,
+      clusterDns:
+        o.clusterDns && o.clusterDomain ? { server: o.clusterDns, domain: o.clusterDomain } : undefined,
+      criuConfig: migrationSupport.criuConfig,
+      migrationDrainMs: o.migrationDrainSeconds * 1000,
       backoff: {
         initialMs: o.restartBackoffSeconds * 1000,
         maxMs: o.restartBackoffMaxSeconds * 1000,

@@ -53,6 +53,16 @@ export const AgentOptionsSchema = z
     reservedCpu: quantity,
     reservedMemory: quantity,
     cgroupParent: z.string().optional(),
+    /** The cluster's DNS server (the kube-dns Service's ClusterIP), as the kubelet's --cluster-dns. */
+    clusterDns: z.union([z.ipv4(), z.ipv6()], { error: 'must be an IP address' }).optional(),
+    /** The cluster's domain, as the kubelet's --cluster-domain: Services are <name>.<namespace>.svc.<domain>. */
+    clusterDomain: z
+      .string()
+      .regex(
+        /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/,
+        'must be a DNS domain such as cluster.local',
+      )
+      .optional(),
     /** Image garbage collection: from this full (percent of the image filesystem)... */
     imageGcHighThresholdPercent: percent,
     /** ...down to this. */
@@ -71,6 +81,11 @@ export const AgentOptionsSchema = z
     /** ...keeping this many files per container, the current one included (the kubelet's minimum: 2). */
     containerLogMaxFiles: z.coerce.number().int().min(2),
     containerLogMonitorIntervalSeconds: seconds,
+    /**
+     * A checkpoint migration's source reports itself not Ready this long before it is frozen, so
+     * that Services stop sending it requests first (migration-steps.ts); 0: frozen at once.
+     */
+    migrationDrainSeconds: z.coerce.number().min(0),
     /** Self-fencing (fence.ts): stop Workload replicas after this long without a heartbeat; 0: never. */
     fenceAfterSeconds: z.coerce.number().min(0),
     logLevel: z.enum(['error', 'warn', 'info', 'debug']),
@@ -78,6 +93,10 @@ export const AgentOptionsSchema = z
   .refine((o) => o.imageGcLowThresholdPercent <= o.imageGcHighThresholdPercent, {
     path: ['imageGcLowThresholdPercent'],
     message: 'must not be above --image-gc-high-threshold-percent',
+  })
+  .refine((o) => (o.clusterDns === undefined) === (o.clusterDomain === undefined), {
+    path: ['clusterDns'],
+    message: 'give --cluster-dns and --cluster-domain together (containers search <namespace>.svc.<domain>)',
   })
   .refine((o) => o.fenceAfterSeconds === 0 || o.fenceAfterSeconds >= 2 * o.renewIntervalSeconds, {
     path: ['fenceAfterSeconds'],
@@ -115,6 +134,9 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   reservedCpu: '0',
   reservedMemory: '0',
   cgroupParent: undefined,
+  // Unset: containers get their host's resolv.conf.
+  clusterDns: undefined,
+  clusterDomain: undefined,
   imageGcHighThresholdPercent: '85',
   imageGcLowThresholdPercent: '80',
   imageGcMinAgeSeconds: '120',
@@ -123,6 +145,8 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   containerLogMaxSize: '10Mi',
   containerLogMaxFiles: '5',
   containerLogMonitorIntervalSeconds: '10',
+  // kube-proxy's minimum sync period (1 s) and the writes before it, with room to spare.
+  migrationDrainSeconds: '3',
   fenceAfterSeconds: '0',
   logLevel: 'info',
 };

@@ -5,7 +5,12 @@ import crypto from 'node:crypto';
 import path from 'node:path';
 import type { ContainerSpec } from '../api/v1alpha1/index.js';
 import { quantityNanos, workloadLabel } from '../api/v1alpha1/index.js';
-import type { ContainerConfig, LinuxContainerSecurityContext, PodSandboxConfig } from '../cri/client.js';
+import type {
+  ContainerConfig,
+  DNSConfig,
+  LinuxContainerSecurityContext,
+  PodSandboxConfig,
+} from '../cri/client.js';
 
 /** Labels on every sandbox and runtime container the agent creates. */
 export const labels = {
@@ -20,6 +25,9 @@ export const labels = {
 } as const;
 
 export const managedByValue = 'gantry-agent';
+
+/** The annotation naming a CRIU configuration file for runc, on checkpoint and restore (containerd must pass it on). */
+export const criuConfigAnnotation = 'org.criu.config';
 
 export interface ContainerIdentity {
   namespace: string;
@@ -59,6 +67,23 @@ export interface SandboxOptions {
   attempt: number;
   /** The Host's address: hostPorts are published there unless a port names its hostIP. */
   nodeIP?: string;
+  /** The cluster's DNS; unset: the runtime gives the sandbox its host's resolv.conf. */
+  clusterDns?: ClusterDns;
+}
+
+/** The cluster's DNS server and domain, as the kubelet's --cluster-dns and --cluster-domain. */
+export interface ClusterDns {
+  server: string;
+  domain: string;
+}
+
+/** A resolv.conf as the kubelet writes a Pod's (dnsPolicy ClusterFirst): Services of the namespace by their bare name. */
+export function dnsConfig(namespace: string, dns: ClusterDns): DNSConfig {
+  return {
+    servers: [dns.server],
+    searches: [`${namespace}.svc.${dns.domain}`, `svc.${dns.domain}`, dns.domain],
+    options: ['ndots:5'],
+  };
 }
 
 export function sandboxConfig(
@@ -70,6 +95,7 @@ export function sandboxConfig(
     metadata: { name: c.name, namespace: c.namespace, uid: c.uid, attempt: opts.attempt },
     hostname: c.name.slice(0, 63).replace(/[^a-z0-9-]/g, '-'),
     logDirectory: logDirectory(opts.logRoot, c),
+    ...(opts.clusterDns ? { dnsConfig: dnsConfig(c.namespace, opts.clusterDns) } : {}),
     portMappings: (spec.ports ?? []).map((p) => ({
       containerPort: p.containerPort,
       protocol: p.protocol,
@@ -127,7 +153,7 @@ export function specHash(spec: ContainerSpec): string {
 export function containerConfig(
   c: ContainerIdentity,
   spec: ContainerSpec,
-  opts: { image: string; attempt: number },
+  opts: { image: string; attempt: number; criuConfig?: string },
 ): ContainerConfig {
   return {
     metadata: { name: 'container', attempt: opts.attempt },
@@ -138,7 +164,10 @@ export function containerConfig(
     envs: (spec.env ?? []).map((e) => ({ key: e.name, value: e.value ?? '' })),
     labels: { ...runtimeLabels(c), [labels.specHash]: specHash(spec) },
     // containerd < 2.3 crashes restoring a checkpoint of a container without annotations.
-    annotations: { [labels.uid]: c.uid },
+    annotations: {
+      [labels.uid]: c.uid,
+      ...(opts.criuConfig ? { [criuConfigAnnotation]: opts.criuConfig } : {}),
+    },
     logPath: logPath(opts.attempt),
     linux: {
       resources: linuxResources(spec),

@@ -50,6 +50,8 @@ async function installWithHelm(cluster: LocalCluster): Promise<void> {
       '--namespace',
       'gantry-system',
       ...chartValues(cluster, image),
+      // Not in chartValues: the chart of the previous release, which the install suite installs with them, lacks it.
+      ...(cluster.dns ? ['--set', `agent.clusterDNS=${cluster.dns.ip}`] : []),
       '--wait',
       '--timeout',
       '5m',

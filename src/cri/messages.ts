@@ -41,6 +41,7 @@ export type AuthConfig = Sent<'AuthConfig'>;
 export type NamespaceOption = Sent<'NamespaceOption'>;
 export type LinuxContainerSecurityContext = Sent<'LinuxContainerSecurityContext'>;
 export type PortMapping = Sent<'PortMapping'>;
+export type DNSConfig = Sent<'DNSConfig'>;
 export type KeyValue = Sent<'KeyValue'>;
 
 // Returned by the runtime.

@@ -19,6 +19,7 @@ export interface Binaries {
   containerdDir: string;
   helm: string;
   kapply: string;
+  coredns: string;
   /** Directory holding criu; containerd 2.x finds criu on its PATH. */
   criuDir: string;
   /** One directory with links to all of the above, for PATH in tests and scripts. */
@@ -145,6 +146,14 @@ async function buildHelm(out: string): Promise<void> {
   });
 }
 
+/** CoreDNS with its default plugins (its go.mod has no replace directives). */
+async function buildCoreDns(out: string): Promise<void> {
+  await run('go', ['install', '-ldflags=-s -w', `github.com/coredns/coredns@v${versions.coredns}`], {
+    env: { ...goEnv, GOBIN: out, GOFLAGS: '' },
+    logFile: logFile('coredns'),
+  });
+}
+
 /** cli-utils' kapply (its go.mod has replace directives, so a wrapper module). */
 async function buildCliUtils(out: string): Promise<void> {
   const dir = wrapperModule('cli-utils');
@@ -226,6 +235,7 @@ const builds: Record<
   kubernetes: { build: buildKubernetes, takes: '10-20 minutes' },
   containerd: { build: buildContainerd, takes: '3-5 minutes' },
   helm: { build: buildHelm, takes: '2-4 minutes' },
+  coredns: { build: buildCoreDns, takes: '2-4 minutes' },
   criu: { build: buildCriu, takes: 'about a minute' },
   cliUtils: { build: buildCliUtils, takes: 'about a minute' },
   krew: { build: buildKrew, takes: 'about a minute', onDemand: true },
@@ -273,6 +283,7 @@ export async function ensureBinaries(progress: (line: string) => void): Promise<
     containerdDir: componentDir('containerd'),
     helm: path.join(componentDir('helm'), 'helm'),
     kapply: path.join(componentDir('cliUtils'), 'kapply'),
+    coredns: path.join(componentDir('coredns'), 'coredns'),
     criuDir: componentDir('criu'),
     binDir: path.join(cacheDir, 'bin'),
   };
@@ -294,6 +305,7 @@ function linkBinDir(b: Binaries): void {
     path.join(b.containerdDir, 'ctr'),
     b.helm,
     b.kapply,
+    b.coredns,
     path.join(b.criuDir, 'criu'),
   ];
   for (const t of targets) {

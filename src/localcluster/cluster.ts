@@ -20,7 +20,14 @@ import {
   startKubeProxy,
   startScheduler,
 } from './controlplane.js';
-import { ensureLoopbackServices, inClusterRegistry, removeLoopbackServices } from './network.js';
+import { clusterDomain, startCoreDns } from './dns.js';
+import {
+  ensureLoopbackBridge,
+  ensureLoopbackServices,
+  inClusterDns,
+  inClusterRegistry,
+  removeLoopbackServices,
+} from './network.js';
 import {
   clusterPodCIDR,
   ensureNodeNamespace,
@@ -67,8 +74,8 @@ export interface UpOptions {
   out?: Progress;
 }
 
-/** Every pod bridge (nodes.ts names them kubebr<N>), for iptables. */
-const podBridges = 'kubebr+';
+/** Every pod bridge (nodes.ts names them kubebr<N>) and Gantry's (hosts.ts: gantrybr<N>), for iptables. */
+const bridges = ['kubebr+', 'gantrybr+'];
 
 export async function up(opts: UpOptions): Promise<LocalCluster> {
   const out = opts.out ?? ((l: string) => console.log(l));
@@ -86,7 +93,7 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
       `the local cluster runs ${running.kubelet ? 'with' : 'without'} kubelets; stop it first (npm run cluster:down)`,
     );
   }
-  const steps = new Steps(kubelet ? 9 : 8, out);
+  const steps = new Steps(kubelet ? 10 : 9, out);
   fs.mkdirSync(layout.pids, { recursive: true });
   fs.mkdirSync(layout.logs, { recursive: true });
 
@@ -135,6 +142,8 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
       for (let i = 1; i <= opts.hosts; i++) {
         const h = hostLayout(localDir, i);
         if (!kubelet) {
+          // Before the CNI plugin makes it: the containers reach the cluster's DNS (network.ts).
+          await ensureLoopbackBridge(h.bridge, `${h.gateway}/24`);
           started.push(await startHost(h, bins, files));
           continue;
         }
@@ -147,11 +156,16 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
       await stopExtraHosts(opts.hosts);
       await createNamespace(systemNamespace);
       // One registry address for every part of the cluster, pods included (network.ts).
-      await ensureLoopbackServices(podBridges);
+      await ensureLoopbackServices(bridges);
       await reserveRegistryService();
       if (!kubelet) await registerNodes(started.map((h) => ({ name: h.name, podCIDR: h.podCIDR })));
       return started;
     },
+  );
+
+  await steps.step(
+    `CoreDNS v${versions.coredns} for ${clusterDomain} at ${inClusterDns.ip}:${inClusterDns.port}`,
+    () => startCoreDns(layout, bins, pki),
   );
 
   if (kubelet) {
@@ -192,6 +206,7 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
     binDir: bins.binDir,
     kubelet,
     clusterRegistry: `${inClusterRegistry.ip}:${inClusterRegistry.port}`,
+    dns: { ip: inClusterDns.ip, domain: clusterDomain },
   };
   fs.writeFileSync(stateFile, JSON.stringify(cluster, null, 2) + '\n');
   return cluster;
@@ -401,7 +416,14 @@ export async function down(out: Progress = (l) => console.log(l)): Promise<void>
     }
   });
   await steps.step('control plane and registry', async () => {
-    const names = ['kube-proxy', 'kube-scheduler', 'kube-controller-manager', 'kube-apiserver', 'etcd'];
+    const names = [
+      'coredns',
+      'kube-proxy',
+      'kube-scheduler',
+      'kube-controller-manager',
+      'kube-apiserver',
+      'etcd',
+    ];
     for (const name of [...names, 'registry', 'registry-auth']) {
       await stopPidFile(path.join(layout.pids, `${name}.pid`));
     }
@@ -411,7 +433,7 @@ export async function down(out: Progress = (l) => console.log(l)): Promise<void>
   await steps.step('iptables rules, mounts and sysctls', async () => {
     const bins = await ensureBinaries(() => undefined);
     await cleanUpKubeProxy(bins);
-    await removeLoopbackServices(podBridges);
+    await removeLoopbackServices(bridges);
     unmountUnder(localDir, out);
     removeMountPoints();
     if (fs.existsSync(layout.ipForwardBackup)) {

@@ -191,7 +191,7 @@ export async function waitApiserverReady(l: Layout, pki: Pki, admin: ClientCert)
 }
 
 /** A kubeconfig for a control-plane component, with a client certificate for its RBAC user. */
-async function componentKubeconfig(l: Layout, pki: Pki, name: string, user: string): Promise<string> {
+export async function componentKubeconfig(l: Layout, pki: Pki, name: string, user: string): Promise<string> {
   const cert = await ensureClientCert(pki, name, user);
   const kubeconfig = path.join(l.dir, `${name}.kubeconfig`);
   writeKubeconfig(kubeconfig, apiServerURL, pki, cert, user);

@@ -292,6 +292,8 @@ export async function startAgent(
     `--node-ip=${hostAddress(localDir, host, cluster.kubelet)}`,
     `--lease-namespace=${systemNamespace}`,
     `--probe-image=${imageRef('counter')}`,
+    // Containers resolve Services by name, as Pods do.
+    ...(cluster.dns ? [`--cluster-dns=${cluster.dns.ip}`, `--cluster-domain=${cluster.dns.domain}`] : []),
     ...extraArgs,
   ];
   await ensureRunning(

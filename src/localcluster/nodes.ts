@@ -17,6 +17,8 @@ import { containerdConfig, removeLeftovers, type HostLayout, type HostOnNode } f
 import { type Pki, ensureClientCert, writeKubeconfig } from './pki.js';
 import { livePid, run, startDaemon, stopPid, waitFor } from './proc.js';
 import { cleanUpRuntime } from './runtime.js';
+import { clusterDomain } from './dns.js';
+import { ensureLoopbackBridge, inClusterDns, kubeletPorts } from './network.js';
 
 /** Where things are on a kubelet node, as the chart's defaults name them (charts/gantry/values.yaml). */
 export const nodePaths = {
@@ -58,9 +60,6 @@ export function nodeLayout(h: HostLayout): NodeLayout {
     healthzPort: 10320 + h.index,
   };
 }
-
-/** The kubelets' ports, one per node (network.ts routes them from the node's address to loopback). */
-export const kubeletPorts = { first: 10300, last: 10319 };
 
 /** The whole pod network, for kube-proxy's --cluster-cidr. */
 export const clusterPodCIDR = '10.244.0.0/16';
@@ -181,23 +180,9 @@ function cniConfig(n: NodeLayout): string {
   );
 }
 
-/**
- * The pod bridge, made before the CNI plugin would make it, so that pods may reach the apiserver
- * on this machine's loopback through the `kubernetes` Service (see network.ts): packets arriving
- * on the bridge for 127.0.0.1 are dropped unless route_localnet allows them.
- */
+/** The pod bridge, before the CNI plugin would make it: pods reach the apiserver through the `kubernetes` Service. */
 async function ensureBridge(n: NodeLayout): Promise<void> {
-  const exists = await run('ip', ['link', 'show', n.bridge]).then(
-    () => true,
-    () => false,
-  );
-  if (!exists) {
-    await run('ip', ['link', 'add', n.bridge, 'type', 'bridge']);
-    // The CNI bridge plugin (isGateway) would give it the same address with the first pod.
-    await run('ip', ['addr', 'add', `${n.nodeIP}/24`, 'dev', n.bridge]);
-  }
-  await run('ip', ['link', 'set', n.bridge, 'up']);
-  fs.writeFileSync(`/proc/sys/net/ipv4/conf/${n.bridge}/route_localnet`, '1');
+  await ensureLoopbackBridge(n.bridge, `${n.nodeIP}/24`);
 }
 
 export interface NodeFiles {
@@ -264,7 +249,9 @@ function kubeletConfig(n: NodeLayout, pki: Pki, imageGc: KubeletImageGc): string
       cgroupsPerQOS: false,
       enforceNodeAllocatable: [],
       failSwapOn: false,
-      clusterDomain: 'cluster.local',
+      // Pods resolve Services through the cluster's DNS (dns.ts).
+      clusterDNS: [inClusterDns.ip],
+      clusterDomain,
       serializeImagePulls: false,
       imageGCHighThresholdPercent: imageGc.highPercent,
       imageGCLowThresholdPercent: imageGc.lowPercent,
@@ -294,14 +281,19 @@ export async function startKubelet(
   const name = n.host.name;
   const pidFile = path.join(f.pids, `kubelet-${name}.pid`);
   const logFile = path.join(f.logs, `kubelet-${name}.log`);
-  if (livePid(pidFile)) return;
-  const cert = await ensureClientCert(pki, `kubelet-${name}`, `system:node:${name}`, ['system:nodes']);
   const dir = path.join(n.kubeletDir, '..', 'kubelet-config');
+  const config = path.join(dir, 'config.json');
+  const wanted = kubeletConfig(n, pki, imageGc);
+  if (livePid(pidFile)) {
+    if (fs.existsSync(config) && fs.readFileSync(config, 'utf8') === wanted) return;
+    // Started with another configuration (an older checkout's): restarted with this one; its pods keep running.
+    await stopKubelet(n, f.pids);
+  }
+  const cert = await ensureClientCert(pki, `kubelet-${name}`, `system:node:${name}`, ['system:nodes']);
   fs.mkdirSync(dir, { recursive: true });
   const kubeconfig = path.join(dir, 'kubeconfig');
   writeKubeconfig(kubeconfig, apiServerURL, pki, cert, `system:node:${name}`);
-  const config = path.join(dir, 'config.json');
-  fs.writeFileSync(config, kubeletConfig(n, pki, imageGc));
+  fs.writeFileSync(config, wanted);
   const [cmd, args] = inNode(n, bins.kubelet, [
     `--config=${config}`,
     `--kubeconfig=${kubeconfig}`,

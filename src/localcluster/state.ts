@@ -40,6 +40,11 @@ export interface LocalCluster {
    * the pod itself): name images in Gantry objects this way.
    */
   clusterRegistry: string;
+  /**
+   * The cluster's DNS (CoreDNS behind the `kube-dns` Service) and its domain, as kubelets and
+   * agents are given them; absent in the description of a cluster brought up before it had one.
+   */
+  dns?: { ip: string; domain: string };
 }
 
 export function readLocalCluster(): LocalCluster | undefined {

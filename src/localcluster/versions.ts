@@ -10,6 +10,8 @@ export const versions = {
   // 2.3.x: its CRI checkpoints and restores; 2.4 removed restore through CreateContainer.
   containerd: '2.3.7',
   helm: '3.22.0',
+  // Cluster DNS: the version kubeadm installs with Kubernetes 1.34.
+  coredns: '1.12.1',
   criu: '4.2.1',
   // kapply: the apply-and-wait engine (kstatus) under Flux's kustomize-controller and Config Sync.
   cliUtils: '0.37.2',

@@ -11,6 +11,7 @@ import type { Container } from '../../src/api/v1alpha1/index.js';
 import { CriClient } from '../../src/cri/client.js';
 import { startGantry, stopGantry } from '../../src/localcluster/gantry.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
+import { getOnce } from '../support/http.js';
 import { eventually } from '../support/wait.js';
 import { WatchRecorder } from '../support/watch.js';
 
@@ -112,9 +113,9 @@ let clusterIP = '';
 
 /** One request through the Service's ClusterIP (kube-proxy's rules): the name of the replica that answered. */
 async function call(): Promise<string> {
-  const res = await fetch(`http://${clusterIP}/`, { signal: AbortSignal.timeout(5_000) });
-  assert.equal(res.status, 200, `${clusterIP} answered ${res.status} (server: ${res.headers.get('server')})`);
-  return (await res.text()).trim();
+  const res = await getOnce(`http://${clusterIP}/`, 5_000);
+  assert.equal(res.status, 200, `${clusterIP} answered ${res.status}: ${res.body}`);
+  return res.body;
 }
 
 /** Calls until every one of `cs` has answered (kube-proxy follows the slices within a moment). */

@@ -3,6 +3,10 @@
 // stops its process when asked, holds it until the migration ends and resumes it on a rollback;
 // the target waits for the checkpoint, fetches it and restores it, never starting from the image
 // (that would run the process twice). Each step is reported on the Migration (migration.ts).
+// Before the freeze the source drains: it reports itself not Ready, so the Services in front of it
+// withdraw its endpoint (the controller's EndpointSlices, then kube-proxy), and only once they
+// have had the drain's time to follow, and requests in flight to end, is it frozen. Its address
+// dies with the move: a request sent there after the freeze would fail.
 import fs from 'node:fs';
 import type { Container, ContainerSpec, Migration } from '../../api/v1alpha1/index.js';
 import type { ReconcileResult } from '../../kube/controller.js';
@@ -40,8 +44,13 @@ export type StepOutcome = ReconcileResult | void | 'continue';
 export class MigrationSteps {
   /** Checkpoint fetches, by Migration UID, resolving with the archive's size (background.ts). */
   private readonly fetches: BackgroundCalls<number>;
+  /** When each source began draining, by Migration UID (a restarted agent drains again). */
+  private readonly drains = new Map<string, number>();
 
-  constructor(private readonly deps: MigrationStepsDeps) {
+  constructor(
+    private readonly deps: MigrationStepsDeps,
+    private readonly opts: { drainMs: number },
+  ) {
     this.fetches = new BackgroundCalls(deps.enqueue);
   }
 
@@ -89,6 +98,8 @@ export class MigrationSteps {
     if (m.status?.phase === 'Checkpointing' && checkpointed?.status !== 'True') {
       if (checkpointed?.status === 'False') return 'continue'; // still running; the controller decides
       if (running) {
+        const draining = await this.drain(m, c, latest);
+        if (draining) return draining;
         const frozenAt = new Date();
         try {
           await cri.checkpointContainer({
@@ -103,6 +114,7 @@ export class MigrationSteps {
         // The dump leaves the process running; whatever it did from now on would be lost on the
         // target, so it stops at once (the window is the time this call takes).
         await cri.stopContainer({ containerId: latest.id, timeout: 0 });
+        this.drains.delete(m.metadata.uid!);
         recorder.event(
           c,
           'Normal',
@@ -138,6 +150,32 @@ export class MigrationSteps {
       latest,
       `Frozen for Migration ${m.metadata.name}: its checkpoint moves to ${target}`,
     );
+  }
+
+  /**
+   * Takes the source out of its Services before the freeze: not Ready (phase Migrating, reason
+   * Draining) for the drain's time, while it runs and serves what still reaches it. Resolves with
+   * when to look again, or undefined once drained.
+   */
+  private async drain(
+    m: Migration,
+    c: Container,
+    latest: RuntimeContainer,
+  ): Promise<ReconcileResult | undefined> {
+    if (this.opts.drainMs <= 0) return undefined;
+    const uid = m.metadata.uid!;
+    const since = this.drains.get(uid) ?? Date.now();
+    this.drains.set(uid, since);
+    if (c.status?.reason !== 'Draining') {
+      await this.hold(
+        c,
+        'Draining',
+        latest,
+        `Leaving its Services' endpoints before the checkpoint of Migration ${m.metadata.name}`,
+      );
+    }
+    const left = since + this.opts.drainMs - Date.now();
+    return left > 0 ? { requeueAfter: left } : undefined;
   }
 
   /**

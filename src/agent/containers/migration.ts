@@ -97,8 +97,17 @@ export interface MigrationSupportOptions {
   secretNamespace: string;
 }
 
+/**
+ * CRIU's options for Gantry's checkpoints. TCP connections open at the dump (a client's, a health
+ * check's) would fail it: they are left out and restored closed, since the address changes with the
+ * move and they could not go on anyway; connections not yet accepted are skipped.
+ */
+export const criuOptions = ['tcp-close', 'skip-in-flight'];
+
 export class MigrationSupport implements CheckpointSource {
   private readonly dir: string;
+  /** The CRIU configuration file the agent's containers name (runtimespec.ts criuConfigAnnotation). */
+  readonly criuConfig: string;
 
   constructor(
     private readonly opts: MigrationSupportOptions,
@@ -113,6 +122,8 @@ export class MigrationSupport implements CheckpointSource {
   ) {
     this.dir = path.join(opts.stateDir, 'checkpoints');
     fs.mkdirSync(this.dir, { recursive: true });
+    this.criuConfig = path.join(opts.stateDir, 'criu.conf');
+    fs.writeFileSync(this.criuConfig, criuOptions.map((o) => `${o}\n`).join(''));
   }
 
   /** This Container's part in a migration in progress, if any. */

@@ -28,6 +28,8 @@ import { Teardown } from './teardown.js';
 export interface ContainerReconcilerOptions extends RuntimeObjectsOptions {
   fieldManager: string;
   backoff: BackoffSettings;
+  /** How long a checkpoint migration's source is withdrawn from its Services before the freeze (migration-steps.ts). */
+  migrationDrainMs?: number;
 }
 
 export interface ContainerReconcilerDeps extends RuntimeObjectsDeps {
@@ -57,7 +59,7 @@ export class ContainerReconciler implements Reconciler {
     this.teardown = new Teardown(opts, { ...deps, status: this.status });
     const shared = { ...deps, runtime: this.runtime, status: this.status };
     this.lifecycle = new ContainerLifecycle(opts.backoff, shared);
-    this.migrationSteps = new MigrationSteps(shared);
+    this.migrationSteps = new MigrationSteps(shared, { drainMs: opts.migrationDrainMs ?? 0 });
   }
 
   async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {

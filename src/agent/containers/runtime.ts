@@ -17,7 +17,13 @@ import {
 } from '../../cri/client.js';
 import { type ImagePuller, PullError } from '../pull.js';
 import type { PullAuth } from '../pullsecrets.js';
-import { type ContainerIdentity, containerConfig, labels, sandboxConfig } from '../runtimespec.js';
+import {
+  type ClusterDns,
+  type ContainerIdentity,
+  containerConfig,
+  labels,
+  sandboxConfig,
+} from '../runtimespec.js';
 
 /** Label on a runtime container: the restart back-off step it was started with. */
 export const backoffStepLabel = 'gantry.dev/backoff-step';
@@ -38,6 +44,9 @@ export interface RuntimeObjectsOptions {
   cgroupParent?: string;
   /** The Host's address, where hostPorts are published. */
   nodeIP?: string;
+  clusterDns?: ClusterDns;
+  /** CRIU's options for the checkpoints of these containers (migration.ts criuConfig). */
+  criuConfig?: string;
 }
 
 export interface RuntimeObjectsDeps {
@@ -158,6 +167,7 @@ export class RuntimeObjects {
     const sbConfig = sandboxConfig(id, spec, {
       logRoot: this.opts.logRoot,
       cgroupParent: this.opts.cgroupParent,
+      clusterDns: this.opts.clusterDns,
       attempt: sandbox?.metadata?.attempt ?? state.nextSandboxAttempt,
       nodeIP: this.opts.nodeIP,
     });
@@ -170,7 +180,7 @@ export class RuntimeObjects {
     }
     // Older attempts only take space; the latest exited one stays until the new one exists.
     const previous = state.attempts.filter((rc) => rc.podSandboxId === sandbox!.id);
-    const config = containerConfig(id, spec, { image, attempt });
+    const config = containerConfig(id, spec, { image, attempt, criuConfig: this.opts.criuConfig });
     config.labels = { ...config.labels, [backoffStepLabel]: String(backoffStep) };
     let containerId: string;
     try {

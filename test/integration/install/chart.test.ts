@@ -611,6 +611,19 @@ describe('Helm chart charts/gantry', () => {
     );
   });
 
+  it("gives the agent the cluster's DNS for its containers only when agent.clusterDNS is set", async () => {
+    const agent = async (values: Record<string, unknown>) =>
+      podSpec(find(await parseObjects(await render(values)), 'DaemonSet')).containers[0]!;
+    const byDefault = await agent({});
+    assert.ok(
+      !byDefault.args.some((a: string) => a.startsWith('--cluster-')),
+      `by default containers keep their node's resolv.conf: ${byDefault.args.join(' ')}`,
+    );
+    const withDns = await agent({ agent: { clusterDNS: '10.96.0.10' } });
+    for (const arg of ['--cluster-dns=10.96.0.10', '--cluster-domain=cluster.local'])
+      assert.ok(withDns.args.includes(arg), `agent args lack ${arg}: ${withDns.args.join(' ')}`);
+  });
+
   it("opens the agents' transfer port to the agents' pods alone, and metrics and probes to metricsFrom (NetworkPolicy)", async () => {
     const objects = await parseObjects(await render());
     const ds = find(objects, 'DaemonSet', `${release}-agent`);
@@ -756,6 +769,8 @@ describe('Helm chart charts/gantry', () => {
       ['a caBundle in the values', { subresources: { apiService: { caBundle: 'LS0t' } } }],
       ['stream port out of range', { agent: { streamPort: 70000 } }],
       ['stream port as a string', { agent: { streamPort: '9444' } }],
+      ['cluster DNS by name', { agent: { clusterDNS: 'kube-dns.kube-system' } }],
+      ['cluster domain with a trailing dot', { agent: { clusterDomain: 'cluster.local.' } }],
     ];
     for (const [why, values] of bad) {
       const r = await templateChart({ release, namespace: ns, values });
@@ -770,6 +785,7 @@ describe('Helm chart charts/gantry', () => {
       { subresources: { enabled: false } },
       { subresources: { replicas: 1, podDisruptionBudget: { minAvailable: 0 } } },
       { agent: { streamPort: 10250 } },
+      { agent: { clusterDNS: 'fd00:10:96::a', clusterDomain: 'corp.example' } },
     ];
     for (const values of good) {
       const r = await templateChart({ release, namespace: ns, values });

@@ -225,6 +225,8 @@ export interface AgentSetup {
   transferToken?: string;
   /** Another agent's runtime and cache: this one is that agent restarted (nothing else kept). */
   restartOf?: { runtime: TestRuntime; cache: Store<Container> };
+  /** A checkpoint migration's source drains this long before its freeze (default: not at all). */
+  migrationDrainMs?: number;
 }
 
 /** One agent on `host`, with every dependency of its Container reconciler in memory. */
@@ -268,6 +270,8 @@ export function agent(setup: AgentSetup = {}) {
       fieldManager: `gantry-agent/${host}`,
       logRoot: path.join(stateDir, 'logs'),
       backoff: setup.backoff ?? { initialMs: 10_000, maxMs: 300_000, resetAfterMs: 600_000 },
+      criuConfig: migrationSupport.criuConfig,
+      migrationDrainMs: setup.migrationDrainMs,
     },
     {
       cri,

@@ -94,6 +94,41 @@ describe('migration source', () => {
     assert.equal(a.api.status('app')?.containerID, containers[0]!.id);
   });
 
+  it("first leaves its Services' endpoints (not Ready) for the drain's time, serving on, then checkpoints", async () => {
+    const a = agent({ migrationDrainMs: 300 });
+    const rc = await a.run(container('app'));
+    assert.equal(a.api.status('app')?.conditions?.find((x) => x.type === 'Ready')?.status, 'True');
+    a.migrations.set(migration('Checkpointing', host, 'h2'));
+    const startedAt = Date.now();
+    const first = await a.reconcile('app');
+    assert.equal(a.runtime.calls.length, 0, 'not frozen yet');
+    const status = a.api.status('app');
+    assert.deepEqual(
+      [status?.phase, status?.reason, status?.conditions?.find((x) => x.type === 'Ready')?.status],
+      ['Migrating', 'Draining', 'False'],
+    );
+    assert.ok(first && first.requeueAfter! > 0 && first.requeueAfter! <= 300, JSON.stringify(first));
+    const { containers } = await a.runtime.held('app-uid');
+    assert.deepEqual(
+      containers.map((c) => c.state),
+      ['CONTAINER_RUNNING'],
+      'it runs on while it drains',
+    );
+
+    await a.reconcile('app');
+    assert.equal(a.runtime.calls.length, 0, 'a reconcile within the drain does not freeze it');
+    await new Promise((r) => setTimeout(r, startedAt + 300 - Date.now()));
+    await a.reconcile('app');
+    assert.deepEqual(
+      a.runtime.calls.map((x) => [x.method, x.id]),
+      [
+        ['CheckpointContainer', rc.id],
+        ['StopContainer', rc.id],
+      ],
+    );
+    assert.deepEqual(a.migrationsApi.conditions(), ['Checkpointed=True']);
+  });
+
   it('leaves the process running when the checkpoint fails, and says why', async () => {
     const a = agent();
     const rc = await a.run(container('app'));

@@ -44,3 +44,26 @@ test('container log rotation defaults to the kubelet defaults: 10Mi, 5 files, ev
   assert.equal(o.containerLogMonitorIntervalSeconds, 10);
   assert.equal(parseAgentOptions(['--container-log-max-size=64Ki']).containerLogMaxSize, 65536);
 });
+
+test('the cluster DNS flags go together, as the kubelet would be given them', () => {
+  const o = parseAgentOptions(['--cluster-dns=10.96.0.10', '--cluster-domain=cluster.local']);
+  assert.equal(o.clusterDns, '10.96.0.10');
+  assert.equal(o.clusterDomain, 'cluster.local');
+  assert.equal(parseAgentOptions([]).clusterDns, undefined, 'unset: containers keep their host resolv.conf');
+  assert.throws(
+    () => parseAgentOptions(['--cluster-dns=kube-dns', '--cluster-domain=cluster.local']),
+    /--cluster-dns: must be an IP address/,
+  );
+  assert.throws(
+    () => parseAgentOptions(['--cluster-dns=10.96.0.10']),
+    /--cluster-dns: give --cluster-dns and --cluster-domain together/,
+  );
+  assert.throws(
+    () => parseAgentOptions(['--cluster-domain=cluster.local']),
+    /--cluster-dns: give --cluster-dns and --cluster-domain together/,
+  );
+  assert.throws(
+    () => parseAgentOptions(['--cluster-dns=10.96.0.10', '--cluster-domain=Cluster_Local']),
+    /--cluster-domain: must be a DNS domain/,
+  );
+});

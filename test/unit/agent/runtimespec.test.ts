@@ -18,6 +18,21 @@ function spec(input: Record<string, unknown>) {
 
 const id = { namespace: 'shop', name: 'web', uid: 'u-1', labels: { 'gantry.dev/workload': 'front' } };
 
+test("a sandbox resolves names through the cluster's DNS as a Pod of its namespace does, when the agent is given it", () => {
+  const withDns = sandboxConfig(id, spec({}), {
+    logRoot: '/logs',
+    attempt: 0,
+    clusterDns: { server: '10.96.0.10', domain: 'cluster.local' },
+  });
+  assert.deepEqual(withDns.dnsConfig, {
+    servers: ['10.96.0.10'],
+    searches: ['shop.svc.cluster.local', 'svc.cluster.local', 'cluster.local'],
+    options: ['ndots:5'],
+  });
+  // Without: the runtime copies its host's resolv.conf, as before.
+  assert.equal(sandboxConfig(id, spec({}), { logRoot: '/logs', attempt: 0 }).dnsConfig, undefined);
+});
+
 test('cgroup settings follow the kubelet: shares from requests, quota from limits', () => {
   const r = linuxResources(
     spec({ resources: { requests: { cpu: '250m' }, limits: { cpu: '500m', memory: '64Mi' } } }),
@@ -48,6 +63,13 @@ test('runtime objects carry labels that tie them to the Container and its Worklo
   assert.deepEqual(c.envs, [{ key: 'A', value: '1' }]);
   assert.equal(c.labels?.[labels.specHash], specHash(spec({ env: [{ name: 'A', value: '1' }] })));
   assert.equal(c.linux?.securityContext?.namespaceOptions?.pid, 'CONTAINER');
+  // Its checkpoints take CRIU's options from the agent's file (tcp-close...), through runc.
+  const withCriu = containerConfig(id, spec({}), {
+    image: 'sha256:abc',
+    attempt: 0,
+    criuConfig: '/s/criu.conf',
+  });
+  assert.equal(withCriu.annotations?.['org.criu.config'], '/s/criu.conf');
 });
 
 test("publishes hostPorts on the Host's address, or on the hostIP a port names", () => {

@@ -2,6 +2,7 @@
 // Original file: src/cri/runtime.proto
 
 import type { PodSandboxMetadata as _runtime_v1_PodSandboxMetadata, PodSandboxMetadata__Output as _runtime_v1_PodSandboxMetadata__Output } from '../../runtime/v1/PodSandboxMetadata.js';
+import type { DNSConfig as _runtime_v1_DNSConfig, DNSConfig__Output as _runtime_v1_DNSConfig__Output } from '../../runtime/v1/DNSConfig.js';
 import type { PortMapping as _runtime_v1_PortMapping, PortMapping__Output as _runtime_v1_PortMapping__Output } from '../../runtime/v1/PortMapping.js';
 import type { LinuxPodSandboxConfig as _runtime_v1_LinuxPodSandboxConfig, LinuxPodSandboxConfig__Output as _runtime_v1_LinuxPodSandboxConfig__Output } from '../../runtime/v1/LinuxPodSandboxConfig.js';
 
@@ -12,6 +13,7 @@ export interface PodSandboxConfig {
    * Directory for the containers' logs; each container's log_path is relative to it.
    */
   'logDirectory'?: (string);
+  'dnsConfig'?: (_runtime_v1_DNSConfig | null);
   'portMappings'?: (_runtime_v1_PortMapping)[];
   'labels'?: ({[key: string]: string});
   'annotations'?: ({[key: string]: string});
@@ -25,6 +27,7 @@ export interface PodSandboxConfig__Output {
    * Directory for the containers' logs; each container's log_path is relative to it.
    */
   'logDirectory': (string);
+  'dnsConfig': (_runtime_v1_DNSConfig__Output | null);
   'portMappings': (_runtime_v1_PortMapping__Output)[];
   'labels': ({[key: string]: string});
   'annotations': ({[key: string]: string});
