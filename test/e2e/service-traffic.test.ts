@@ -379,7 +379,6 @@ describe("Service traffic to Gantry Containers, by ClusterIP and by the cluster'
       });
       const outcomes = await clients.stop();
       clients = undefined;
-      await exec(sick, ['touch', '/tmp/www/healthz']);
 
       const recorded = outcomes.slice(recordFrom);
       const failures = recorded.filter((o) => o.error);
@@ -397,6 +396,8 @@ describe("Service traffic to Gantry Containers, by ClusterIP and by the cluster'
       const ready = sick.status?.conditions?.find((c) => c.type === 'Ready');
       const sickNow = await getObject<Container>(['containers.gantry.dev', '-n', ns, sick.metadata.name!]);
       const notReady = sickNow?.status?.conditions?.find((c) => c.type === 'Ready');
+      // Healthy again only after its Ready condition was read: it turns True within a check.
+      await exec(sick, ['touch', '/tmp/www/healthz']);
       assert.equal(notReady?.status, 'False', `${sick.metadata.name} is not ready`);
       const boundMs = health.intervalSeconds * health.retries * 1000;
       const tookMs = withdrawn.receivedAt - failedAt;
