@@ -15,7 +15,7 @@ import { CriClient } from '../../src/cri/client.js';
 import { startGantry, stopGantry } from '../../src/localcluster/gantry.js';
 import { dnsRouted } from '../../src/localcluster/network.js';
 import { deleteTestNamespace, getObject, kubectlOk, localCluster } from '../support/cluster.js';
-import { getOnce } from '../support/http.js';
+import { getOnce, serveName } from '../support/http.js';
 import { eventually } from '../support/wait.js';
 import { WatchRecorder } from '../support/watch.js';
 
@@ -24,15 +24,6 @@ const [host1, host2] = cluster.hosts.map((h) => h.name) as [string, string];
 const cri = Object.fromEntries(cluster.hosts.map((h) => [h.name, new CriClient(h.criSocket)]));
 const ns = `e2e-traffic-${process.pid}`;
 const health = { intervalSeconds: 1, retries: 2 };
-
-// Each replica serves its own hostname (its Container's name), so an answer says who served it,
-// and /healthz while /tmp/www/healthz exists. Asked to stop, it serves 3 s more, as a server
-// behind a Kubernetes Service should: its endpoint is withdrawn at the same time, and kube-proxy
-// takes a moment to follow.
-const serveName = [
-  'mkdir -p /tmp/www && hostname > /tmp/www/index.html && touch /tmp/www/healthz',
-  'httpd -f -p 8080 -h /tmp/www & trap "sleep 3; kill $!; exit 0" TERM INT; wait',
-].join('\n');
 
 const template = (revision: string, labels: Record<string, string>) => ({
   metadata: { labels },

@@ -18,3 +18,14 @@ export function getOnce(url: string, timeoutMs: number): Promise<{ status: numbe
     req.on('error', reject);
   });
 }
+
+/**
+ * A replica's command (/bin/sh -c) for a Service's tests: it serves its own hostname (its
+ * Container's name) on 8080, so an answer says who served it, and /healthz while
+ * /tmp/www/healthz exists. Asked to stop, it serves 3 s more, as a server behind a Kubernetes
+ * Service should: its endpoint is withdrawn at the same time, and kube-proxy takes a moment to follow.
+ */
+export const serveName = [
+  'mkdir -p /tmp/www && hostname > /tmp/www/index.html && touch /tmp/www/healthz',
+  'httpd -f -p 8080 -h /tmp/www & trap "sleep 3; kill $!; exit 0" TERM INT; wait',
+].join('\n');
