@@ -1,7 +1,8 @@
 // Gantry's hosts: one containerd per host on this machine, each with its own socket, root,
-// state, runc root, CNI bridge and subnet (one containerd with several namespaces would not do:
-// CRI always uses the k8s.io namespace). On a kubelet node (nodes.ts) the same containerd runs
-// inside the node's mount namespace, beside the kubelet's own.
+// state and runc root (one containerd with several namespaces would not do: CRI always uses the
+// k8s.io namespace). A bare host has a CNI bridge and subnet of its own; on a kubelet node
+// (nodes.ts) the same containerd runs inside the node's mount namespace, beside the kubelet's
+// own, and joins the node's pod network.
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Binaries } from './binaries.js';
