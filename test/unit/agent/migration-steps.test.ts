@@ -99,8 +99,9 @@ describe('migration source', () => {
     const rc = await a.run(container('app'));
     assert.equal(a.api.status('app')?.conditions?.find((x) => x.type === 'Ready')?.status, 'True');
     a.migrations.set(migration('Checkpointing', host, 'h2'));
-    const startedAt = Date.now();
     const first = await a.reconcile('app');
+    // The drain began during that reconcile: by now at the latest (a busy machine may be slow).
+    const drainingBy = Date.now();
     assert.equal(a.runtime.calls.length, 0, 'not frozen yet');
     const status = a.api.status('app');
     assert.deepEqual(
@@ -117,7 +118,7 @@ describe('migration source', () => {
 
     await a.reconcile('app');
     assert.equal(a.runtime.calls.length, 0, 'a reconcile within the drain does not freeze it');
-    await new Promise((r) => setTimeout(r, startedAt + 300 - Date.now()));
+    await new Promise((r) => setTimeout(r, drainingBy + 300 + 10 - Date.now()));
     await a.reconcile('app');
     assert.deepEqual(
       a.runtime.calls.map((x) => [x.method, x.id]),
