@@ -278,7 +278,10 @@ describe("Service traffic to Gantry Containers, by ClusterIP and by the cluster'
   it('fails no request while the Workload scales 2 -> 6 -> 2, rolls out and has a replica migrated, and every replica answers; a replica failing its health check is withdrawn within interval x retries', async () => {
     assert.ok(client, 'the client container of the first test runs');
     for (const name of [host1, host2]) {
-      const cp = (await getObject<Host>(['hosts.gantry.dev', name]))?.status?.checkpoint;
+      // An agent restarted by before() reports its probe's verdict a moment after it starts.
+      const cp = await eventually(`Host ${name} to report whether it can checkpoint`, async () =>
+        (await getObject<Host>(['hosts.gantry.dev', name]))?.status?.checkpoint,
+      );
       assert.equal(
         cp?.supported,
         true,
