@@ -21,6 +21,9 @@ export interface Binaries {
   kapply: string;
   /** Directory holding criu; containerd 2.x finds criu on its PATH. */
   criuDir: string;
+  /** BuildKit's daemon (one per builder host) and client (the builder agent runs it). */
+  buildkitd: string;
+  buildctl: string;
   /** One directory with links to all of the above, for PATH in tests and scripts. */
   binDir: string;
 }
@@ -302,6 +305,8 @@ export async function ensureBinaries(progress: (line: string) => void): Promise<
     helm: path.join(componentDir('helm'), 'helm'),
     kapply: path.join(componentDir('cliUtils'), 'kapply'),
     criuDir: componentDir('criu'),
+    buildkitd: path.join(componentDir('buildkit'), 'buildkitd'),
+    buildctl: path.join(componentDir('buildkit'), 'buildctl'),
     binDir: path.join(cacheDir, 'bin'),
   };
   linkBinDir(bins);
@@ -323,6 +328,8 @@ function linkBinDir(b: Binaries): void {
     b.helm,
     b.kapply,
     path.join(b.criuDir, 'criu'),
+    b.buildkitd,
+    b.buildctl,
   ];
   for (const t of targets) {
     const link = path.join(b.binDir, path.basename(t));

@@ -5,6 +5,7 @@
 // for (same checkout, same flags); otherwise it is restarted with that one, and the reason printed.
 // None starts while Gantry runs installed in the cluster (Helm, the manifests): they would compete.
 // The aggregated API server is started the same way, in subresources.ts.
+import { builderHosts, buildkitLayout } from './buildkit.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -290,6 +291,12 @@ export async function startAgent(
     '--advertise-address=127.0.0.1',
     `--lease-namespace=${systemNamespace}`,
     `--probe-image=${imageRef('counter')}`,
+    ...(builderHosts.includes(host)
+      ? [
+          `--buildkit-socket=unix://${buildkitLayout(host).socket}`,
+          `--buildctl=${path.join(cluster.binDir, 'buildctl')}`,
+        ]
+      : []),
     ...extraArgs,
   ];
   await ensureRunning(

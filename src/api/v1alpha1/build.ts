@@ -5,7 +5,7 @@
 // inputs themselves (the context's files copied from the ConfigMap), so it is the record of what was
 // built and the agent needs no access to ConfigMaps. Immutable.
 import { z } from 'zod';
-import { conditions, observedGeneration } from './conditions.js';
+import { observedGeneration } from './conditions.js';
 import { dateTime, defineKind, labelMap, LocalObjectReferenceSchema, objectName } from './meta.js';
 import { DIGEST_PATTERN } from './imageref.js';
 import { ImageReferenceSchema } from './template.js';
@@ -151,8 +151,11 @@ export const BuildStatusSchema = z
       .optional()
       .describe('The Dockerfile step that failed, as BuildKit names it.'),
     logTail: z.string().max(16384).optional().describe('The last lines of the build output when it failed.'),
-    message: z.string().max(4096).optional().describe('Why the build failed, in one line.'),
-    conditions: conditions('Succeeded: the image was built and pushed'),
+    message: z
+      .string()
+      .max(4096)
+      .optional()
+      .describe('Why the build failed, in one line; or what a Pending build waits for.'),
   })
   .describe('Progress and result of the build, written by the agent of the builder Host.');
 
@@ -160,7 +163,7 @@ export const BuildKind = defineKind({
   kind: 'Build',
   plural: 'builds',
   singular: 'build',
-  shortNames: [],
+  shortNames: ['bld'],
   scope: 'Namespaced',
   description:
     "Build is one BuildKit run of an Image's build inputs on a builder Host (made by the Image controller; docker build and push).",
