@@ -91,6 +91,29 @@ export function pickBuilder(
   return fit[n % fit.length];
 }
 
+/**
+ * Builds kept per Image: the current one and the newest others, so that going back to recent
+ * inputs takes their digest again without a build, while the copies of old contexts do not pile up.
+ */
+export const buildHistoryLimit = 5;
+
+/** The Builds of one Image to delete: all but the current one and the newest others up to the limit. */
+export function buildsToPrune(
+  builds: readonly Build[],
+  current: string,
+  limit = buildHistoryLimit,
+): string[] {
+  const others = builds
+    .filter((b) => b.metadata.name !== current)
+    .sort((a, b) => {
+      const at = String(a.metadata.creationTimestamp ?? '');
+      const bt = String(b.metadata.creationTimestamp ?? '');
+      if (at !== bt) return at < bt ? 1 : -1;
+      return a.metadata.name! < b.metadata.name! ? 1 : -1;
+    });
+  return others.slice(Math.max(0, limit - 1)).map((b) => b.metadata.name!);
+}
+
 const maxMessage = 4096;
 
 /**

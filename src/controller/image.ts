@@ -53,6 +53,7 @@ import {
   buildInputs,
   buildName,
   buildResolution,
+  buildsToPrune,
   defaultBuilderSelector,
   type BuildInputs,
   inputsHash,
@@ -137,7 +138,7 @@ export interface ImageReconcilerOptions {
   builds: Cache<Build>;
   configMaps: Cache<V1ConfigMap>;
   api: Pick<CustomResourceClient<Image>, 'get' | 'applyStatus'>;
-  buildsApi: Pick<CustomResourceClient<Build>, 'create'>;
+  buildsApi: Pick<CustomResourceClient<Build>, 'create' | 'delete'>;
   /** undefined when the Secret does not exist. */
   readSecret: SecretReader;
   registry: Pick<RegistryClient, 'digest' | 'inspect'>;
@@ -182,6 +183,11 @@ export class ImageReconciler implements Reconciler {
     if (plan.ok && plan.build?.ok) await this.ensureBuild(live, plan.build, ctx);
     const resolution = plan.ok && plan.due ? await this.resolve(key, live, plan, ctx) : undefined;
     const status = this.status(live, plan, resolution);
+    const failed = getCondition(status.conditions, 'Resolved');
+    const before = getCondition(live.status?.conditions, 'Resolved');
+    if (failed?.reason === 'BuildFailed' && failed.message !== before?.message) {
+      this.opts.recorder.event(live, 'Warning', 'BuildFailed', 'Build', failed.message);
+    }
     await this.opts.api.applyStatus(splitKey(key), status, { fieldManager, live });
     return this.requeue(key, plan, status);
   }
@@ -233,6 +239,9 @@ export class ImageReconciler implements Reconciler {
   ): Promise<void> {
     if (!build.nodeName) return; // it exists
     const { name: imageName, namespace, uid } = image.metadata!;
+    const owned = this.opts.builds
+      .listByNamespace(namespace ?? '')
+      .filter((b) => b.metadata.ownerReferences?.some((r) => r.controller && r.uid === uid));
     try {
       await this.opts.buildsApi.create({
         apiVersion: 'gantry.dev/v1alpha1',
@@ -264,6 +273,10 @@ export class ImageReconciler implements Reconciler {
       );
     } catch (err) {
       if (!isConflict(err)) throw err; // 409: made already, by us before a restart or another leader
+    }
+    for (const name of buildsToPrune(owned, build.name)) {
+      await this.opts.buildsApi.delete({ namespace, name });
+      ctx.log.info('Old Build deleted', { build: name });
     }
   }
 

@@ -3,8 +3,14 @@
 // and the builder Host is a Ready, schedulable one the selector picks.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { parseSpec, type Host, type ImageSpecInput } from '../../../src/api/v1alpha1/index.js';
-import { buildInputs, buildName, inputsHash, pickBuilder } from '../../../src/controller/buildinputs.js';
+import { parseSpec, type Build, type Host, type ImageSpecInput } from '../../../src/api/v1alpha1/index.js';
+import {
+  buildInputs,
+  buildName,
+  buildsToPrune,
+  inputsHash,
+  pickBuilder,
+} from '../../../src/controller/buildinputs.js';
 
 function spec(input: ImageSpecInput) {
   const r = parseSpec('Image', input);
@@ -103,5 +109,17 @@ describe('pickBuilder', () => {
   it('follows the Image node selector, and finds none when nothing fits', () => {
     assert.equal(pickBuilder([host('a', { pool: 'ci' }), host('b', builder)], { pool: 'ci' }, 'x'), 'a');
     assert.equal(pickBuilder([host('a', {})], undefined, 'x'), undefined);
+  });
+});
+
+describe('buildsToPrune', () => {
+  const build = (name: string, minute: number) =>
+    ({ metadata: { name, creationTimestamp: new Date(Date.UTC(2026, 0, 1, 0, minute)) } }) as Build;
+
+  it('keeps the current Build and the newest others up to the limit', () => {
+    const builds = [build('a', 1), build('b', 2), build('c', 3), build('d', 4)];
+    assert.deepEqual(buildsToPrune(builds, 'a', 3), ['b']);
+    assert.deepEqual(buildsToPrune(builds, 'd', 3), ['a']);
+    assert.deepEqual(buildsToPrune(builds, 'd', 5), []);
   });
 });

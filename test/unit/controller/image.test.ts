@@ -81,6 +81,7 @@ let configMaps: Store<V1ConfigMap>;
 let hosts: Store<Host>;
 /** Builds created, in order; a second create of a name fails with 409 as the apiserver's does. */
 let created: Build[];
+let deleted: string[];
 
 const key = 'ns/web';
 
@@ -121,6 +122,7 @@ describe('ImageReconciler', () => {
     configMaps = new Store<V1ConfigMap>();
     hosts = new Store<Host>();
     created = [];
+    deleted = [];
     reconciler = new ImageReconciler({
       images: cache,
       hosts,
@@ -134,6 +136,10 @@ describe('ImageReconciler', () => {
           }
           created.push(b as Build);
           return b as Build;
+        },
+        delete: async (name) => {
+          deleted.push(name.name);
+          return builds.delete(joinKey(name)) !== undefined;
         },
       },
       readSecret: async (namespace, name) => secrets.get(`${namespace}/${name}`),
@@ -362,6 +368,28 @@ describe('ImageReconciler', () => {
       assert.match(resolved().message, /failed at \[2\/2\] RUN exit 3/);
       const stalled = getCondition(status().conditions, 'Stalled');
       assert.equal(stalled?.status, 'True');
+      assert.deepEqual(
+        events.map((e) => e.reason),
+        ['BuildCreated', 'BuildCreated', 'BuildFailed'],
+      );
+      await reconcile();
+      assert.equal(events.length, 3, 'the same failure is told once');
+    });
+
+    it('deletes the oldest Builds beyond the last five when it makes a new one', async () => {
+      userWrites(built());
+      for (let i = 0; i < 7; i++) {
+        setConfigMap(`FROM busybox\nRUN echo ${i}\n`);
+        await reconcile();
+        const b = created.at(-1)!;
+        builds.set({
+          ...b,
+          metadata: { ...b.metadata, creationTimestamp: new Date(Date.UTC(2026, 2, 1, 0, i)) },
+        });
+      }
+      assert.equal(created.length, 7);
+      assert.deepEqual(deleted, [created[0]!.metadata.name, created[1]!.metadata.name]);
+      assert.equal(builds.list().length, 5);
     });
 
     it('says so when no Host can build or the ConfigMap is missing', async () => {
