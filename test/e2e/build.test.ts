@@ -27,12 +27,16 @@ const agentArgs = ['--renew-interval-seconds=2', '--report-interval-seconds=5'];
 
 const apply = (manifest: object) => kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(manifest) });
 
-/** The Dockerfile of a version: the secret is used (its hash served), the greeting is served. */
+/**
+ * The Dockerfile of a version: the secret is used (its hash served), the greeting is served. The
+ * secret's step names this run (`: <run>`): BuildKit's cache key of a step leaves out the secrets it
+ * mounts, so an earlier run's step, with its earlier secret, would be taken from the layer cache.
+ */
 function dockerfile(version: string, extra = ''): string {
   return [
     `FROM ${cluster.images.web}`,
     'ARG GREETING',
-    'RUN --mount=type=secret,id=token sha256sum /run/secrets/token | cut -c1-64 > /www/token.sha256',
+    `RUN --mount=type=secret,id=token : ${ns}; sha256sum /run/secrets/token | cut -c1-64 > /www/token.sha256`,
     `RUN echo "$GREETING ${version}" > /www/index.html`,
     extra,
   ].join('\n');
