@@ -5,7 +5,9 @@
 // Dockerfile that fails leaves the Image Stalled with the failing line while the Workload keeps
 // its digest. A build secret used by a RUN step is in none of the pushed blobs (layers, config,
 // the registry cache's layers). A watch of Builds records one Build per distinct inputs: applying
-// the same spec again, and a controller restart, make none.
+// the same spec again, and a controller restart, make none. An agent killed during a build does
+// not run it a second time: the restarted agent waits for the buildctl still running and reports
+// its result (one attempt, the registry's digest).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
@@ -13,7 +15,15 @@ import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import type { Build, Container, Image } from '../../src/api/v1alpha1/index.js';
 import { buildkitLayout } from '../../src/localcluster/buildkit.js';
-import { startController, startGantry, stopController, stopGantry } from '../../src/localcluster/gantry.js';
+import {
+  agentStateDir,
+  startAgent,
+  startController,
+  startGantry,
+  stopAgent,
+  stopController,
+  stopGantry,
+} from '../../src/localcluster/gantry.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
 import { eventually } from '../support/wait.js';
 import { WatchRecorder } from '../support/watch.js';
@@ -266,6 +276,66 @@ describe(
         [v1.status!.build, v2.status!.build, failed.status!.build],
         'one Build per distinct inputs, each created once',
       );
+    });
+
+    it('finishes a build its agent was killed during, without running it again', async () => {
+      const slowTag = `${repository}:slow`;
+      await apply({
+        apiVersion: 'gantry.dev/v1alpha1',
+        kind: 'Image',
+        metadata: { name: 'slow', namespace: ns },
+        spec: {
+          image: slowTag,
+          nodeSelector: { 'gantry.dev/builder': 'true' },
+          build: {
+            context: {
+              files: {
+                Dockerfile: `FROM ${cluster.images.web}\nRUN sleep 8 && echo ${ns} > /www/index.html\n`,
+              },
+            },
+          },
+        },
+      });
+      const running = await eventually(
+        'the slow Build to run',
+        async () => {
+          const out = await kubectlOk([
+            'get',
+            'builds.gantry.dev',
+            '-n',
+            ns,
+            '-l',
+            'gantry.dev/image=slow',
+            '-o',
+            'json',
+          ]);
+          const [b] = (JSON.parse(out) as { items: Build[] }).items;
+          return b?.status?.phase === 'Running' ? b : undefined;
+        },
+        { timeoutMs: 60_000, intervalMs: 200 },
+      );
+      const pidFile = `${agentStateDir('host-1')}/builds/${running.metadata.uid}/buildctl.pid`;
+      const buildctl = Number(fs.readFileSync(pidFile, 'utf8'));
+      await stopAgent('host-1', 'SIGKILL');
+      assert.ok(fs.existsSync(`/proc/${buildctl}`), 'the buildctl outlives its agent');
+      await startAgent(cluster, 'host-1', agentArgs);
+
+      const done = await eventually(
+        'the slow Build to end',
+        async () => {
+          const b = await getObject<Build>(['builds.gantry.dev', '-n', ns, running.metadata.name!]);
+          return b?.status?.phase === 'Succeeded' || b?.status?.phase === 'Failed' ? b : undefined;
+        },
+        { timeoutMs: 120_000, intervalMs: 500 },
+      );
+      assert.equal(done.status?.phase, 'Succeeded', done.status?.message);
+      assert.equal(done.status?.attempts, 1, 'one run of buildctl');
+      assert.equal(done.status?.digest, await registryDigest(slowTag));
+      const slow = await eventually('the slow Image to take the digest', async () => {
+        const i = await getObject<Image>(['images.gantry.dev', '-n', ns, 'slow']);
+        return i?.status?.digest === done.status?.digest ? i : undefined;
+      });
+      assert.equal(slow.status?.build, running.metadata.name);
     });
   },
 );
