@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { Build, BuildStatus } from '../api/v1alpha1/index.js';
 import { realClock, sleep, type Clock } from '../kube/clock.js';
-import { metaTime } from '../kube/conditions.js';
+import { metaTime, progressOf, setCondition, setProgress } from '../kube/conditions.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
 import type { SecretReader } from '../kube/pullsecrets.js';
@@ -152,11 +152,26 @@ export class BuildRunner implements Reconciler {
   /** Applies `status` over what carries on from `previous` (start time, attempts); what was written. */
   private async report(build: Build, previous: BuildStatus, status: BuildStatus): Promise<BuildStatus> {
     const { name, namespace } = build.metadata;
+    const generation = build.metadata.generation;
+    const now = new Date(this.clock.now());
+    const ready = readyOf(status);
+    let conditions = setCondition(
+      previous.conditions,
+      { type: 'Ready', observedGeneration: generation, ...ready },
+      now,
+    );
+    conditions = setProgress(
+      conditions,
+      progressOf({ type: 'Ready', ...ready }, new Set(['BuildFailed'])),
+      generation,
+      now,
+    );
     const merged: BuildStatus = {
-      observedGeneration: build.metadata.generation,
+      observedGeneration: generation,
       ...(previous.startedAt && { startedAt: previous.startedAt }),
       ...(previous.attempts !== undefined && { attempts: previous.attempts }),
       ...status,
+      conditions,
     };
     await this.deps.api.applyStatus({ name: name!, namespace }, merged, {
       fieldManager: this.opts.fieldManager,
@@ -232,4 +247,22 @@ function result(outcome: Outcome, now: Date): BuildStatus {
     message: failure.message.slice(0, 4096),
     logTail: failure.logTail.slice(-16384),
   };
+}
+
+/** Ready from the phase: True once pushed; False while waiting or running, and (Stalled) once failed. */
+function readyOf(status: BuildStatus): { status: 'True' | 'False'; reason: string; message: string } {
+  switch (status.phase) {
+    case 'Succeeded':
+      return { status: 'True', reason: 'Built', message: `Pushed ${status.digest}` };
+    case 'Failed':
+      return {
+        status: 'False',
+        reason: 'BuildFailed',
+        message: [status.failedStep, status.message].filter(Boolean).join(': '),
+      };
+    case 'Running':
+      return { status: 'False', reason: 'Building', message: 'buildctl is running' };
+    default:
+      return { status: 'False', reason: 'Waiting', message: status.message ?? 'Not started yet' };
+  }
 }

@@ -5,7 +5,7 @@
 // inputs themselves (the context's files copied from the ConfigMap), so it is the record of what was
 // built and the agent needs no access to ConfigMaps. Immutable.
 import { z } from 'zod';
-import { observedGeneration } from './conditions.js';
+import { conditions, observedGeneration } from './conditions.js';
 import { dateTime, defineKind, labelMap, LocalObjectReferenceSchema, objectName } from './meta.js';
 import { DIGEST_PATTERN } from './imageref.js';
 import { ImageReferenceSchema } from './template.js';
@@ -156,6 +156,9 @@ export const BuildStatusSchema = z
       .max(4096)
       .optional()
       .describe('Why the build failed, in one line; or what a Pending build waits for.'),
+    conditions: conditions(
+      'Ready: built and pushed; Reconciling while it waits or runs; Stalled once it failed',
+    ),
   })
   .describe('Progress and result of the build, written by the agent of the builder Host.');
 

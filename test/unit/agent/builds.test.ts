@@ -112,6 +112,17 @@ describe('BuildRunner', () => {
     const last = writes.at(-1)!;
     assert.equal(last.digest, digest);
     assert.equal(last.attempts, 1);
+    assert.deepEqual(
+      last.conditions?.map((c) => [c.type, c.status, c.reason]),
+      [['Ready', 'True', 'Built']],
+    );
+    assert.deepEqual(
+      writes[0]!.conditions?.map((c) => [c.type, c.status, c.reason]),
+      [
+        ['Ready', 'False', 'Building'],
+        ['Reconciling', 'True', 'Building'],
+      ],
+    );
     assert.ok(last.startedAt && last.finishedAt);
     assert.equal(fs.readFileSync(runs, 'utf8'), 'run secret=s3cr3t\n');
     assert.deepEqual(fs.readdirSync(workDir), [], 'the run directory, secrets included, is removed');
@@ -127,6 +138,9 @@ describe('BuildRunner', () => {
     assert.equal(last.failedStep, '[2/2] RUN exit 3 (Dockerfile:2)');
     assert.match(last.message!, /exit code: 3/);
     assert.match(last.logTail!, /ERROR: process/);
+    const stalled = last.conditions?.find((c) => c.type === 'Stalled');
+    assert.equal(stalled?.status, 'True');
+    assert.match(stalled!.message, /^\[2\/2\] RUN exit 3 \(Dockerfile:2\): process/);
   });
 
   it('waits while a Secret is missing, as Pending, and runs nothing', async () => {
