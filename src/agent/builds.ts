@@ -18,6 +18,7 @@ import { realClock, sleep, type Clock } from '../kube/clock.js';
 import { metaTime, progressOf, setCondition, setProgress } from '../kube/conditions.js';
 import type { ReconcileContext, ReconcileResult, Reconciler } from '../kube/controller.js';
 import type { CustomResourceClient } from '../kube/customresource.js';
+import { isNotFound } from '../kube/errors.js';
 import type { SecretReader } from '../kube/pullsecrets.js';
 import type { Cache } from '../kube/store.js';
 import { buildctlArgs, metadataDigest, parseFailure, type BuildFiles } from './buildctl.js';
@@ -80,6 +81,7 @@ export class BuildRunner implements Reconciler {
     } else {
       const missing = await this.prepare(build, dir, files);
       if (missing) {
+        fs.rmSync(dir, { recursive: true, force: true }); // the secrets read so far
         await this.report(build, previous, { phase: 'Pending', message: missing });
         return { requeueAfter: 30_000 };
       }
@@ -91,8 +93,15 @@ export class BuildRunner implements Reconciler {
       ctx.log.info('Building', { build: key, image: build.spec.image });
       outcome = await this.run(build, files);
     }
-    await this.report(build, previous, result(outcome, new Date(this.clock.now())));
-    ctx.log.info('Build ended', { build: key, exitCode: outcome.exitCode });
+    // The secrets' files go first; the rest stays until the result is reported.
+    fs.rmSync(files.secretsDir, { recursive: true, force: true });
+    try {
+      await this.report(build, previous, result(outcome, new Date(this.clock.now())));
+      ctx.log.info('Build ended', { build: key, exitCode: outcome.exitCode });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+      ctx.log.info('Build deleted while it ran', { build: key }); // superseded, or its Image is gone
+    }
     fs.rmSync(dir, { recursive: true, force: true });
   }
 

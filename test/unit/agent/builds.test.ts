@@ -1,8 +1,8 @@
-// The agent's build runner with a stand-in buildctl (a shell script named buildctl, so the runner
-// recognises it by its command line): what it reports for a success and a failure, the build
-// secret written for buildctl and gone afterwards, a missing Secret reported as Pending, and after
-// an agent restart neither a second run beside a buildctl still running nor a run again of one
-// that ended before its status was written.
+// The agent's build runner with a stand-in buildctl (a shell script): what it reports for a
+// success and a failure, the build secret written for buildctl and gone afterwards, a missing
+// Secret reported as Pending, a Build deleted during its run leaving no files, and after an agent
+// restart neither a second run beside a buildctl still running (found by its PID and its command
+// line) nor a run again of one that ended before its status was written.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -143,12 +143,33 @@ describe('BuildRunner', () => {
     assert.match(stalled!.message, /^\[2\/2\] RUN exit 3 \(Dockerfile:2\): process/);
   });
 
+  it('removes its directory when the Build was deleted while it ran', async () => {
+    const deleting = new BuildRunner(
+      { fieldManager: 'gantry-agent/h1', buildkitAddress: 'unix:///x.sock', buildctl, workDir },
+      {
+        cache,
+        api: {
+          applyStatus: async (_name, status) => {
+            if ((status as BuildStatus).phase !== 'Running')
+              throw Object.assign(new Error('gone'), { code: 404 });
+            return cache.get('ns/app-0123456789')!;
+          },
+        },
+        readSecret: async (namespace, name) => secrets.get(`${namespace}/${name}`),
+      },
+    );
+    await deleting.reconcile('ns/app-0123456789', ctx);
+    assert.equal(runCount(), 1);
+    assert.deepEqual(fs.readdirSync(workDir), []);
+  });
+
   it('waits while a Secret is missing, as Pending, and runs nothing', async () => {
     secrets.clear();
     assert.deepEqual(await runner().reconcile('ns/app-0123456789', ctx), { requeueAfter: 30_000 });
     assert.equal(writes.at(-1)?.phase, 'Pending');
     assert.match(writes.at(-1)!.message!, /Secret ns\/creds does not exist/);
     assert.equal(runCount(), 0);
+    assert.deepEqual(fs.readdirSync(workDir), [], 'nothing of the run is left meanwhile');
   });
 
   it('after a restart, waits for the buildctl still running and takes its result instead of a second run', async () => {
