@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { V1Node } from '@kubernetes/client-node';
 import { resourceClient } from '../kube/resources.js';
 import {
+  type Build,
   type Container,
   type Host,
   type Image,
@@ -27,6 +28,7 @@ import { EventsV1Api } from '@kubernetes/client-node';
 import { ContainerReconciler } from './containers/reconciler.js';
 import { type AgentRuntime, CriClient, CriError } from '../cri/client.js';
 import { HealthMonitor } from './health.js';
+import { BuildRunner } from './builds.js';
 import { Fence } from './fence.js';
 import { HostReporter, machineCapacity } from './host.js';
 import { ImageGc } from './imagegc.js';
@@ -255,6 +257,29 @@ export function setUpAgent(
     watches: [watch(images), watch(hosts, () => images.cache.list().map((i) => objectKey(i)))],
   });
   enqueueImage = (key) => imageController.enqueue(key);
+  if (o.buildkitSocket) {
+    const buildsApi = resourceClient(client, 'Build');
+    const builds = manager.informer<Build>({
+      path: buildsApi.collectionPath(),
+      fieldSelector: `spec.nodeName=${host}`,
+    });
+    manager.controller({
+      name: 'agent-build',
+      kind: 'Build',
+      reconciler: new BuildRunner(
+        {
+          fieldManager,
+          buildkitAddress: o.buildkitSocket,
+          buildctl: o.buildctl,
+          workDir: path.join(o.stateDir, 'builds'),
+        },
+        { cache: builds.cache, api: buildsApi, readSecret },
+      ),
+      // A build holds its worker for its whole run.
+      workers: 2,
+      watches: [watch(builds)],
+    });
+  }
   // A spec change (cordon) shows in the next report; the Host's own status writes must not poke,
   // or each write would bring the next one (measured: about one a second per host, at rest).
   hosts.addEventHandler({

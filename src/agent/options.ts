@@ -37,6 +37,17 @@ export const AgentOptionsSchema = z
     streamBindAddress: z.string().optional(),
     /** The Secret (in the agents' Secret namespace) holding this endpoint's TLS identity. */
     streamTlsSecret: z.string().min(1),
+    /**
+     * BuildKit's daemon on this host (unix:///path/buildkitd.sock, or the path alone): the agent then
+     * runs the Builds bound to its Host with buildctl. Unset: it runs none.
+     */
+    buildkitSocket: z
+      .string()
+      .min(1)
+      .transform((s) => (s.includes('://') ? s : `unix://${s}`))
+      .optional(),
+    /** The buildctl program (BuildKit's client), found on PATH unless a path is given. */
+    buildctl: z.string().min(1),
     leaseNamespace: z.string().min(1),
     /** Where the controller keeps migrations' transfer tokens; unset: leaseNamespace. */
     transferSecretNamespace: z.string().min(1).optional(),
@@ -119,6 +130,8 @@ const defaults: Record<keyof AgentOptions, string | undefined> = {
   nodeIp: undefined,
   streamBindAddress: undefined,
   streamTlsSecret: 'gantry-agent-tls',
+  buildkitSocket: undefined,
+  buildctl: 'buildctl',
   leaseNamespace: 'gantry-system',
   transferSecretNamespace: undefined,
   leaseDurationSeconds: '40',

@@ -3,15 +3,20 @@
 //  - A digest reference needs no registry. A tag is resolved when first seen, when the spec
 //    changes, every refreshInterval, and after a failure with a backoff of 5 s doubling to 5 min.
 //    A failed refresh keeps the last good digest, so Hosts keep what works.
+//  - An Image with spec.build is not resolved but built: one Build per distinct inputs
+//    (buildinputs.ts), run by a builder Host's agent; its digest becomes the Image's once it
+//    succeeds, and a failed or running Build keeps the digest the Image had.
 //  - A reconcile that changes nothing reads only the caches. Registry calls and status writes go
 //    by a fresh read of the Image: the cache may not show our own last write yet, and acting on
 //    it would resolve twice or write an older digest back.
+import type { V1ConfigMap } from '@kubernetes/client-node';
 import {
   durationMillis,
   formatImageReference,
   parseImageReference,
   parseSpec,
   pinnedImageReference,
+  type Build,
   type Host,
   type Image,
   type ImageReference,
@@ -42,15 +47,33 @@ import {
   type Resolution,
 } from './imagestatus.js';
 import { RegistryClient, RegistryError } from './registry.js';
+import { isConflict } from '../kube/errors.js';
+import {
+  buildImageLabel,
+  buildInputs,
+  buildName,
+  buildResolution,
+  buildsToPrune,
+  defaultBuilderSelector,
+  type BuildInputs,
+  inputsHash,
+  pickBuilder,
+} from './buildinputs.js';
 
 export function setupImageController(ctx: ControllerContext): void {
   const api = resourceClient(ctx.client, 'Image');
   const images = ctx.manager.informer<Image>({ path: api.collectionPath() });
   const hosts = ctx.manager.informer<Host>({ path: resourceClient(ctx.client, 'Host').collectionPath() });
+  const buildsApi = resourceClient(ctx.client, 'Build');
+  const builds = ctx.manager.informer<Build>({ path: buildsApi.collectionPath() });
+  const configMaps = ctx.manager.informer<V1ConfigMap>({ path: '/api/v1/configmaps' });
   const reconciler = new ImageReconciler({
     images: images.cache,
     hosts: hosts.cache,
+    builds: builds.cache,
+    configMaps: configMaps.cache,
     api,
+    buildsApi,
     readSecret: secretReader(ctx.client),
     registry: new RegistryClient({
       insecureRegistries: ctx.options.insecureRegistries,
@@ -62,7 +85,20 @@ export function setupImageController(ctx: ControllerContext): void {
     name: 'image',
     kind: 'Image',
     reconciler,
-    watches: [watch(images), hostChanges(images, hosts)],
+    watches: [
+      watch(images),
+      hostChanges(images, hosts),
+      watch(builds, (b) => {
+        const image = b.metadata.labels?.[buildImageLabel];
+        return image ? [objectKey({ metadata: { namespace: b.metadata.namespace, name: image } })] : [];
+      }),
+      watch(configMaps, (cm) =>
+        images.cache
+          .listByNamespace(cm.metadata?.namespace ?? '')
+          .filter((i) => i.spec?.build?.context.configMap?.name === cm.metadata?.name)
+          .map((i) => objectKey(i)),
+      ),
+    ],
   });
 }
 
@@ -99,7 +135,10 @@ function hostChanges(images: Informer<Image>, hosts: Informer<Host>): Source {
 export interface ImageReconcilerOptions {
   images: Cache<Image>;
   hosts: Cache<Host>;
+  builds: Cache<Build>;
+  configMaps: Cache<V1ConfigMap>;
   api: Pick<CustomResourceClient<Image>, 'get' | 'applyStatus'>;
+  buildsApi: Pick<CustomResourceClient<Build>, 'create' | 'delete'>;
   /** undefined when the Secret does not exist. */
   readSecret: SecretReader;
   registry: Pick<RegistryClient, 'digest' | 'inspect'>;
@@ -107,8 +146,16 @@ export interface ImageReconcilerOptions {
   clock?: Clock;
 }
 
-/** The parsed spec and whether the registry must be asked now, or why the spec is unusable. */
-type Plan = { ok: true; spec: ImageSpec; ref: ImageReference; due: boolean } | { ok: false; error: string };
+/**
+ * The parsed spec and whether the registry must be asked now, or why the spec is unusable. A built
+ * image asks no registry: it has the Build of its current inputs instead, or why there is none.
+ */
+type Plan =
+  | { ok: true; spec: ImageSpec; ref: ImageReference; due: boolean; build?: BuildPlan }
+  | { ok: false; error: string };
+type BuildPlan =
+  | { ok: true; name: string; spec: BuildInputs; nodeName?: string }
+  | { ok: false; reason: string; message: string };
 
 export class ImageReconciler implements Reconciler {
   private readonly opts: ImageReconcilerOptions;
@@ -133,8 +180,14 @@ export class ImageReconciler implements Reconciler {
     const live = await this.opts.api.get(splitKey(key));
     if (!live) return this.forget(key);
     const plan = this.plan(key, live);
+    if (plan.ok && plan.build?.ok) await this.ensureBuild(live, plan.build, ctx);
     const resolution = plan.ok && plan.due ? await this.resolve(key, live, plan, ctx) : undefined;
     const status = this.status(live, plan, resolution);
+    const failed = getCondition(status.conditions, 'Resolved');
+    const before = getCondition(live.status?.conditions, 'Resolved');
+    if (failed?.reason === 'BuildFailed' && failed.message !== before?.message) {
+      this.opts.recorder.event(live, 'Warning', 'BuildFailed', 'Build', failed.message);
+    }
     await this.opts.api.applyStatus(splitKey(key), status, { fieldManager, live });
     return this.requeue(key, plan, status);
   }
@@ -144,7 +197,87 @@ export class ImageReconciler implements Reconciler {
     if (!parsed.ok) return { ok: false, error: parsed.error };
     const spec = parsed.value;
     const ref = parseImageReference(spec.image);
+    if (spec.build) return { ok: true, spec, ref, due: false, build: this.buildPlan(image, spec) };
     return { ok: true, spec, ref, due: this.resolutionDue(key, image, spec, ref) };
+  }
+
+  /** The Build of the Image's current inputs, and the builder Host a new one would go to. */
+  private buildPlan(image: Image, spec: ImageSpec): BuildPlan {
+    const namespace = image.metadata?.namespace ?? '';
+    const source = spec.build!.context.configMap?.name;
+    const configMap = source ? this.opts.configMaps.get(`${namespace}/${source}`) : undefined;
+    if (source && !configMap) {
+      return {
+        ok: false,
+        reason: 'ConfigMapNotFound',
+        message: `The build context's ConfigMap ${namespace}/${source} does not exist`,
+      };
+    }
+    const inputs = buildInputs(spec, configMap);
+    const name = buildName(image.metadata?.name ?? '', inputsHash(inputs));
+    if (this.opts.builds.get(`${namespace}/${name}`)) return { ok: true, name, spec: inputs };
+    const selector = spec.build!.nodeSelector;
+    const nodeName = pickBuilder(this.opts.hosts.list(), selector, name);
+    if (!nodeName) {
+      const labels = Object.entries(selector ?? defaultBuilderSelector)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',');
+      return {
+        ok: false,
+        reason: 'NoBuilder',
+        message: `No Ready, schedulable Host labelled ${labels} to build on (a builder needs buildkitd beside its agent)`,
+      };
+    }
+    return { ok: true, name, spec: inputs, nodeName };
+  }
+
+  /** Creates the Build unless it exists: the apiserver refuses a second one of the same name (inputs). */
+  private async ensureBuild(
+    image: Image,
+    build: Extract<BuildPlan, { ok: true }>,
+    ctx: ReconcileContext,
+  ): Promise<void> {
+    if (!build.nodeName) return; // it exists
+    const { name: imageName, namespace, uid } = image.metadata!;
+    const owned = this.opts.builds
+      .listByNamespace(namespace ?? '')
+      .filter((b) => b.metadata.ownerReferences?.some((r) => r.controller && r.uid === uid));
+    try {
+      await this.opts.buildsApi.create({
+        apiVersion: 'gantry.dev/v1alpha1',
+        kind: 'Build',
+        metadata: {
+          name: build.name,
+          namespace,
+          labels: { [buildImageLabel]: imageName! },
+          ownerReferences: [
+            {
+              apiVersion: 'gantry.dev/v1alpha1',
+              kind: 'Image',
+              name: imageName!,
+              uid: uid!,
+              controller: true,
+              blockOwnerDeletion: true,
+            },
+          ],
+        },
+        spec: { ...build.spec, nodeName: build.nodeName },
+      });
+      ctx.log.info('Build created', { build: build.name, host: build.nodeName });
+      this.opts.recorder.event(
+        image,
+        'Normal',
+        'BuildCreated',
+        'Build',
+        `Build ${build.name} of ${image.spec.image} on ${build.nodeName}`,
+      );
+    } catch (err) {
+      if (!isConflict(err)) throw err; // 409: made already, by us before a restart or another leader
+    }
+    for (const name of buildsToPrune(owned, build.name)) {
+      await this.opts.buildsApi.delete({ namespace, name });
+      ctx.log.info('Old Build deleted', { build: name });
+    }
   }
 
   private resolutionDue(key: string, image: Image, spec: ImageSpec, ref: ImageReference): boolean {
@@ -163,10 +296,27 @@ export class ImageReconciler implements Reconciler {
     const generation = image.metadata?.generation;
     const previous = image.status?.conditions;
     if (!plan.ok) return invalidImageStatus(generation, previous, plan.error, now);
-    const resolution = resolved ?? knownResolution(image, plan, now);
+    const resolution =
+      resolved ??
+      (plan.build ? this.builtResolution(image, plan.spec, plan.build) : knownResolution(image, plan, now));
     const target = { ...targetOf(image), digest: resolution.digest, resolvedImage: resolution.resolvedImage };
     const counts = aggregateHosts(target, this.opts.hosts.list());
-    return imageStatus(generation, previous, resolution, counts, now);
+    const status = imageStatus(generation, previous, resolution, counts, now);
+    return plan.build?.ok ? { ...status, build: plan.build.name } : status;
+  }
+
+  private builtResolution(image: Image, spec: ImageSpec, build: BuildPlan): Resolution {
+    const { digest, resolvedImage, lastResolvedTime, sizeBytes } = image.status ?? {};
+    const previous = { digest, resolvedImage, lastResolvedTime, sizeBytes };
+    if (!build.ok) {
+      const kept = digest ? `; still using ${resolvedImage}` : '';
+      return {
+        ...previous,
+        resolved: { status: 'False', reason: build.reason, message: build.message + kept },
+      };
+    }
+    const current = this.opts.builds.get(`${image.metadata?.namespace}/${build.name}`);
+    return buildResolution(spec, build.name, current, previous);
   }
 
   /** Asks the registry; a failure keeps the last good digest and schedules a retry. */
@@ -239,7 +389,9 @@ export class ImageReconciler implements Reconciler {
 
   /** When to look again: at the next refresh, or the next retry of a failure. */
   private requeue(key: string, plan: Plan, status: ImageStatus): ReconcileResult | undefined {
-    if (!plan.ok || plan.ref.digest) return undefined;
+    // A Host becoming a builder changes no Image's view of its Hosts: look again now and then.
+    if (plan.ok && plan.build && !plan.build.ok) return { requeueAfter: 30_000 };
+    if (!plan.ok || plan.ref.digest || plan.build) return undefined;
     const now = this.clock.now();
     const resolved = getCondition(status.conditions, 'Resolved');
     let at: number | undefined;

@@ -22,6 +22,9 @@ export interface Binaries {
   coredns: string;
   /** Directory holding criu; containerd 2.x finds criu on its PATH. */
   criuDir: string;
+  /** BuildKit's daemon (one per builder host) and client (the builder agent runs it). */
+  buildkitd: string;
+  buildctl: string;
   /** One directory with links to all of the above, for PATH in tests and scripts. */
   binDir: string;
 }
@@ -183,6 +186,33 @@ async function buildKrew(out: string): Promise<void> {
   });
 }
 
+/**
+ * BuildKit's daemon and client, built inside its own module (its go.mod has exclude directives,
+ * which `go install` and a wrapper module would not honour) with its version package stamped.
+ */
+async function buildBuildkit(out: string): Promise<void> {
+  const mod = 'github.com/moby/buildkit';
+  const log = logFile('buildkit');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'gantry-build-buildkit-'));
+  const info = JSON.parse(
+    await run('go', ['mod', 'download', '-json', `${mod}@v${versions.buildkit}`], { cwd: dir, env: goEnv }),
+  ) as { Dir: string };
+  await run(
+    'go',
+    [
+      'build',
+      '-trimpath',
+      `-ldflags=-s -w -X ${mod}/version.Version=v${versions.buildkit}`,
+      '-o',
+      out + '/',
+      './cmd/buildkitd',
+      './cmd/buildctl',
+    ],
+    { cwd: info.Dir, env: { ...goEnv, GOFLAGS: '-mod=readonly' }, logFile: log },
+  );
+  fs.rmSync(dir, { recursive: true, force: true });
+}
+
 /** CRIU's source comes from Debian's newer suite (its own apt config, leaving the system's alone). */
 async function buildCriu(out: string): Promise<void> {
   const log = logFile('criu');
@@ -239,6 +269,7 @@ const builds: Record<
   criu: { build: buildCriu, takes: 'about a minute' },
   cliUtils: { build: buildCliUtils, takes: 'about a minute' },
   krew: { build: buildKrew, takes: 'about a minute', onDemand: true },
+  buildkit: { build: buildBuildkit, takes: '3-6 minutes' },
 };
 
 /** Builds one component unless it is cached; its directory. */
@@ -285,6 +316,8 @@ export async function ensureBinaries(progress: (line: string) => void): Promise<
     kapply: path.join(componentDir('cliUtils'), 'kapply'),
     coredns: path.join(componentDir('coredns'), 'coredns'),
     criuDir: componentDir('criu'),
+    buildkitd: path.join(componentDir('buildkit'), 'buildkitd'),
+    buildctl: path.join(componentDir('buildkit'), 'buildctl'),
     binDir: path.join(cacheDir, 'bin'),
   };
   linkBinDir(bins);
@@ -307,6 +340,8 @@ function linkBinDir(b: Binaries): void {
     b.kapply,
     b.coredns,
     path.join(b.criuDir, 'criu'),
+    b.buildkitd,
+    b.buildctl,
   ];
   for (const t of targets) {
     const link = path.join(b.binDir, path.basename(t));

@@ -42,6 +42,7 @@ import {
 } from './nodes.js';
 import { cleanUpRuntime, probeCheckpoint, runtimeVersion } from './runtime.js';
 import { hostLayout, startHost, stopHost, writeRegistryHosts } from './hosts.js';
+import { builderHosts, builderLabel, startBuildkitd, stopBuildkitd } from './buildkit.js';
 import { ensureClientCert, ensurePki, writeKubeconfig } from './pki.js';
 import { ensureDebianPackages, requireGo, requireRoot } from './prerequisites.js';
 import { authRegistry, imageRef, pushTestImages, startRegistries } from './registry.js';
@@ -54,6 +55,7 @@ import {
   readLocalCluster,
   stateFile,
   systemNamespace,
+  type LocalHost,
 } from './state.js';
 import { versions } from './versions.js';
 
@@ -138,7 +140,7 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
       recordIpForward();
       writeRegistryHosts(layout.certsDir);
       const files = { ...layout, pauseImage: imageRef('pause') };
-      const started = [];
+      const started: LocalHost[] = [];
       for (let i = 1; i <= opts.hosts; i++) {
         const h = hostLayout(localDir, i);
         if (!kubelet) {
@@ -159,6 +161,9 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
       await ensureLoopbackServices(bridges);
       await reserveRegistryService();
       if (!kubelet) await registerNodes(started.map((h) => ({ name: h.name, podCIDR: h.podCIDR })));
+      for (const host of builderHosts.filter((b) => started.some((h) => h.name === b))) {
+        await startBuildkitd(host, bins, layout.logs);
+      }
       return started;
     },
   );
@@ -180,6 +185,8 @@ export async function up(opts: UpOptions): Promise<LocalCluster> {
       );
     });
   }
+
+  await labelBuilderNodes(hosts.map((h) => h.name));
 
   const checkpoint = await steps.step('checkpoint/restore probe (CRIU through CRI)', async (note) => {
     const answer = await probeCheckpoint(
@@ -325,6 +332,17 @@ async function registerNodes(hosts: { name: string; podCIDR: string }[]): Promis
   }
 }
 
+/** The builder hosts' Nodes get gantry.dev/builder=true, which the controller copies to their Hosts. */
+async function labelBuilderNodes(hosts: string[]): Promise<void> {
+  const api = adminClient();
+  for (const name of builderHosts.filter((b) => hosts.includes(b))) {
+    await api.patchNode(
+      { name, body: { metadata: { labels: { [builderLabel.key]: builderLabel.value } } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+  }
+}
+
 async function createNamespace(name: string): Promise<void> {
   await adminClient()
     .createNamespace({ body: { metadata: { name } } })
@@ -414,6 +432,7 @@ export async function down(out: Progress = (l) => console.log(l)): Promise<void>
       }
       await stopHost(h, layout.pids);
     }
+    for (const host of builderHosts) await stopBuildkitd(host);
   });
   await steps.step('control plane and registry', async () => {
     const names = [

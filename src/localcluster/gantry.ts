@@ -5,6 +5,7 @@
 // for (same checkout, same flags); otherwise it is restarted with that one, and the reason printed.
 // None starts while Gantry runs installed in the cluster (Helm, the manifests): they would compete.
 // The aggregated API server is started the same way, in subresources.ts.
+import { builderHosts, buildkitLayout } from './buildkit.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -294,6 +295,12 @@ export async function startAgent(
     `--probe-image=${imageRef('counter')}`,
     // Containers resolve Services by name, as Pods do.
     ...(cluster.dns ? [`--cluster-dns=${cluster.dns.ip}`, `--cluster-domain=${cluster.dns.domain}`] : []),
+    ...(builderHosts.includes(host)
+      ? [
+          `--buildkit-socket=unix://${buildkitLayout(host).socket}`,
+          `--buildctl=${path.join(cluster.binDir, 'buildctl')}`,
+        ]
+      : []),
     ...extraArgs,
   ];
   await ensureRunning(

@@ -17,6 +17,8 @@ export const versions = {
   cliUtils: '0.37.2',
   // krew, kubectl's plugin manager: built on demand (ensureKrew), for the plugin's krew install test.
   krew: '0.4.3',
+  // BuildKit (buildkitd and buildctl): builds Image.spec.build on the local cluster's builder hosts.
+  buildkit: '0.34.2',
 } as const;
 
 export const cacheDir = process.env.GANTRY_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'gantry');

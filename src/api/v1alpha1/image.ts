@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { conditions, observedGeneration } from './conditions.js';
 import { dateTime, defineKind, labelMap, LocalObjectReferenceSchema, objectName } from './meta.js';
 import { ImageReferenceSchema } from './template.js';
+import { ImageBuildSchema } from './build.js';
 import { DIGEST_PATTERN } from './imageref.js';
 import { int32, int64, listMap, withRules } from './rules.js';
 
@@ -53,7 +54,25 @@ export const ImageSpecSchema = withRules(
       .boolean()
       .default(false)
       .describe("Protect the image from the runtime's image garbage collection on the selected hosts."),
+    build: ImageBuildSchema.optional().describe(
+      'Build the image from a Dockerfile on a builder Host and push it to spec.image (repository:tag); ' +
+        "rebuilt whenever these inputs or the ConfigMap's files change.",
+    ),
   }),
+  {
+    rule: "!has(self.build) || !self.image.contains('@')",
+    message: 'a built image is pushed to a tag: spec.image must be repository:tag, not a digest',
+    reason: 'FieldValueForbidden',
+    fieldPath: '.image',
+    check: (s) => s.build === undefined || !s.image.includes('@'),
+  },
+  {
+    rule: '!has(self.build) || !has(self.refreshInterval)',
+    message: 'refreshInterval has no meaning for a built image: it is rebuilt when its inputs change',
+    reason: 'FieldValueForbidden',
+    fieldPath: '.refreshInterval',
+    check: (s) => s.build === undefined || s.refreshInterval === undefined,
+  },
   {
     rule: "!has(self.refreshInterval) || !self.image.contains('@')",
     message: 'refreshInterval has no meaning for an image pinned by digest',
@@ -101,8 +120,11 @@ export const ImageStatusSchema = z
     )
       .optional()
       .describe('The last pull error of up to 10 failing Hosts.'),
+    build: objectName()
+      .optional()
+      .describe('The Build of the current inputs (spec.build), whose result the digest is once it succeeds.'),
     conditions: conditions(
-      'Resolved: the reference resolved to a digest; Ready: every desired Host holds it',
+      'Resolved: the reference resolved to a digest (for a built image: the newest Build succeeded); Ready: every desired Host holds it',
     ),
   })
   .describe('Resolved digest and how many Hosts hold it, written by the controller.');

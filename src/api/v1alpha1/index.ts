@@ -1,6 +1,7 @@
-// The gantry.dev/v1alpha1 API: the five kinds, their types, and safe parsing of objects read from the
+// The gantry.dev/v1alpha1 API: the six kinds, their types, and safe parsing of objects read from the
 // apiserver (a bad object becomes an error string for a condition, never an exception).
 import type { z } from 'zod';
+import { BuildKind } from './build.js';
 import { ContainerKind } from './container.js';
 import { HostKind } from './host.js';
 import { ImageKind } from './image.js';
@@ -8,6 +9,7 @@ import { MigrationKind } from './migration.js';
 import { transitionErrors, type TransitionRule } from './rules.js';
 import { WorkloadKind } from './workload.js';
 
+export * from './build.js';
 export * from './conditions.js';
 export * from './container.js';
 export * from './host.js';
@@ -30,6 +32,7 @@ export const kinds = {
   Workload: WorkloadKind,
   Host: HostKind,
   Migration: MigrationKind,
+  Build: BuildKind,
 } as const;
 
 export type KindName = keyof typeof kinds;

@@ -60,6 +60,7 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
   it('installs every CRD with its names, categories and Established condition', async () => {
     const out = await kubectlOk(['get', 'crd', '-l', 'app.kubernetes.io/part-of=gantry', '-o', 'name']);
     assert.deepEqual(out.trim().split('\n').sort(), [
+      'customresourcedefinition.apiextensions.k8s.io/builds.gantry.dev',
       'customresourcedefinition.apiextensions.k8s.io/containers.gantry.dev',
       'customresourcedefinition.apiextensions.k8s.io/hosts.gantry.dev',
       'customresourcedefinition.apiextensions.k8s.io/images.gantry.dev',
@@ -67,12 +68,12 @@ describe('gantry.dev/v1alpha1 on a real apiserver', () => {
       'customresourcedefinition.apiextensions.k8s.io/workloads.gantry.dev',
     ]);
     // Discovery lags behind CRD creation.
-    const resources = await eventually('discovery to list the 5 kinds', async () => {
+    const resources = await eventually('discovery to list the 6 kinds', async () => {
       const r = await kubectlOk(['api-resources', '--api-group=gantry.dev', '--no-headers']);
-      assert.equal(r.trim().split('\n').length, 5);
+      assert.equal(r.trim().split('\n').length, 6);
       return r;
     });
-    for (const short of ['img', 'ctr', 'wl', 'hst', 'mig'])
+    for (const short of ['img', 'ctr', 'wl', 'hst', 'mig', 'bld'])
       assert.match(resources, new RegExp(`\\b${short}\\b`));
   });
 

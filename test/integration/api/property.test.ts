@@ -284,6 +284,41 @@ const specs: Record<KindName, fc.Arbitrary<Record<string, unknown>>> = {
     },
     ['container'],
   ),
+  Build: some(
+    {
+      image,
+      context: some({
+        files: fc.dictionary(
+          mostly(
+            fc.constantFrom('Dockerfile', 'app/main.sh', '.dockerignore', '..x'),
+            '../x',
+            'a//b',
+            '.',
+          ) as fc.Arbitrary<string>,
+          fc.string({ maxLength: 8 }),
+          { maxKeys: 2 },
+        ),
+      }),
+      dockerfile: mostly(fc.constantFrom('Dockerfile', 'build/Dockerfile'), '../Dockerfile', '/Dockerfile'),
+      buildArgs: fc.dictionary(fc.constantFrom('VERSION', 'A'), fc.string({ maxLength: 8 }), { maxKeys: 2 }),
+      target: mostly(fc.constantFrom('build', 'final-1'), '-x', 'a b'),
+      secrets: fc.array(
+        some(
+          {
+            id: mostly(fc.constantFrom('token', 'npm.rc'), 'a b', ''),
+            secretKeyRef: some(
+              { name: mostly(fc.constantFrom('s'), 'S_1'), key: mostly(fc.constantFrom('k'), 'a b') },
+              ['name', 'key'],
+            ),
+          },
+          ['id', 'secretKeyRef'],
+        ),
+        { maxLength: 2 },
+      ),
+      nodeName: mostly(fc.constantFrom('host-1'), 'Host_1'),
+    },
+    ['image', 'context', 'nodeName'],
+  ),
 };
 
 /**

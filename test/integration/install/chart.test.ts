@@ -609,6 +609,29 @@ describe('Helm chart charts/gantry', () => {
       noGc.volumes?.map((v) => v.name),
       ['runtime', 'state'],
     );
+
+    // A builder (agent.buildkit.socket): buildkitd's socket directory and buildctl, and the flags.
+    const builder = podSpec(
+      find(
+        await parseObjects(await render({ agent: { buildkit: { socket: '/run/buildkit/buildkitd.sock' } } })),
+        'DaemonSet',
+      ),
+    );
+    assert.deepEqual(builder.volumes?.slice(2, 4), [
+      { name: 'buildkit', hostPath: { path: '/run/buildkit', type: 'Directory' } },
+      { name: 'buildctl', hostPath: { path: '/usr/local/bin/buildctl', type: 'File' } },
+    ]);
+    const agent = builder.containers[0]!;
+    assert.deepEqual(agent.volumeMounts?.slice(2, 4), [
+      { name: 'buildkit', mountPath: '/run/buildkit' },
+      { name: 'buildctl', mountPath: '/usr/local/bin/buildctl', readOnly: true },
+    ]);
+    for (const arg of [
+      '--buildkit-socket=unix:///run/buildkit/buildkitd.sock',
+      '--buildctl=/usr/local/bin/buildctl',
+    ])
+      assert.ok(agent.args.includes(arg), `agent args lack ${arg}`);
+    assert.ok(!c.args.some((a: string) => a.startsWith('--buildkit-socket')), 'no BuildKit by default');
   });
 
   it("gives the agent the cluster's DNS for its containers only when agent.clusterDNS is set", async () => {

@@ -209,7 +209,7 @@ async function waitGone(args: string[]): Promise<void> {
  */
 async function applyStatus(
   kubeconfig: string,
-  target: { kind: 'Host' | 'Container' | 'Migration'; name: string; namespace?: string },
+  target: { kind: 'Host' | 'Container' | 'Migration' | 'Build'; name: string; namespace?: string },
   status: object,
   dryRun = false,
 ): Promise<{ ok: boolean; message: string }> {
@@ -595,6 +595,8 @@ describe('RBAC and admission policy of the chart, with the real controller and a
       ['get', 'workloads.gantry.dev'],
       ['patch', 'images.gantry.dev'],
       ['create', 'migrations.gantry.dev'],
+      ['create', 'builds.gantry.dev'],
+      ['patch', 'builds.gantry.dev'],
       ['patch', 'nodes'],
       ['list', 'pods'],
       ['get', 'configmaps'],
@@ -766,6 +768,36 @@ describe('RBAC and admission policy of the chart, with the real controller and a
       await waitGone(['container', 'bound-here', '-n', appNs]);
     },
   );
+
+  step("refuses an agent's status writes to Builds bound to another host", async () => {
+    const build = (name: string, nodeName: string) => ({
+      apiVersion: 'gantry.dev/v1alpha1',
+      kind: 'Build',
+      metadata: { name, namespace: appNs },
+      spec: {
+        image: `${cluster.registry}/rbac/app:1`,
+        context: { files: { Dockerfile: 'FROM scratch' } },
+        nodeName,
+      },
+    });
+    await kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(build('built-elsewhere', elsewhere)) });
+    await kubectlOk(['apply', '-f', '-'], { input: JSON.stringify(build('built-here', host)) });
+    const other = await applyStatus(
+      kc.agent,
+      { kind: 'Build', name: 'built-elsewhere', namespace: appNs },
+      { phase: 'Running' },
+    );
+    assert.equal(other.ok, false);
+    assert.match(other.message, new RegExp(`may write only Builds bound to ${host}`));
+    const own = await applyStatus(
+      kc.agent,
+      { kind: 'Build', name: 'built-here', namespace: appNs },
+      { phase: 'Running' },
+      true,
+    );
+    assert.equal(own.ok, true, own.message);
+    await kubectlOk(['delete', 'builds.gantry.dev', 'built-elsewhere', 'built-here', '-n', appNs]);
+  });
 
   step("refuses an agent's writes to Migrations of other hosts, and to their hosts and phase", async () => {
     const migration = async (name: string, sourceHost: string, targetHost: string) => {

@@ -285,6 +285,43 @@ const ruleCases: RuleCase[] = [
   },
   {
     kind: 'Image',
+    message: 'a built image is pushed to a tag: spec.image must be repository:tag, not a digest',
+    valid: [{ image: 'reg/app:1', build: { context: { files: { Dockerfile: 'FROM scratch' } } } }],
+    invalid: [{ image: `reg/app@${DIGEST}`, build: { context: { files: { Dockerfile: 'FROM scratch' } } } }],
+  },
+  {
+    kind: 'Image',
+    message: 'refreshInterval has no meaning for a built image',
+    valid: [{ image: 'reg/app:1', build: { context: { configMap: { name: 'src' } } } }],
+    invalid: [
+      { image: 'reg/app:1', refreshInterval: '5m', build: { context: { configMap: { name: 'src' } } } },
+    ],
+  },
+  {
+    kind: 'Image',
+    message: 'context needs a configMap or files',
+    valid: [{ image: 'reg/app:1', build: { context: { configMap: { name: 'src' } }, dockerfile: 'a/Df' } }],
+    invalid: [{ image: 'reg/app:1', build: { context: {} } }],
+  },
+  {
+    kind: 'Image',
+    message: 'context file names must be relative paths without "." or ".." segments',
+    valid: [
+      {
+        image: 'reg/app:1',
+        build: { context: { files: { Dockerfile: '', 'app/.env': '', '..x/y': '', 'a/.b': '' } } },
+      },
+    ],
+    invalid: [
+      { image: 'reg/app:1', build: { context: { files: { '../x': '' } } } },
+      { image: 'reg/app:1', build: { context: { files: { '/etc/passwd': '' } } } },
+      { image: 'reg/app:1', build: { context: { files: { 'a/./b': '' } } } },
+      { image: 'reg/app:1', build: { context: { files: { 'a//b': '' } } } },
+      { image: 'reg/app:1', build: { context: { files: { 'a/..': '' } } } },
+    ],
+  },
+  {
+    kind: 'Image',
     message: 'refreshInterval must be at least 1m',
     valid: [
       { image: 'nginx', refreshInterval: '60s' },

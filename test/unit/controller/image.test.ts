@@ -4,8 +4,8 @@
 import assert from 'node:assert/strict';
 import { PassThrough } from 'node:stream';
 import { beforeEach, describe, it } from 'node:test';
-import type { V1Secret } from '@kubernetes/client-node';
-import type { Host, Image, ImageSpecInput } from '../../../src/api/v1alpha1/index.js';
+import type { V1ConfigMap, V1Secret } from '@kubernetes/client-node';
+import type { Build, Host, Image, ImageSpecInput } from '../../../src/api/v1alpha1/index.js';
 import { ImageReconciler } from '../../../src/controller/image.js';
 import type { Credentials } from '../../../src/kube/dockerconfig.js';
 import { RegistryError, type ManifestInfo } from '../../../src/controller/registry.js';
@@ -76,6 +76,12 @@ let registry: FakeRegistry;
 let events: { type: string; reason: string; note: string }[];
 let secrets: Map<string, V1Secret>;
 let reconciler: ImageReconciler;
+let builds: Store<Build>;
+let configMaps: Store<V1ConfigMap>;
+let hosts: Store<Host>;
+/** Builds created, in order; a second create of a name fails with 409 as the apiserver's does. */
+let created: Build[];
+let deleted: string[];
 
 const key = 'ns/web';
 
@@ -112,10 +118,30 @@ describe('ImageReconciler', () => {
     registry = new FakeRegistry();
     events = [];
     secrets = new Map();
+    builds = new Store<Build>();
+    configMaps = new Store<V1ConfigMap>();
+    hosts = new Store<Host>();
+    created = [];
+    deleted = [];
     reconciler = new ImageReconciler({
       images: cache,
-      hosts: new Store<Host>(),
+      hosts,
+      builds,
+      configMaps,
       api,
+      buildsApi: {
+        create: async (b) => {
+          if (created.some((c) => c.metadata.name === b.metadata.name)) {
+            throw Object.assign(new Error('AlreadyExists'), { code: 409 });
+          }
+          created.push(b as Build);
+          return b as Build;
+        },
+        delete: async (name) => {
+          deleted.push(name.name);
+          return builds.delete(joinKey(name)) !== undefined;
+        },
+      },
       readSecret: async (namespace, name) => secrets.get(`${namespace}/${name}`),
       registry: { digest: (r, c) => registry.head(r, c), inspect: (r, c) => registry.get(r, c) },
       recorder: { event: (_obj, type, reason, _action, note) => events.push({ type, reason, note }) },
@@ -260,5 +286,123 @@ describe('ImageReconciler', () => {
     await reconcile();
     assert.deepEqual(registry.calls[0]?.credentials, [{ username: 'u', password: 'p' }]);
     assert.equal(resolved().message, 'denied; pull secret ns/gone does not exist');
+  });
+
+  describe('a built image (spec.build)', () => {
+    const builder: Host = {
+      apiVersion: 'gantry.dev/v1alpha1',
+      kind: 'Host',
+      metadata: { name: 'host-1', labels: { 'gantry.dev/builder': 'true' } },
+      spec: {} as Host['spec'],
+      status: {
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'True',
+            reason: 'Ready',
+            message: '',
+            lastTransitionTime: '2026-03-01T00:00:00Z',
+          },
+        ],
+      } as Host['status'],
+    };
+    const built = (extra: object = {}) =>
+      image({
+        image: '127.0.0.1:5000/e2e/app:1',
+        build: { context: { configMap: { name: 'src' } }, ...extra },
+      });
+    const setConfigMap = (dockerfile: string) =>
+      configMaps.set({ metadata: { name: 'src', namespace: 'ns' }, data: { Dockerfile: dockerfile } });
+    /** The agent reports on the last Build created; the Build cache sees it. */
+    const agentReports = (status: Build['status']) => {
+      const b = created.at(-1)!;
+      builds.set({ ...b, status });
+    };
+
+    beforeEach(() => {
+      hosts.set(builder);
+      setConfigMap('FROM busybox\n');
+    });
+
+    it('creates one Build per inputs, bound to a builder Host, and never asks the registry', async () => {
+      userWrites(built());
+      await reconcile();
+      assert.equal(created.length, 1);
+      const b = created[0]!;
+      assert.match(b.metadata.name!, /^web-[0-9a-f]{10}$/);
+      assert.equal(b.spec.nodeName, 'host-1');
+      assert.deepEqual(b.spec.context.files, { Dockerfile: 'FROM busybox\n' });
+      assert.equal(b.metadata.ownerReferences?.[0]?.uid, 'u1');
+      assert.equal(status().build, b.metadata.name);
+      assert.equal(resolved().status, 'Unknown');
+      assert.equal(resolved().reason, 'Building');
+      builds.set(b);
+      await reconcile();
+      assert.equal(created.length, 1, 'the same inputs make no second Build');
+      assert.equal(registry.calls.length, 0);
+    });
+
+    it("takes the Build's digest once it succeeded, and keeps it while the next one fails", async () => {
+      userWrites(built());
+      await reconcile();
+      agentReports({ phase: 'Succeeded', digest: digest1, finishedAt: '2026-03-01T00:01:00Z' });
+      await reconcile();
+      assert.equal(status().digest, digest1);
+      assert.equal(status().resolvedImage, `127.0.0.1:5000/e2e/app@${digest1}`);
+      assert.equal(resolved().reason, 'Built');
+
+      setConfigMap('FROM busybox\nRUN exit 3\n');
+      await reconcile();
+      assert.equal(created.length, 2, 'new context files, new Build');
+      assert.notEqual(created[1]!.metadata.name, created[0]!.metadata.name);
+      agentReports({
+        phase: 'Failed',
+        failedStep: '[2/2] RUN exit 3',
+        message: 'process "/bin/sh -c exit 3" did not complete successfully: exit code: 3',
+        logTail: '#5 ERROR: exit code: 3',
+      });
+      await reconcile();
+      assert.equal(status().digest, digest1, 'the last good digest stays');
+      assert.equal(resolved().status, 'False');
+      assert.equal(resolved().reason, 'BuildFailed');
+      assert.match(resolved().message, /failed at \[2\/2\] RUN exit 3/);
+      const stalled = getCondition(status().conditions, 'Stalled');
+      assert.equal(stalled?.status, 'True');
+      assert.deepEqual(
+        events.map((e) => e.reason),
+        ['BuildCreated', 'BuildCreated', 'BuildFailed'],
+      );
+      await reconcile();
+      assert.equal(events.length, 3, 'the same failure is told once');
+    });
+
+    it('deletes the oldest Builds beyond the last five when it makes a new one', async () => {
+      userWrites(built());
+      for (let i = 0; i < 7; i++) {
+        setConfigMap(`FROM busybox\nRUN echo ${i}\n`);
+        await reconcile();
+        const b = created.at(-1)!;
+        builds.set({
+          ...b,
+          metadata: { ...b.metadata, creationTimestamp: new Date(Date.UTC(2026, 2, 1, 0, i)) },
+        });
+      }
+      assert.equal(created.length, 7);
+      assert.deepEqual(deleted, [created[0]!.metadata.name, created[1]!.metadata.name]);
+      assert.equal(builds.list().length, 5);
+    });
+
+    it('says so when no Host can build or the ConfigMap is missing', async () => {
+      hosts.delete('host-1');
+      userWrites(built());
+      assert.deepEqual(await reconcile(), { requeueAfter: 30_000 });
+      assert.equal(resolved().reason, 'NoBuilder');
+      assert.equal(created.length, 0);
+      configMaps.delete('ns/src');
+      hosts.set(builder);
+      await reconcile();
+      assert.equal(resolved().reason, 'ConfigMapNotFound');
+      assert.match(resolved().message, /ns\/src does not exist/);
+    });
   });
 });
