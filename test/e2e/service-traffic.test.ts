@@ -279,8 +279,9 @@ describe("Service traffic to Gantry Containers, by ClusterIP and by the cluster'
     assert.ok(client, 'the client container of the first test runs');
     for (const name of [host1, host2]) {
       // An agent restarted by before() reports its probe's verdict a moment after it starts.
-      const cp = await eventually(`Host ${name} to report whether it can checkpoint`, async () =>
-        (await getObject<Host>(['hosts.gantry.dev', name]))?.status?.checkpoint,
+      const cp = await eventually(
+        `Host ${name} to report whether it can checkpoint`,
+        async () => (await getObject<Host>(['hosts.gantry.dev', name]))?.status?.checkpoint,
       );
       assert.equal(
         cp?.supported,
