@@ -48,6 +48,12 @@ interface Outcome {
 
 export class BuildRunner implements Reconciler {
   private readonly clock: Clock;
+  /**
+   * UIDs of the Builds whose result this agent wrote and whose cache entry has not shown it yet:
+   * until the watch delivers it, the cache still says Running (our own earlier write), and taking
+   * that at its word would run the build again.
+   */
+  private readonly reported = new Set<string>();
 
   constructor(
     private readonly opts: BuildRunnerOptions,
@@ -59,12 +65,15 @@ export class BuildRunner implements Reconciler {
   async reconcile(key: string, ctx: ReconcileContext): Promise<ReconcileResult | void> {
     const build = this.deps.cache.get(key);
     if (!build) return;
-    const dir = path.join(this.opts.workDir, build.metadata.uid!);
+    const uid = build.metadata.uid!;
+    const dir = path.join(this.opts.workDir, uid);
     const phase = build.status?.phase;
     if (phase === 'Succeeded' || phase === 'Failed') {
+      this.reported.delete(uid);
       fs.rmSync(dir, { recursive: true, force: true });
       return;
     }
+    if (this.reported.has(uid)) return; // a stale cache entry: the result's watch event follows
     const files = runFiles(dir);
     let outcome: Outcome;
     let previous = build.status ?? {};
@@ -97,6 +106,7 @@ export class BuildRunner implements Reconciler {
     fs.rmSync(files.secretsDir, { recursive: true, force: true });
     try {
       await this.report(build, previous, result(outcome, new Date(this.clock.now())));
+      this.reported.add(uid);
       ctx.log.info('Build ended', { build: key, exitCode: outcome.exitCode });
     } catch (err) {
       if (!isNotFound(err)) throw err;

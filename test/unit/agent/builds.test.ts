@@ -2,7 +2,8 @@
 // success and a failure, the build secret written for buildctl and gone afterwards, a missing
 // Secret reported as Pending, a Build deleted during its run leaving no files, and after an agent
 // restart neither a second run beside a buildctl still running (found by its PID and its command
-// line) nor a run again of one that ended before its status was written.
+// line) nor a run again of one that ended before its status was written, nor a run again when the
+// cache lags behind the result's write.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -128,6 +129,25 @@ describe('BuildRunner', () => {
     assert.deepEqual(fs.readdirSync(workDir), [], 'the run directory, secrets included, is removed');
     await runner().reconcile('ns/app-0123456789', ctx);
     assert.equal(runCount(), 1, 'a finished Build is not run again');
+  });
+
+  it('does not run again when the cache still shows its own Running write after the result', async () => {
+    const r = runner();
+    let runningEntry: Build | undefined;
+    const apply = cache.set.bind(cache);
+    // The watch event of the Running write is the last one the cache has seen.
+    cache.set = (b: Build) => {
+      if (b.status?.phase === 'Running') runningEntry = structuredClone(b);
+      return apply(b.status?.phase === 'Running' || !runningEntry ? b : runningEntry);
+    };
+    await r.reconcile('ns/app-0123456789', ctx);
+    assert.equal(cache.get('ns/app-0123456789')?.status?.phase, 'Running');
+    await r.reconcile('ns/app-0123456789', ctx);
+    assert.equal(runCount(), 1, 'one run, though the cache said Running after it ended');
+    assert.deepEqual(
+      writes.map((w) => w.phase),
+      ['Running', 'Succeeded'],
+    );
   });
 
   it('reports the failing step, the error and the last lines', async () => {
