@@ -29,11 +29,11 @@ export type BuildInputs = Omit<BuildSpec, 'nodeName'>;
 /** The Build's inputs: the options as given, and the context's files (inline ones win over the ConfigMap's). */
 export function buildInputs(spec: ImageSpec, configMap: ContextSource | undefined): BuildInputs {
   const build = spec.build!;
-  const inline = build.context.files ?? {};
-  const binary = Object.fromEntries(
-    Object.entries(configMap?.binaryData ?? {}).filter(([name]) => !(name in inline)),
-  );
-  const files = { ...configMap?.data, ...inline };
+  const inline = { ...build.context.files, ...build.context.binaryFiles };
+  const notInline = (entries: Record<string, string> = {}) =>
+    Object.fromEntries(Object.entries(entries).filter(([name]) => !(name in inline)));
+  const files = { ...notInline(configMap?.data), ...build.context.files };
+  const binary = { ...notInline(configMap?.binaryData), ...build.context.binaryFiles };
   return {
     image: spec.image,
     context: {

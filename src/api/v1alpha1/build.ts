@@ -90,6 +90,9 @@ export const ImageBuildSchema = withRules(
         files: contextFiles(
           "Files given inline, by relative path; they win over the ConfigMap's of the same name.",
         ).optional(),
+        binaryFiles: contextFiles(
+          "Binary files given inline, by relative path, base64-encoded (kubectl gantry build sends what is not UTF-8 text this way); they win over the ConfigMap's of the same name.",
+        ).optional(),
       })
       .describe('The build context: the files the Dockerfile sees.'),
     ...buildOptions,
@@ -98,10 +101,21 @@ export const ImageBuildSchema = withRules(
       .describe('Labels of the Hosts that may build; unset: Hosts labelled gantry.dev/builder=true.'),
   }),
   {
-    rule: 'has(self.context.configMap) || has(self.context.files)',
-    message: 'context needs a configMap or files',
+    rule: 'has(self.context.configMap) || has(self.context.files) || has(self.context.binaryFiles)',
+    message: 'context needs a configMap, files or binaryFiles',
     fieldPath: '.context',
-    check: (b) => b.context.configMap !== undefined || b.context.files !== undefined,
+    check: (b) =>
+      b.context.configMap !== undefined ||
+      b.context.files !== undefined ||
+      b.context.binaryFiles !== undefined,
+  },
+  {
+    rule: '!has(self.context.files) || !has(self.context.binaryFiles) || self.context.binaryFiles.all(k, !(k in self.context.files))',
+    message: 'a context file is given once: in files or in binaryFiles, not both',
+    fieldPath: '.context',
+    check: (b) =>
+      !b.context.binaryFiles ||
+      Object.keys(b.context.binaryFiles).every((k) => !(k in (b.context.files ?? {}))),
   },
 ).describe('Build the image from a Dockerfile on a builder Host and push it to spec.image.');
 

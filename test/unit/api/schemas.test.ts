@@ -299,9 +299,20 @@ const ruleCases: RuleCase[] = [
   },
   {
     kind: 'Image',
-    message: 'context needs a configMap or files',
-    valid: [{ image: 'reg/app:1', build: { context: { configMap: { name: 'src' } }, dockerfile: 'a/Df' } }],
+    message: 'context needs a configMap, files or binaryFiles',
+    valid: [
+      { image: 'reg/app:1', build: { context: { configMap: { name: 'src' } }, dockerfile: 'a/Df' } },
+      { image: 'reg/app:1', build: { context: { binaryFiles: { Dockerfile: 'RlJPTQ==' } } } },
+    ],
     invalid: [{ image: 'reg/app:1', build: { context: {} } }],
+  },
+  {
+    kind: 'Image',
+    message: 'a context file is given once: in files or in binaryFiles, not both',
+    valid: [
+      { image: 'reg/app:1', build: { context: { files: { Dockerfile: '' }, binaryFiles: { a: 'AA==' } } } },
+    ],
+    invalid: [{ image: 'reg/app:1', build: { context: { files: { a: '' }, binaryFiles: { a: 'AA==' } } } }],
   },
   {
     kind: 'Image',

@@ -64,6 +64,26 @@ describe('build inputs', () => {
     });
   });
 
+  it("let inline binary files win over the ConfigMap's text and binary files of the same name", () => {
+    const inputs = buildInputs(
+      spec({
+        image: 'reg/app:1',
+        build: {
+          context: {
+            configMap: { name: 'src' },
+            files: { Dockerfile: 'B' },
+            binaryFiles: { 'lib/a.so': 'AAE=', logo: 'AgM=' },
+          },
+        },
+      }),
+      { data: { Dockerfile: 'A', logo: 'text' }, binaryData: { 'other.bin': 'AQ==' } },
+    );
+    assert.deepEqual(inputs.context, {
+      files: { Dockerfile: 'B' },
+      binaryFiles: { 'other.bin': 'AQ==', 'lib/a.so': 'AAE=', logo: 'AgM=' },
+    });
+  });
+
   it('name a Build <image>-<hash> within 253 characters', () => {
     assert.equal(buildName('app', '0123456789'), 'app-0123456789');
     const long = buildName(`${'a'.repeat(241)}-b`, '0123456789');
