@@ -2,7 +2,7 @@
 // apiserver (so `get`/`list` on containers decides who sees what); logs reads a Container's output
 // through Gantry's aggregated API (subresources.gantry.dev), where RBAC on containers/log decides.
 // exec is in exec.ts, top in top.ts, run, stop, start, inspect and rm in lifecycle.ts, images and
-// pull in images.ts, migrate in moves.ts.
+// pull in images.ts, build in build.ts, migrate in moves.ts.
 import type { Container } from '../api/v1alpha1/index.js';
 import { type Command, type Context, usageError } from './cli.js';
 import { CliError } from './client.js';
@@ -10,6 +10,7 @@ import { exec } from './exec.js';
 import { movedTo } from './follow.js';
 import { completion } from './completion.js';
 import { drain, uncordon } from './hosts.js';
+import { build } from './build.js';
 import { images, pull } from './images.js';
 import { inspect, rm, run, start, stop } from './lifecycle.js';
 import { migrate } from './moves.js';
@@ -153,6 +154,7 @@ export const commands: Command[] = [
   rm,
   images,
   pull,
+  build,
   migrate,
   drain,
   uncordon,

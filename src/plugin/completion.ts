@@ -133,7 +133,10 @@ export function usageArguments(usage: string): string[] {
   }
   const words = s.split(/\s+/).filter((w) => w !== '');
   const end = words.indexOf('--');
-  return (end >= 0 ? words.slice(0, end) : words).filter((w) => !w.startsWith('-') && !/^\.+$/.test(w));
+  // A required flag's value ("-t IMAGE") is not a positional argument.
+  return (end >= 0 ? words.slice(0, end) : words).filter(
+    (w, i, all) => !w.startsWith('-') && !/^\.+$/.test(w) && !all[i - 1]?.startsWith('-'),
+  );
 }
 
 function matching(candidates: string[], prefix: string): string[] {
@@ -214,6 +217,7 @@ export async function complete(words: string[], commands: Command[], sources: So
   if (kind === 'NAME' || kind === 'CONTAINER') values = await quietly(sources.containers(t.flags));
   else if (kind === 'HOST') values = await quietly(sources.hosts(t.flags));
   else if (kind.includes('|')) values = kind.split('|');
+  else if (kind === 'PATH') return { candidates: [], directive: directive.filterDirs };
   else return none;
   // A name already given to a command taking several is not offered again.
   if (arg.endsWith('...')) values = values.filter((v) => !t.positionals.includes(v));

@@ -134,6 +134,7 @@ describe('kubectl gantry completion', () => {
     );
     assert.deepEqual(usageArguments('[NAME] [-o wide]'), ['NAME']);
     assert.deepEqual(usageArguments('bash|zsh'), ['bash|zsh']);
+    assert.deepEqual(usageArguments('PATH -t IMAGE [-f DOCKERFILE] [--no-wait]'), ['PATH']);
   });
 
   it('the bash script passes the words typed and turns the answer into COMPREPLY, descriptions dropped', () => {
