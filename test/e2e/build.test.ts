@@ -1,18 +1,19 @@
 // An Image built from a Dockerfile in a ConfigMap by BuildKit on the local cluster's builder host
 // (host-1, buildkitd beside its agent), and a Workload following it (imageFrom): the Image's
 // digest is the one the registry serves for the tag, the replicas serve what the Dockerfile put
-// in, a changed Dockerfile is a new Build and a new digest the Workload rolls out to, and a
-// Dockerfile that fails leaves the Image Stalled with the failing line while the Workload keeps
-// its digest. A build secret used by a RUN step is in none of the pushed blobs (layers, config,
-// the registry cache's layers). A watch of Builds records one Build per distinct inputs: applying
-// the same spec again, and a controller restart, make none. An agent killed during a build does
-// not run it a second time: the restarted agent waits for the buildctl still running and reports
-// its result (one attempt, the registry's digest).
+// in, a changed Dockerfile is a new Build and a new digest the Workload rolls out to while a
+// client of its Service sees no request fail, and a Dockerfile that fails leaves the Image Stalled
+// with the failing line while the Workload keeps its digest. A build secret used by a RUN step is
+// in none of the pushed blobs (layers, config, the registry cache's layers). A watch of Builds
+// records one Build per distinct inputs: applying the same spec again, and a controller restart,
+// make none. An agent killed during a build does not run it a second time: the restarted agent
+// waits for the buildctl still running and reports its result (one attempt, the registry's digest).
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
+import type { V1Service } from '@kubernetes/client-node';
 import type { Build, Container, Image } from '../../src/api/v1alpha1/index.js';
 import { buildkitLayout } from '../../src/localcluster/buildkit.js';
 import {
@@ -25,6 +26,7 @@ import {
   stopGantry,
 } from '../../src/localcluster/gantry.js';
 import { getObject, kubectl, kubectlOk, localCluster } from '../support/cluster.js';
+import { getOnce } from '../support/http.js';
 import { eventually } from '../support/wait.js';
 import { WatchRecorder } from '../support/watch.js';
 
@@ -85,12 +87,55 @@ const workloadManifest = {
       metadata: { labels: { app: 'app' } },
       spec: {
         imageFrom: { name: 'app' },
-        ports: [{ containerPort: 8080 }],
+        // The image's httpd, serving 3 s past SIGTERM: the Service withdraws a replica as it stops.
+        command: ['/bin/sh', '-c', 'httpd -f -p 8080 -h /www & trap "sleep 3; kill $!; exit 0" TERM; wait'],
+        ports: [{ name: 'http', containerPort: 8080 }],
         healthCheck: { httpGet: { port: 8080 }, intervalSeconds: 1, timeoutSeconds: 1, retries: 2 },
       },
     },
   },
 };
+
+/** A Service in front of the Workload: Gantry writes its EndpointSlices, kube-proxy routes it. */
+const serviceManifest = {
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name: 'app', namespace: ns, labels: { 'gantry.dev/select-containers': 'true' } },
+  spec: { selector: { app: 'app' }, ports: [{ name: 'http', port: 80, targetPort: 'http' }] },
+};
+
+/** One request of the client: what answered, or why none did. */
+interface Outcome {
+  startedAt: number;
+  answer?: string;
+  error?: string;
+}
+
+/** Calls `url` without pause and without retries, one connection per request, until stopped. */
+function steadyClient(url: string): { outcomes: Outcome[]; stop: () => Promise<Outcome[]> } {
+  const outcomes: Outcome[] = [];
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      const startedAt = Date.now();
+      try {
+        const res = await getOnce(url, 5_000);
+        if (res.status !== 200) throw new Error(`HTTP ${res.status}: ${res.body}`);
+        outcomes.push({ startedAt, answer: res.body });
+      } catch (e) {
+        outcomes.push({ startedAt, error: (e as Error).message });
+      }
+    }
+  })();
+  return {
+    outcomes,
+    stop: async () => {
+      stopped = true;
+      await loop;
+      return outcomes;
+    },
+  };
+}
 
 const manifestTypes = [
   'application/vnd.oci.image.index.v1+json',
@@ -223,6 +268,15 @@ describe(
         assert.equal(await page(c), 'hello from v1');
         assert.equal(await page(c, 'token.sha256'), secretHash, 'the RUN step read the build secret');
       }
+      // A client of the Service from here on: no request may fail through the rollouts below.
+      await apply(serviceManifest);
+      const clusterIP = (await getObject<V1Service>(['service', '-n', ns, 'app']))!.spec!.clusterIP!;
+      const url = `http://${clusterIP}/`;
+      await eventually(
+        'the Service to answer',
+        async () => (await getOnce(url, 2_000).catch(() => undefined))?.status === 200,
+      );
+      const client = steadyClient(url);
 
       // The secret was usable in the RUN step and is in no blob pushed: the image's, or the cache's.
       for (const ref of [tag, `${repository}:buildcache`]) {
@@ -243,6 +297,10 @@ describe(
       assert.equal(v2.status!.digest, await registryDigest(tag));
       for (const c of await runningOnly(v2.status!.resolvedImage!))
         assert.equal(await page(c), 'hello from v2');
+      const rolledAt = Date.now();
+      await eventually('the Service to answer with v2', () =>
+        client.outcomes.some((o) => o.startedAt > rolledAt && o.answer === 'hello from v2'),
+      );
 
       await apply(configMap(dockerfile('v3', 'RUN echo broken; exit 3')));
       const failed = await eventually(
@@ -268,6 +326,19 @@ describe(
       // Nothing rolls out: the replicas still run v2's digest.
       for (const c of await runningOnly(v2.status!.resolvedImage!))
         assert.equal(await page(c), 'hello from v2');
+
+      const outcomes = await client.stop();
+      const failures = outcomes.filter((o) => o.error);
+      assert.deepEqual(failures, [], `of ${outcomes.length} requests through the rollout, these failed`);
+      const answers = outcomes.map((o) => o.answer);
+      const lastV1 = answers.lastIndexOf('hello from v1');
+      assert.ok(
+        answers.every((a, i) =>
+          i <= lastV1 ? a === 'hello from v1' || a === 'hello from v2' : a === 'hello from v2',
+        ),
+        `v1, then v2 once v1 stopped answering: ${[...new Set(answers)].join(', ')}`,
+      );
+      console.log(`rollout v1 -> v2 (and a failed v3 build): ${outcomes.length} requests, none failed`);
 
       const record = await builds.stop();
       const created = record.filter((e) => e.type === 'ADDED').map((e) => e.object.metadata.name);
