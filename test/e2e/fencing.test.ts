@@ -176,9 +176,8 @@ describe('a host cut off from the apiserver, with self-fencing', { timeout: 300_
 
     // What every host's containerd records, from before the cut until after the connection is back:
     // when each container started and finished, by the runtime's own clock (this machine's).
-    const recorder = await RuntimeRecorder.start(cri);
     const cutAt = BigInt(Date.now()) * 1_000_000n;
-    try {
+    const recorded = await RuntimeRecorder.during(cri, async () => {
       proxy.cut();
       const replaced = await eventually(
         'the 4 replicas to run on host-1',
@@ -205,11 +204,8 @@ describe('a host cut off from the apiserver, with self-fencing', { timeout: 300_
       });
       await new Promise((r) => setTimeout(r, 5000)); // time for a wrong restart to show
       assert.equal(await fencedGauge(), 0);
-    } catch (e) {
-      await recorder.cancel();
-      throw e;
-    }
-    const runs = (await recorder.stop()).filter((r) => r.labels[runtimeLabels.namespace] === ns);
+    });
+    const runs = recorded.runs.filter((r) => r.labels[runtimeLabels.namespace] === ns);
     const replicas = runs.filter((r) => (r.labels[runtimeLabels.name] ?? '').startsWith('web-'));
     const show = (list: RuntimeRun[]) =>
       list

@@ -133,28 +133,25 @@ describe('kubectl gantry stop and start', { timeout: 600_000 }, () => {
   it("stays stopped through an agent restart: its runtime starts nothing for it (the runtime's own events)", async () => {
     const c = await get('sleeper');
     const { host, cri } = criOf(c);
-    const recorder = await RuntimeRecorder.start({ [host]: cri });
     let runs;
     try {
-      await stopAgent(host);
-      await startAgent(cluster, host);
-      // A change to the spec that asks nothing of a stopped Container: once the restarted agent
-      // reports on it, it has looked at the Container and decided.
-      await kubectlOk([
-        'patch',
-        'containers.gantry.dev',
-        'sleeper',
-        '-n',
-        ns,
-        '--type=merge',
-        '-p',
-        '{"spec":{"stopGracePeriodSeconds":5}}',
-      ]);
-      await reported('sleeper', 'Stopped', 60_000);
-      runs = await recorder.stop();
-    } catch (e) {
-      await recorder.cancel();
-      throw e;
+      ({ runs } = await RuntimeRecorder.during({ [host]: cri }, async () => {
+        await stopAgent(host);
+        await startAgent(cluster, host);
+        // A change to the spec that asks nothing of a stopped Container: once the restarted agent
+        // reports on it, it has looked at the Container and decided.
+        await kubectlOk([
+          'patch',
+          'containers.gantry.dev',
+          'sleeper',
+          '-n',
+          ns,
+          '--type=merge',
+          '-p',
+          '{"spec":{"stopGracePeriodSeconds":5}}',
+        ]);
+        await reported('sleeper', 'Stopped', 60_000);
+      }));
     } finally {
       cri.close();
     }
@@ -282,11 +279,10 @@ describe('kubectl gantry stop and start', { timeout: 600_000 }, () => {
     // Set by hand (kubectl patch): the agent keeps it running and says why, and its runtime stops nothing.
     const c = await get(replica);
     const { host, cri } = criOf(c);
-    const recorder = await RuntimeRecorder.start({ [host]: cri });
     let runs;
     try {
-      await kubectlOk(
-        [
+      ({ runs } = await RuntimeRecorder.during({ [host]: cri }, async () => {
+        await kubectlOk([
           'patch',
           'containers.gantry.dev',
           replica,
@@ -295,18 +291,13 @@ describe('kubectl gantry stop and start', { timeout: 600_000 }, () => {
           '--type=merge',
           '-p',
           '{"spec":{"stopped":true}}',
-        ],
-        {},
-      );
-      const ignored = await reported(replica, 'Running', 60_000);
-      assert.match(
-        ignored.status?.message ?? '',
-        /^spec.stopped is ignored: this Container is a replica of Workload webs/,
-      );
-      runs = await recorder.stop();
-    } catch (e) {
-      await recorder.cancel();
-      throw e;
+        ]);
+        const ignored = await reported(replica, 'Running', 60_000);
+        assert.match(
+          ignored.status?.message ?? '',
+          /^spec.stopped is ignored: this Container is a replica of Workload webs/,
+        );
+      }));
     } finally {
       cri.close();
     }

@@ -143,15 +143,8 @@ async function eventsOf(names: string[]): Promise<string> {
 
 /** Nothing of the app's containers was created, started or stopped while `work` ran. */
 async function untouched(what: string, work: () => Promise<void>): Promise<void> {
-  const recorder = await RuntimeRecorder.start(cri);
   const began = BigInt(Date.now()) * 1_000_000n;
-  try {
-    await work();
-  } catch (e) {
-    await recorder.cancel(); // an open event stream would keep the test file's process alive
-    throw e;
-  }
-  const runs = appRuns(await recorder.stop());
+  const runs = appRuns((await RuntimeRecorder.during(cri, work)).runs);
   const changed = runs.filter(
     (r) =>
       (r.createdAt ?? 0n) > began ||

@@ -105,6 +105,25 @@ export class RuntimeRecorder {
     if (ev.containerEventType === 'CONTAINER_STARTED_EVENT') t.run.startedAt ??= ev.createdAt;
   }
 
+  /**
+   * Records the hosts' runtimes while `work` runs: its result and the record, complete once it is
+   * done. If `work` throws, the recording ends unread and the error goes on.
+   */
+  static async during<T>(
+    hosts: Record<string, CriClient>,
+    work: () => Promise<T>,
+  ): Promise<{ result: T; runs: RuntimeRun[] }> {
+    const recorder = await RuntimeRecorder.start(hosts);
+    let result: T;
+    try {
+      result = await work();
+    } catch (e) {
+      await recorder.cancel(); // an open event stream would keep the test's process alive
+      throw e;
+    }
+    return { result, runs: await recorder.stop() };
+  }
+
   /** Ends the recording without reading it (the work it watched failed): the streams close. */
   async cancel(): Promise<void> {
     this.abort.abort();

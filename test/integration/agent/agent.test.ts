@@ -287,9 +287,7 @@ describe('restarts are counted whatever removed the container', () => {
   test("a sandbox removed behind the agent's back: the next start counts, by the runtime's record", async () => {
     // What a kubelet sharing the runtime did: killed the containers (exit 137) and removed the
     // sandbox, the runtime's own record of the attempt with it.
-    const recorder = await RuntimeRecorder.start({ [host1]: cri[host1]! });
-    let last: Container;
-    try {
+    const { result: last, runs: all } = await RuntimeRecorder.during({ [host1]: cri[host1]! }, async () => {
       await apply('outside', { image: cluster.images.counter, nodeName: host1 });
       const first = await waitStatus('outside', 'Running', running);
       assert.equal(first.status?.restartCount, 0);
@@ -315,16 +313,13 @@ describe('restarts are counted whatever removed the container', () => {
       // Killed, then its sandbox removed while the agent handles the exit.
       await cri[host1]!.stopContainer({ containerId: second.status!.containerID!, timeout: 0 });
       await removeSandbox(second);
-      last = await waitStatus(
+      return waitStatus(
         'outside',
         'Running in a third sandbox',
         (s) => running(s) && s.sandboxID !== second.status!.sandboxID,
       );
-    } catch (e) {
-      await recorder.cancel();
-      throw e;
-    }
-    const runs = (await recorder.stop()).filter((r) => r.labels[labels.uid] === last.metadata.uid);
+    });
+    const runs = all.filter((r) => r.labels[labels.uid] === last.metadata.uid);
     const started = runs.filter((r) => r.startedAt !== undefined);
     assert.ok(started.length >= 3, `${started.length} starts recorded`);
     assert.equal(last.status?.restartCount, started.length - 1, 'every start after the first is counted');
@@ -430,9 +425,7 @@ describe('a tenant cannot stall a host', () => {
       ),
     );
     for (const n of stubborn) await waitStatus(n, 'Running', running);
-    const recorder = await RuntimeRecorder.start({ [host2]: cri[host2]! });
-    let runs;
-    try {
+    const { runs } = await RuntimeRecorder.during({ [host2]: cri[host2]! }, async () => {
       await kubectlOk(['delete', 'containers.gantry.dev', '-n', ns, ...stubborn, '--wait=false']);
       await apply('latecomer', { image: cluster.images.web, nodeName: host2 });
       await waitStatus('latecomer', 'Running', running);
@@ -444,11 +437,7 @@ describe('a tenant cannot stall a host', () => {
             .every((line) => !line.includes('stubborn-')),
         { timeoutMs: 90_000 },
       );
-      runs = await recorder.stop();
-    } catch (e) {
-      await recorder.cancel();
-      throw e;
-    }
+    });
     const named = (prefix: string) => runs.filter((r) => r.labels[labels.name]?.startsWith(prefix));
     const [late] = named('latecomer');
     assert.ok(late?.startedAt, 'the latecomer started');
@@ -467,9 +456,7 @@ describe('the agent restarts without running anything twice', () => {
     const names = Array.from({ length: 6 }, (_, i) => `burst-${i}`);
     // host-2's containerd records every container it creates from here on: a duplicate made and
     // removed again while the agent came back would not show in the end state, but shows here.
-    const recorder = await RuntimeRecorder.start({ [host2]: cri[host2]! });
-    let all: Container[];
-    try {
+    const recorded = await RuntimeRecorder.during({ [host2]: cri[host2]! }, async () => {
       await Promise.all(names.map((n) => apply(n, { image: cluster.images.web, nodeName: host2 })));
       // Mid-work: some created, some not.
       await eventually('a first burst container to be Running', async () => {
@@ -478,12 +465,10 @@ describe('the agent restarts without running anything twice', () => {
       });
       await stopAgent(host2, 'SIGKILL');
       await startAgent(cluster, host2, agentArgs);
-      all = await Promise.all(names.map((n) => waitStatus(n, 'Running after the restart', running)));
-    } catch (e) {
-      await recorder.cancel();
-      throw e;
-    }
-    const runs = (await recorder.stop()).filter((r) => r.labels[labels.namespace] === ns);
+      return Promise.all(names.map((n) => waitStatus(n, 'Running after the restart', running)));
+    });
+    const all = recorded.result;
+    const runs = recorded.runs.filter((r) => r.labels[labels.namespace] === ns);
     for (const c of all) {
       const mine = runs.filter((r) => r.labels[labels.uid] === c.metadata.uid);
       // A start cut short by the kill (its gRPC call cancelled) leaves a container that containerd
